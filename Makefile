@@ -1,0 +1,52 @@
+# One entry point. `make demo` sets everything up and runs the demo;
+# `make test` runs the tests (setting up first if needed).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+BUILD ?= build
+# Put the published checkpoints here (see README); without them demo weights are used.
+CHECKPOINTS ?= weights
+FLAVOUR ?= cpu
+REPOSITORY ?= $(BUILD)/repository/$(FLAVOUR)
+PYTEST_ARGS ?=
+
+REQUIREMENTS := requirements/server.txt requirements/facenet.txt requirements/dev.txt \
+	pyproject.toml client/pyproject.toml
+STAMP := $(VENV)/.installed
+
+.PHONY: setup export repository serve demo test test-fast clean
+
+setup: $(STAMP)
+
+$(STAMP): $(REQUIREMENTS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements/facenet.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e . -e ./client
+	touch $@
+
+# Checkpoints -> fixed checkpoints -> ONNX (+ parity report). Uses demo weights
+# (seeded, untrained) when $(CHECKPOINTS) does not hold the four published files.
+export: setup
+	$(BIN)/deepfake-export all --checkpoints $(CHECKPOINTS) --out $(BUILD) --demo-if-missing
+
+repository: export
+	$(BIN)/deepfake-export repository --flavour $(FLAVOUR) --artifacts $(BUILD) --out $(REPOSITORY)
+
+serve: repository
+	$(BIN)/python -m deepfake_serving.local_server --repository $(REPOSITORY)
+
+demo: repository
+	$(BIN)/python -m deepfake_serving.demo --repository $(REPOSITORY)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Unit tests only (no full-size models, no server).
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow and not integration" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(BUILD)

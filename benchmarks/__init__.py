@@ -1,0 +1,1 @@
+"""Load tests, the seed-style baseline and capacity planning."""

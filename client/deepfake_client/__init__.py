@@ -1,0 +1,1 @@
+"""Client SDK for the deepfake_detector ensemble."""

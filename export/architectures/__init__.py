@@ -1,0 +1,1 @@
+"""DeepfakeBench-exact network definitions of the four detectors."""

@@ -1,0 +1,1 @@
+"""Code run inside the Triton python-backend models, and the local server launcher."""
