@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Tensor names shared by every exported classifier (ONNX, TensorRT plan, Triton config).
-CLASSIFIER_INPUT = "FACES"  # UINT8 [N, H, W, 3], RGB aligned face crops
-CLASSIFIER_OUTPUT = "LOGITS"  # FP32 [N, 2], index 1 = fake
+from deepfake_serving.contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT  # noqa: F401
 
 DEEPFAKEBENCH_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 CLIP_MEAN_STD = (

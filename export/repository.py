@@ -1,0 +1,163 @@
+"""Assemble a servable Triton model repository of one flavour from the export outputs.
+
+    deepfake-export repository --flavour cpu --artifacts build --out build/repository/cpu
+
+Every config is generated (export/triton_config.py); python models are copied
+from model_repository/; model files (ONNX, plans) are hard-linked when possible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from deepfake_serving import contract
+from deepfake_serving.combiner import CombinerConfigError, CombinerSettings
+from export import triton_config
+from export.artifacts import ArtifactPaths, read_manifest
+from export.specs import CLASSIFIERS, ClassifierSpec
+
+SOURCES = Path(__file__).resolve().parent.parent / "model_repository"
+MARKER = "repository.json"  # written last; marks a directory this command may overwrite
+
+
+class RepositoryError(ValueError):
+    """The repository cannot be assembled as asked."""
+
+
+@dataclass(frozen=True)
+class RepositoryOptions:
+    flavour: str = "cpu"
+    weights: Mapping[str, float] = field(default_factory=lambda: {s.name: 1.0 for s in CLASSIFIERS})
+    threshold: float = 0.5
+    image_score: str = "max"
+    face_detector: Mapping[str, str] = field(default_factory=dict)  # overrides of detector parameters
+    ort_tensorrt: bool = False  # onnxruntime flavour: use the TensorRT execution provider
+
+
+def _place(source: Path, target: Path) -> None:
+    """Hard-link a large model file (no copy of 1.2 GB), or copy across filesystems."""
+    if not source.exists():
+        raise RepositoryError(f"missing export output {source}: run `deepfake-export all` first")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _write_model(out: Path, config, python_source: str | None = None) -> Path:
+    model_dir = out / config.name
+    version_dir = model_dir / "1"
+    version_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / "config.pbtxt").write_text(triton_config.render(config))
+    if python_source:
+        shutil.copy2(SOURCES / python_source / "1" / "model.py", version_dir / "model.py")
+    return version_dir
+
+
+def _classifier(out: Path, spec: ClassifierSpec, flavour: triton_config.Flavour, artifacts: ArtifactPaths,
+                options: RepositoryOptions) -> None:
+    runtime = flavour.classifier_runtime
+    parameters: dict[str, str] = {}
+    if runtime == triton_config.PYTHON_ONNX:
+        # Two cores shared by four classifiers: one onnxruntime thread each avoids oversubscription.
+        parameters["intra_op_threads"] = "1"
+    config = triton_config.classifier_config(spec, flavour, parameters)
+    if runtime == triton_config.ONNXRUNTIME and options.ort_tensorrt:
+        triton_config.add_ort_tensorrt_accelerator(config, cache_dir=f"/tmp/ort_trt_cache/{spec.name}")
+    python_source = {triton_config.PYTHON_ONNX: "onnx_classifier",
+                     triton_config.PYTORCH: "pytorch_classifier"}.get(runtime)
+    version_dir = _write_model(out, config, python_source)
+    if runtime in (triton_config.PYTHON_ONNX, triton_config.ONNXRUNTIME):
+        _place(artifacts.onnx(spec.name), version_dir / "model.onnx")
+    elif runtime == triton_config.TENSORRT:
+        _place(artifacts.plan(spec.name), version_dir / "model.plan")
+    else:
+        _place(artifacts.fixed_checkpoint(spec.name), version_dir / "model.safetensors")
+
+
+def assemble(artifacts_dir: Path, out: Path, options: RepositoryOptions = RepositoryOptions(),
+             classifiers: Sequence[ClassifierSpec] = CLASSIFIERS) -> Path:
+    if options.flavour not in triton_config.FLAVOURS:
+        raise RepositoryError(f"unknown flavour {options.flavour!r}; choose from {sorted(triton_config.FLAVOURS)}")
+    flavour = triton_config.FLAVOURS[options.flavour]
+    artifacts = ArtifactPaths(Path(artifacts_dir))
+    names = [spec.name for spec in classifiers]
+    manifests = {name: read_manifest(artifacts, name) for name in names}
+    untrained = frozenset(name for name, manifest in manifests.items() if manifest.get("untrained"))
+    try:
+        combiner = CombinerSettings(model_names=tuple(names), weights=dict(options.weights),
+                                    threshold=options.threshold, image_score=options.image_score,
+                                    untrained_models=untrained)
+    except CombinerConfigError as exc:
+        raise RepositoryError(f"refusing to build: {exc}") from None
+
+    detector_parameters = triton_config.face_detector_parameters(options.face_detector)
+    max_faces = int(detector_parameters["max_faces"])
+    if max_faces > flavour.classifier_max_batch_size:
+        raise RepositoryError(
+            f"max_faces={max_faces} exceeds the classifiers' max batch size {flavour.classifier_max_batch_size}"
+        )
+
+    out = Path(out)
+    if out.exists():
+        if not (out / MARKER).exists():
+            raise RepositoryError(f"{out} exists and was not built by this command; refusing to overwrite it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+
+    crop_sizes = tuple(dict.fromkeys(spec.input_size for spec in classifiers))
+    detector_parameters["crop_sizes"] = json.dumps(list(crop_sizes))
+    _write_model(out, triton_config.face_detector_config(flavour, crop_sizes, detector_parameters), "face_detector")
+    for spec in classifiers:
+        _classifier(out, spec, flavour, artifacts, options)
+    _write_model(out, triton_config.combiner_config(names, combiner.to_parameters()), "weighted_average")
+    _write_model(out, triton_config.ensemble_config(classifiers))
+
+    summary = {
+        "flavour": flavour.name,
+        "models": {name: {"untrained": name in untrained, "source_sha256": manifests[name].get("source_sha256")}
+                   for name in names},
+        "weights": dict(combiner.weights),
+        "threshold": combiner.threshold,
+        "image_score": combiner.image_score,
+    }
+    (out / MARKER).write_text(json.dumps(summary, indent=2) + "\n")
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--flavour", default="cpu", choices=sorted(triton_config.FLAVOURS))
+    parser.add_argument("--artifacts", type=Path, default=Path("build"), help="export output folder")
+    parser.add_argument("--out", type=Path, required=True, help="repository folder to write")
+    parser.add_argument("--weights", type=json.loads, help='JSON, e.g. \'{"xception": 1, "effort_clip": 2, ...}\'')
+    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--image-score", choices=["max", "mean"], default="max")
+    parser.add_argument("--max-faces", type=int, help="faces scored per image (default 8)")
+    parser.add_argument("--ort-tensorrt", action="store_true",
+                        help="onnxruntime flavour: run through the TensorRT execution provider (FP16)")
+
+
+def run(args: argparse.Namespace) -> int:
+    defaults = RepositoryOptions()
+    options = RepositoryOptions(
+        flavour=args.flavour,
+        weights=args.weights or defaults.weights,
+        threshold=args.threshold,
+        image_score=args.image_score,
+        face_detector={"max_faces": str(args.max_faces)} if args.max_faces else {},
+        ort_tensorrt=args.ort_tensorrt,
+    )
+    out = assemble(args.artifacts, args.out, options)
+    summary = json.loads((out / MARKER).read_text())
+    print(f"assembled the {summary['flavour']} repository in {out}")
+    untrained = [name for name, model in summary["models"].items() if model["untrained"]]
+    if untrained:
+        print(f"WARNING: untrained demo weights for {', '.join(untrained)}: scores are meaningless")
+    return 0

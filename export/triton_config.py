@@ -1,0 +1,175 @@
+"""Typed builders for every `config.pbtxt` of the repository.
+
+Configs are built as Triton's own protobuf messages (`ModelConfig` from
+tritonclient), so a misspelt field fails here instead of at server start, and
+the four near-identical classifier configs come from one function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from deepfake_serving import contract
+from deepfake_serving.contract import TensorSpec
+from export.specs import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, ClassifierSpec
+
+# How the classifiers run in each flavour of the repository (ARCHITECTURE.md §5).
+PYTHON_ONNX = "python_onnxruntime"  # python backend + onnxruntime (pip-installable Triton)
+ONNXRUNTIME = "onnxruntime"  # Triton's onnxruntime backend
+TENSORRT = "tensorrt"  # TensorRT FP16 plans
+PYTORCH = "pytorch"  # python backend + PyTorch FP16 on the GPU (no TensorRT at hand)
+
+
+@dataclass(frozen=True)
+class Flavour:
+    name: str
+    classifier_runtime: str
+    gpu: bool
+    classifier_max_batch_size: int  # must be >= the detector's max_faces
+    classifier_instances: int
+    face_detector_instances: int
+    max_queue_delay_us: int
+    max_queue_size: int  # requests waiting per classifier before new ones are rejected
+    queue_timeout_us: int  # 0 = wait as long as it takes
+    warmup: bool
+
+    @property
+    def instance_kind(self) -> int:
+        return mc.ModelInstanceGroup.KIND_GPU if self.gpu else mc.ModelInstanceGroup.KIND_CPU
+
+
+FLAVOURS: dict[str, Flavour] = {
+    f.name: f
+    for f in (
+        # CPU: ViT-L/14 takes ~1 s per face on 2 cores, so no queue timeout; batching
+        # still pays (onnxruntime is ~25% faster per face at batch 8 than at batch 1).
+        Flavour("cpu", PYTHON_ONNX, gpu=False, classifier_max_batch_size=16,
+                classifier_instances=1, face_detector_instances=2, max_queue_delay_us=5_000,
+                max_queue_size=512, queue_timeout_us=0, warmup=False),
+        Flavour("onnxruntime", ONNXRUNTIME, gpu=True, classifier_max_batch_size=64,
+                classifier_instances=1, face_detector_instances=2, max_queue_delay_us=1_000,
+                max_queue_size=1024, queue_timeout_us=2_000_000, warmup=True),
+        Flavour("tensorrt", TENSORRT, gpu=True, classifier_max_batch_size=64,
+                classifier_instances=2, face_detector_instances=4, max_queue_delay_us=1_000,
+                max_queue_size=1024, queue_timeout_us=2_000_000, warmup=True),
+        Flavour("pytorch", PYTORCH, gpu=True, classifier_max_batch_size=64,
+                classifier_instances=1, face_detector_instances=4, max_queue_delay_us=1_000,
+                max_queue_size=1024, queue_timeout_us=2_000_000, warmup=True),
+    )
+}
+
+
+def _add_tensors(repeated, tensors: Sequence[TensorSpec]) -> None:
+    for t in tensors:
+        repeated.add(name=t.name, data_type=mc.DataType.Value(f"TYPE_{t.dtype}"), dims=list(t.dims))
+
+
+def _set_parameters(config: mc.ModelConfig, parameters: Mapping[str, str]) -> None:
+    for key, value in parameters.items():
+        config.parameters[key].string_value = str(value)
+
+
+def face_detector_config(flavour: Flavour, crop_sizes: tuple[int, ...], parameters: Mapping[str, str]) -> mc.ModelConfig:
+    # max_batch_size 0: each request yields a variable number of faces, which the
+    # classifiers (batching models) receive as a batch of that many rows.
+    config = mc.ModelConfig(name=contract.FACE_DETECTOR_NAME, backend="python", max_batch_size=0)
+    _add_tensors(config.input, [contract.IMAGE])
+    _add_tensors(config.output, contract.detector_outputs(crop_sizes))
+    config.instance_group.add(kind=flavour.instance_kind, count=flavour.face_detector_instances)
+    _set_parameters(config, parameters)
+    return config
+
+
+def classifier_config(spec: ClassifierSpec, flavour: Flavour, parameters: Mapping[str, str]) -> mc.ModelConfig:
+    config = mc.ModelConfig(name=spec.name, max_batch_size=flavour.classifier_max_batch_size)
+    if flavour.classifier_runtime in (PYTHON_ONNX, PYTORCH):
+        config.backend = "python"
+    elif flavour.classifier_runtime == ONNXRUNTIME:
+        config.backend = "onnxruntime"
+    else:
+        config.platform = "tensorrt_plan"
+    crop = TensorSpec(CLASSIFIER_INPUT, "UINT8", (spec.input_size, spec.input_size, 3))
+    _add_tensors(config.input, [crop])
+    _add_tensors(config.output, [TensorSpec(CLASSIFIER_OUTPUT, "FP32", (2,))])
+
+    batching = config.dynamic_batching
+    batching.max_queue_delay_microseconds = flavour.max_queue_delay_us
+    policy = batching.default_queue_policy
+    policy.max_queue_size = flavour.max_queue_size
+    policy.timeout_action = mc.ModelQueuePolicy.REJECT
+    policy.default_timeout_microseconds = flavour.queue_timeout_us
+    config.instance_group.add(kind=flavour.instance_kind, count=flavour.classifier_instances)
+
+    if flavour.warmup:
+        # Not READY until a full batch has run: readiness probes then mean "fast".
+        for batch in sorted({1, flavour.classifier_max_batch_size}):
+            warmup = config.model_warmup.add(name=f"batch_{batch}", batch_size=batch, count=2)
+            warm_input = warmup.inputs[CLASSIFIER_INPUT]
+            warm_input.data_type = mc.TYPE_UINT8
+            warm_input.dims.extend(crop.dims)
+            warm_input.random_data = True
+    _set_parameters(config, parameters)
+    return config
+
+
+def add_ort_tensorrt_accelerator(config: mc.ModelConfig, cache_dir: str) -> None:
+    """onnxruntime backend: run through the TensorRT execution provider in FP16.
+
+    The engine cache matters: without it every load rebuilds the engines (minutes).
+    """
+    accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator.add(name="tensorrt")
+    accelerator.parameters.update({
+        "precision_mode": "FP16",
+        "max_workspace_size_bytes": str(4 << 30),
+        "trt_engine_cache_enable": "1",
+        "trt_engine_cache_path": cache_dir,
+    })
+
+
+def combiner_config(model_names: Sequence[str], parameters: Mapping[str, str]) -> mc.ModelConfig:
+    config = mc.ModelConfig(name=contract.COMBINER_NAME, backend="python", max_batch_size=0)
+    _add_tensors(config.input, [contract.NUM_FACES] + [contract.logits_tensor(m) for m in model_names])
+    _add_tensors(config.output, contract.combiner_outputs(len(model_names)))
+    # Pure NumPy: a CPU instance, no CUDA context, no GPU memory.
+    config.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=1)
+    _set_parameters(config, parameters)
+    return config
+
+
+def _step(model: str, inputs: Mapping[str, str], outputs: Mapping[str, str]):
+    step = mc.ModelEnsembling.Step(model_name=model, model_version=-1)
+    step.input_map.update(inputs)
+    step.output_map.update(outputs)
+    return step
+
+
+def ensemble_config(classifiers: Sequence[ClassifierSpec]) -> mc.ModelConfig:
+    names = [spec.name for spec in classifiers]
+    crop_sizes = tuple(dict.fromkeys(spec.input_size for spec in classifiers))
+    config = mc.ModelConfig(name=contract.ENSEMBLE_NAME, platform="ensemble", max_batch_size=0)
+    _add_tensors(config.input, [contract.IMAGE])
+    _add_tensors(config.output, contract.ensemble_outputs(len(names)))
+
+    detector_out = {t.name: t.name for t in contract.detector_outputs(crop_sizes)}
+    steps = [_step(contract.FACE_DETECTOR_NAME, {contract.IMAGE.name: contract.IMAGE.name}, detector_out)]
+    for spec in classifiers:
+        steps.append(_step(spec.name, {CLASSIFIER_INPUT: contract.crop_tensor(spec.input_size).name},
+                           {CLASSIFIER_OUTPUT: contract.logits_tensor(spec.name).name}))
+    combiner_in = {contract.NUM_FACES.name: contract.NUM_FACES.name}
+    combiner_in.update({contract.logits_tensor(n).name: contract.logits_tensor(n).name for n in names})
+    combiner_out = {t.name: t.name for t in contract.combiner_outputs(len(names))}
+    steps.append(_step(contract.COMBINER_NAME, combiner_in, combiner_out))
+    config.ensemble_scheduling.step.extend(steps)
+    return config
+
+
+def render(config: mc.ModelConfig) -> str:
+    return text_format.MessageToString(config)
+
+
+def parse(text: str) -> mc.ModelConfig:
+    return text_format.Parse(text, mc.ModelConfig())

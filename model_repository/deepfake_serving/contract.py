@@ -1,0 +1,65 @@
+"""Tensor names, types and shapes of the models, written once.
+
+The ensemble's public inputs/outputs are a fixed contract (ARCHITECTURE.md §3);
+the generated configs and the python models both read these tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ENSEMBLE_NAME = "deepfake_detector"
+FACE_DETECTOR_NAME = "face_detector"
+COMBINER_NAME = "weighted_average"
+
+# Every classifier (ONNX, TensorRT plan, Triton config) has one input and one output.
+CLASSIFIER_INPUT = "FACES"  # UINT8 [N, H, W, 3], RGB aligned face crops
+CLASSIFIER_OUTPUT = "LOGITS"  # FP32 [N, 2], index 1 = fake
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str  # Triton data type without the TYPE_ prefix: UINT8, FP32, INT32, BYTES, BOOL
+    dims: tuple[int, ...]
+
+
+def crop_tensor(size: int) -> TensorSpec:
+    """Aligned RGB face crops of one size; at least one (placeholder) row."""
+    return TensorSpec(f"FACES_{size}", "UINT8", (-1, size, size, 3))
+
+
+def logits_tensor(model_name: str) -> TensorSpec:
+    return TensorSpec(f"{model_name.upper()}_LOGITS", "FP32", (-1, 2))
+
+
+IMAGE = TensorSpec("IMAGE", "UINT8", (-1,))
+NUM_FACES = TensorSpec("NUM_FACES", "INT32", (1,))
+FACE_BOXES = TensorSpec("FACE_BOXES", "FP32", (-1, 4))
+FACE_SCORES = TensorSpec("FACE_SCORES", "FP32", (-1,))
+FACE_LANDMARKS = TensorSpec("FACE_LANDMARKS", "FP32", (-1, 5, 2))
+
+
+def combiner_outputs(num_models: int) -> tuple[TensorSpec, ...]:
+    return (
+        TensorSpec("LABEL", "BYTES", (1,)),
+        TensorSpec("FAKE_PROBABILITY", "FP32", (1,)),
+        TensorSpec("FACE_FAKE_PROBABILITY", "FP32", (-1,)),
+        TensorSpec("MODEL_FAKE_PROBABILITY", "FP32", (-1, num_models)),
+        TensorSpec("MODEL_NAMES", "BYTES", (num_models,)),
+        TensorSpec("MODEL_UNTRAINED", "BOOL", (num_models,)),
+    )
+
+
+def detector_outputs(crop_sizes: tuple[int, ...]) -> tuple[TensorSpec, ...]:
+    return tuple(crop_tensor(s) for s in crop_sizes) + (
+        NUM_FACES,
+        FACE_BOXES,
+        FACE_SCORES,
+        FACE_LANDMARKS,
+    )
+
+
+def ensemble_outputs(num_models: int) -> tuple[TensorSpec, ...]:
+    """The ensemble's outputs: what the detector reports about faces, then the verdict."""
+    return (NUM_FACES, FACE_BOXES, FACE_SCORES, FACE_LANDMARKS) + combiner_outputs(num_models)

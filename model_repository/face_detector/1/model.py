@@ -1,0 +1,69 @@
+"""Triton python model: decode the image, find faces (MTCNN), emit DeepfakeBench-aligned crops.
+
+A bad image fails only its own request (INVALID_ARG with the reason); the
+others in the same execution are answered normally.
+"""
+
+import json
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from deepfake_serving import contract
+from deepfake_serving.detection import detect_faces
+from deepfake_serving.faces import FaceDetector
+from deepfake_serving.images import InvalidImageError
+from deepfake_serving.runtime import model_parameters
+from deepfake_serving.settings import detector_settings_from_parameters
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        params = model_parameters(args)
+        self.crop_sizes = tuple(json.loads(params["crop_sizes"]))
+        wants_gpu = args["model_instance_kind"] == "GPU"
+        settings, self.limits = detector_settings_from_parameters(
+            params, device=f"cuda:{args['model_instance_device_id']}" if wants_gpu else "cpu"
+        )
+        self.detector = FaceDetector(settings)
+        self.metrics = _Metrics()
+        pb_utils.Logger.log_info(f"face_detector ready: {settings}, {self.limits}")
+
+    def execute(self, requests):
+        images = [pb_utils.get_input_tensor_by_name(r, contract.IMAGE.name).as_numpy().tobytes() for r in requests]
+        return [self._respond(result) for result in detect_faces(images, self.detector, self.limits, self.crop_sizes)]
+
+    def _respond(self, result):
+        if isinstance(result, InvalidImageError):
+            self.metrics.invalid.inc()
+            return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(result), pb_utils.TritonError.INVALID_ARG))
+        faces = int(result.num_faces[0])
+        (self.metrics.with_faces if faces else self.metrics.no_face).inc()
+        self.metrics.faces.inc(faces)
+        tensors = [pb_utils.Tensor(contract.crop_tensor(size).name, result.crops[size]) for size in self.crop_sizes]
+        tensors += [
+            pb_utils.Tensor(contract.NUM_FACES.name, result.num_faces),
+            pb_utils.Tensor(contract.FACE_BOXES.name, result.boxes),
+            pb_utils.Tensor(contract.FACE_SCORES.name, result.scores),
+            pb_utils.Tensor(contract.FACE_LANDMARKS.name, result.landmarks),
+        ]
+        return pb_utils.InferenceResponse(output_tensors=tensors)
+
+
+class _Metrics:
+    """Prometheus counters on Triton's metrics endpoint (dashboards, NO_FACE rate)."""
+
+    def __init__(self):
+        images = pb_utils.MetricFamily(
+            name="deepfake_images_total",
+            description="Images seen by face_detector, by outcome",
+            kind=pb_utils.MetricFamily.COUNTER,
+        )
+        self.with_faces = images.Metric(labels={"outcome": "faces"})
+        self.no_face = images.Metric(labels={"outcome": "no_face"})
+        self.invalid = images.Metric(labels={"outcome": "invalid"})
+        self.faces = pb_utils.MetricFamily(
+            name="deepfake_faces_total",
+            description="Faces found and sent to the classifiers",
+            kind=pb_utils.MetricFamily.COUNTER,
+        ).Metric(labels={})

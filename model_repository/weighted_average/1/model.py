@@ -1,0 +1,49 @@
+"""Triton python model: per-face weighted average of the classifiers' fake probabilities."""
+
+import json
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from deepfake_serving import contract
+from deepfake_serving.combiner import CombinerSettings, combine
+from deepfake_serving.runtime import model_parameters
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        self.settings = CombinerSettings.from_parameters(model_parameters(args))
+        model_names = self.settings.model_names
+        self.logits_inputs = [contract.logits_tensor(name).name for name in model_names]
+        configured = [t["name"] for t in config["input"] if t["name"] != contract.NUM_FACES.name]
+        if sorted(self.logits_inputs) != sorted(configured):
+            raise pb_utils.TritonModelException(
+                f"model_names {list(model_names)} do not match the configured inputs {configured}"
+            )
+        self.model_names = np.array([n.encode() for n in model_names], dtype=np.object_)
+        self.untrained = np.array([n in self.settings.untrained_models for n in model_names])
+        if self.untrained.any():
+            pb_utils.Logger.log_warn(
+                "serving UNTRAINED demo weights for "
+                + ", ".join(sorted(self.settings.untrained_models))
+                + ": verdicts are meaningless until the published checkpoints are exported"
+            )
+
+    def execute(self, requests):
+        return [self._respond(request) for request in requests]
+
+    def _respond(self, request):
+        num_faces = int(pb_utils.get_input_tensor_by_name(request, contract.NUM_FACES.name).as_numpy()[0])
+        logits = [pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.logits_inputs]
+        verdict = combine(num_faces, logits, self.settings)
+        return pb_utils.InferenceResponse(
+            output_tensors=[
+                pb_utils.Tensor("LABEL", np.array([verdict.label.encode()], dtype=np.object_)),
+                pb_utils.Tensor("FAKE_PROBABILITY", np.array([verdict.fake_probability], np.float32)),
+                pb_utils.Tensor("FACE_FAKE_PROBABILITY", verdict.face_fake_probability),
+                pb_utils.Tensor("MODEL_FAKE_PROBABILITY", verdict.model_fake_probability),
+                pb_utils.Tensor("MODEL_NAMES", self.model_names),
+                pb_utils.Tensor("MODEL_UNTRAINED", self.untrained),
+            ]
+        )

@@ -1,0 +1,110 @@
+import math
+
+import numpy as np
+import pytest
+
+from deepfake_serving.combiner import (
+    CombinerConfigError,
+    CombinerSettings,
+    combine,
+    fake_probability,
+)
+
+NAMES = ("a", "b", "c", "d")
+
+
+def settings(**overrides):
+    values = dict(model_names=NAMES, weights={"a": 1.0, "b": 1.0, "c": 2.0, "d": 0.0})
+    values.update(overrides)
+    return CombinerSettings(**values)
+
+
+def logits_for(probabilities):
+    """Logits (N, 2) whose softmax[:, 1] equals the given probabilities."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    return np.stack([np.zeros_like(p), np.log(p / (1 - p))], axis=1).astype(np.float32)
+
+
+def test_fake_probability_is_softmax_index_1():
+    logits = np.array([[2.0, -1.0], [0.0, 0.0], [-30.0, 50.0], [800.0, -800.0]], np.float32)
+    e = np.exp(logits[:3].astype(np.float64))
+    expected = e[:, 1] / e.sum(axis=1)
+    got = fake_probability(logits)
+    np.testing.assert_allclose(got[:3], expected, rtol=1e-12)
+    assert got[3] == 0.0  # stable for huge logits (naive exp overflows)
+
+
+def test_weighted_average_renormalises_over_enabled_models():
+    probs = [[0.9, 0.2], [0.5, 0.4], [0.1, 0.3], [0.99, 0.99]]  # per model, per face
+    verdict = combine(2, [logits_for(p) for p in probs], settings())
+    expected = (np.array(probs[0]) + np.array(probs[1]) + 2 * np.array(probs[2])) / 4
+    np.testing.assert_allclose(verdict.face_fake_probability, expected, atol=1e-6)
+    np.testing.assert_allclose(verdict.model_fake_probability, np.array(probs).T, atol=1e-6)
+    assert verdict.fake_probability == pytest.approx(expected.max(), abs=1e-6)
+    assert verdict.label == "REAL"  # most-fake face: (0.9 + 0.5 + 2 * 0.1) / 4 = 0.4
+
+
+def test_label_follows_threshold_and_image_score():
+    probs = [[0.8, 0.2]] * 4
+    logits = [logits_for(p) for p in probs]
+    weights = {n: 1.0 for n in NAMES}
+    by_max = combine(2, logits, settings(weights=weights, threshold=0.5))
+    assert (by_max.label, by_max.fake_probability) == ("FAKE", pytest.approx(0.8, abs=1e-6))
+    by_mean = combine(2, logits, settings(weights=weights, threshold=0.5, image_score="mean"))
+    assert by_mean.fake_probability == pytest.approx(0.5, abs=1e-6)
+    assert by_mean.label == "REAL"  # FAKE only strictly above the threshold
+    strict = combine(2, logits, settings(weights=weights, threshold=0.85))
+    assert strict.label == "REAL"
+
+
+def test_placeholder_rows_are_masked_when_no_face():
+    placeholder = [np.array([[5.0, -5.0]], np.float32)] * 4  # one row that must be ignored
+    verdict = combine(0, placeholder, settings())
+    assert verdict.label == "NO_FACE"
+    assert math.isnan(verdict.fake_probability)
+    assert verdict.face_fake_probability.shape == (0,)
+    assert verdict.model_fake_probability.shape == (0, 4)
+
+
+def test_rows_beyond_num_faces_are_ignored():
+    rows = [logits_for([0.1, 0.99]) for _ in NAMES]
+    verdict = combine(1, rows, settings())
+    assert verdict.face_fake_probability.shape == (1,)
+    assert verdict.label == "REAL"
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        ({"a": 1.0, "b": 0.0, "c": 0.0, "d": 0.0}, "at least 2 models"),
+        ({"a": 1.0, "b": 1.0, "c": 1.0}, "no weight given"),
+        ({"a": 1.0, "b": 1.0, "c": 1.0, "d": 1.0, "e": 1.0}, "unknown models"),
+        ({"a": -1.0, "b": 1.0, "c": 1.0, "d": 1.0}, ">= 0"),
+        ({"a": float("nan"), "b": 1.0, "c": 1.0, "d": 1.0}, "finite"),
+    ],
+)
+def test_bad_weights_are_refused(weights, message):
+    with pytest.raises(CombinerConfigError, match=message):
+        settings(weights=weights)
+
+
+def test_bad_threshold_and_image_score_are_refused():
+    with pytest.raises(CombinerConfigError, match="threshold"):
+        settings(threshold=1.5)
+    with pytest.raises(CombinerConfigError, match="image_score"):
+        settings(image_score="median")
+
+
+def test_parameters_round_trip():
+    original = settings(threshold=0.7, image_score="mean", untrained_models=frozenset({"a"}))
+    restored = CombinerSettings.from_parameters(original.to_parameters())
+    assert restored == original
+
+
+def test_malformed_weight_parameter_is_a_clear_error():
+    with pytest.raises(CombinerConfigError, match="not valid JSON"):
+        CombinerSettings.from_parameters({"model_names": '["a", "b"]', "weights": "{a: 1"})
+    with pytest.raises(CombinerConfigError, match="'weights' is missing"):
+        CombinerSettings.from_parameters({"model_names": '["a", "b"]'})
+    with pytest.raises(CombinerConfigError, match="must be a JSON list"):
+        CombinerSettings.from_parameters({"model_names": '{"a": 1}', "weights": "{}"})
