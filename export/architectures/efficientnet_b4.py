@@ -1,0 +1,31 @@
+"""EfficientNet-B4 as DeepfakeBench builds it (training/networks/efficientnetb4.py).
+
+The backbone is efficientnet_pytorch's own B4 (not timm/torchvision: key names and
+the static "same" paddings, precomputed for image_size 380, differ there), with two
+changes DeepfakeBench makes: an unpadded 3×3/s2 stem and an `Identity` `_fc`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from efficientnet_pytorch import EfficientNet
+from torch import nn
+
+FEATURE_CHANNELS = 1792
+
+
+class EfficientNetB4(nn.Module):
+    def __init__(self, num_classes: int = 2) -> None:
+        super().__init__()
+        self.efficientnet = EfficientNet.from_name("efficientnet-b4")
+        self.efficientnet._conv_stem = nn.Conv2d(3, 48, kernel_size=3, stride=2, bias=False)
+        self.efficientnet._fc = nn.Identity()
+        # MemoryEfficientSwish is a custom autograd Function that ONNX cannot export;
+        # the plain swish computes the same values.
+        self.efficientnet.set_swish(memory_efficient=False)
+        self.last_layer = nn.Linear(FEATURE_CHANNELS, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.efficientnet.extract_features(x)
+        return self.last_layer(F.adaptive_avg_pool2d(features, 1).flatten(1))

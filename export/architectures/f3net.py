@@ -1,0 +1,79 @@
+"""F3Net as DeepfakeBench runs it: the FAD (frequency-aware decomposition) head in
+front of a 12-channel Xception (training/detectors/f3net_detector.py).
+
+Written from shared/research/deepfakebench.md §4, not copied.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from export.architectures.xception import Xception
+
+RESOLUTION = 256
+
+
+def dct_matrix(size: int) -> torch.Tensor:
+    """Orthonormal DCT-II matrix D, D[i, j] = c(i)·cos((j + ½)·π·i / size).
+
+    Computed in float64 and cast to float32, as the checkpoint's `_DCT_all` was.
+    """
+    i = torch.arange(size, dtype=torch.float64).unsqueeze(1)
+    j = torch.arange(size, dtype=torch.float64).unsqueeze(0)
+    scale = torch.full((size, 1), math.sqrt(2.0 / size), dtype=torch.float64)
+    scale[0] = math.sqrt(1.0 / size)
+    return (scale * torch.cos((j + 0.5) * math.pi * i / size)).float()
+
+
+def band_mask(start: float, end: float, size: int) -> torch.Tensor:
+    """1 where start ≤ i + j ≤ end (both inclusive), else 0."""
+    index_sum = torch.arange(size).unsqueeze(1) + torch.arange(size).unsqueeze(0)
+    return ((index_sum >= start) & (index_sum <= end)).float()
+
+
+class Filter(nn.Module):
+    """A fixed frequency band plus a trained soft correction in (-1, 1)."""
+
+    def __init__(self, size: int, start: float, end: float) -> None:
+        super().__init__()
+        self.base = nn.Parameter(band_mask(start, end, size), requires_grad=False)
+        self.learnable = nn.Parameter(torch.randn(size, size) * 0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * (self.base + (2 * torch.sigmoid(self.learnable) - 1))
+
+
+class FADHead(nn.Module):
+    """Splits each RGB channel into low/middle/high/all DCT bands → 12 channels.
+
+    The attribute names `_DCT_all`, `_DCT_all_T` and `filters.{0..3}` are the
+    checkpoint's; the DCT matrices are loaded from it like every other tensor.
+    """
+
+    def __init__(self, size: int = RESOLUTION) -> None:
+        super().__init__()
+        self._DCT_all = nn.Parameter(dct_matrix(size), requires_grad=False)
+        # A transposed view, not a copy, as in DeepfakeBench: the released tensor is
+        # non-contiguous, which the fixed checkpoint writer has to handle.
+        self._DCT_all_T = nn.Parameter(dct_matrix(size).t(), requires_grad=False)
+        # DeepfakeBench's band limits, e.g. 256 // 2.82 == 90.0 (a float).
+        bands = [(0, size // 2.82), (size // 2.82, size // 2), (size // 2, size * 2), (0, size * 2)]
+        self.filters = nn.ModuleList(Filter(size, start, end) for start, end in bands)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spectrum = self._DCT_all @ x @ self._DCT_all_T
+        bands = [self._DCT_all_T @ band(spectrum) @ self._DCT_all for band in self.filters]
+        return torch.cat(bands, dim=1)
+
+
+class F3Net(nn.Module):
+    def __init__(self, num_classes: int = 2) -> None:
+        super().__init__()
+        self.fad_head = FADHead(RESOLUTION)
+        self.xception = Xception(in_channels=12, num_classes=num_classes, head_dropout=0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.xception(self.fad_head(x))

@@ -1,0 +1,115 @@
+"""Servable classifier → ONNX (UINT8 NHWC `FACES` → FP32 `LOGITS`, dynamic batch),
+checked with onnx.checker and against PyTorch on onnxruntime CPU."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+
+from export.artifacts import BuildArtifacts
+from export.errors import ParityError
+from export.parity import PARITY_BATCHES, measure, onnxruntime_runner, torch_runner, worst
+from export.provenance import code_fingerprint, read_json, sha256_file, tool_versions, write_json
+from export.servable import ServableClassifier, load_servable
+from export.specs import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, spec_by_name
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+PROBABILITY_TOLERANCE = 1e-4
+
+
+def export_onnx(servable: ServableClassifier, path: Path, metadata: dict[str, str]) -> None:
+    """Trace `servable` to ONNX at `path` with `metadata` as metadata_props."""
+    size = servable.spec.input_size
+    example = torch.zeros(2, size, size, 3, dtype=torch.uint8)
+    buffer = io.BytesIO()
+    with torch.inference_mode():
+        # dynamo=False: the TorchScript exporter handles HF CLIP and the static
+        # ZeroPad2d paddings, and gives plain opset-17 graphs.
+        torch.onnx.export(
+            servable,
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=[CLASSIFIER_INPUT],
+            output_names=[CLASSIFIER_OUTPUT],
+            dynamic_axes={CLASSIFIER_INPUT: {0: "batch"}, CLASSIFIER_OUTPUT: {0: "batch"}},
+            do_constant_folding=True,
+        )
+    model = onnx.load_from_string(buffer.getvalue())
+    del buffer
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    onnx.save(model, str(partial))
+    onnx.checker.check_model(str(partial))
+    partial.replace(path)
+
+
+def onnx_metadata(manifest: dict[str, Any]) -> dict[str, str]:
+    return {
+        "model_name": manifest["model"],
+        "untrained": str(manifest["untrained"]).lower(),
+        "source_sha256": manifest["source"]["sha256"],
+        "fixed_checkpoint_sha256": manifest["fixed_checkpoint"]["sha256"],
+        "layout": manifest["layout"],
+        "input": f"{CLASSIFIER_INPUT} UINT8 NHWC RGB {manifest['input']['shape']}",
+        "normalisation": f"(x/255 - mean)/std, mean={manifest['input']['mean']}, std={manifest['input']['std']}",
+        "output": f"{CLASSIFIER_OUTPUT} FP32 [-1,2], index 1 = fake",
+    }
+
+
+def export_classifier(name: str, artifacts: BuildArtifacts) -> dict[str, Any]:
+    """Export the fixed checkpoint of `name` to ONNX and write its parity report;
+    skips the work when the report already covers this fixed checkpoint and code."""
+    manifest = artifacts.manifest(name)
+    onnx_path, report_path = artifacts.onnx(name), artifacts.onnx_parity(name)
+    fingerprint = code_fingerprint()
+    cached = read_json(report_path)
+    if (
+        cached is not None
+        and cached["passed"]
+        and cached["fixed_checkpoint_sha256"] == manifest["fixed_checkpoint"]["sha256"]
+        and cached["code_fingerprint"] == fingerprint
+        and onnx_path.is_file()
+    ):
+        log.info("%s: ONNX up to date", name)
+        return cached
+
+    spec = spec_by_name(name)
+    servable = load_servable(spec, artifacts.fixed_checkpoint(name))
+    log.info("%s: exporting ONNX (opset %d) -> %s", name, OPSET, onnx_path)
+    export_onnx(servable, onnx_path, onnx_metadata(manifest))
+    log.info("%s: checking parity with PyTorch on onnxruntime CPU (batches %s)", name, PARITY_BATCHES)
+    results = measure(torch_runner(servable), onnxruntime_runner(onnx_path), spec.input_size)
+    report = {
+        "model": name,
+        "untrained": manifest["untrained"],
+        "onnx": onnx_path.name,
+        "onnx_sha256": sha256_file(onnx_path),
+        "opset": OPSET,
+        "reference": "PyTorch FP32 (CPU)",
+        "candidate": "onnxruntime CPU",
+        "tolerance_fake_probability": PROBABILITY_TOLERANCE,
+        "batches": results,
+        "passed": worst(results) <= PROBABILITY_TOLERANCE,
+        "fixed_checkpoint_sha256": manifest["fixed_checkpoint"]["sha256"],
+        "tool_versions": tool_versions(),
+        "code_fingerprint": fingerprint,
+    }
+    write_json(report_path, report)
+    log.info("%s: max |Δ fake probability| = %.2e (tolerance %.0e)", name, worst(results), PROBABILITY_TOLERANCE)
+    if not report["passed"]:
+        raise ParityError(
+            f"{name}: ONNX disagrees with PyTorch: max |Δ fake probability| {worst(results):.2e} "
+            f"> {PROBABILITY_TOLERANCE:.0e} (see {report_path})"
+        )
+    return report

@@ -1,0 +1,74 @@
+"""Numerical agreement between two runtimes of the same classifier, measured on
+the fake probability (softmax index 1) that users actually see."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from export.specs import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
+
+PARITY_BATCHES = (1, 8)
+Runner = Callable[[np.ndarray], np.ndarray]  # UINT8 faces -> FP32 logits
+
+
+def parity_faces(input_size: int, batch: int, seed: int = 0) -> np.ndarray:
+    """Seeded UINT8 [batch, S, S, 3] crops: a smooth gradient plus noise, so both
+    low and high frequencies (F3Net's bands) are exercised."""
+    rng = np.random.default_rng(seed + batch)
+    ramp = np.linspace(0, 255, input_size, dtype=np.float32)
+    base = (ramp[None, :, None] + ramp[:, None, None]) / 2
+    noise = rng.normal(0, 40, size=(batch, input_size, input_size, 3))
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+def fake_probability(logits: np.ndarray) -> np.ndarray:
+    logits = logits.astype(np.float64)
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted[:, 1] / shifted.sum(axis=1)
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
+    if reference.shape != candidate.shape:
+        raise ValueError(f"logits shapes differ: {reference.shape} vs {candidate.shape}")
+    return {
+        "max_abs_fake_probability_diff": float(np.abs(fake_probability(reference) - fake_probability(candidate)).max()),
+        "max_abs_logit_diff": float(np.abs(reference.astype(np.float64) - candidate).max()),
+        "reference_fake_probability_mean": float(fake_probability(reference).mean()),
+    }
+
+
+def measure(reference: Runner, candidate: Runner, input_size: int, batches=PARITY_BATCHES) -> dict[str, dict[str, float]]:
+    """compare() per batch size on the same seeded inputs."""
+    results = {}
+    for batch in batches:
+        faces = parity_faces(input_size, batch)
+        results[str(batch)] = compare(reference(faces), candidate(faces))
+    return results
+
+
+def worst(results: dict[str, dict[str, float]]) -> float:
+    return max(result["max_abs_fake_probability_diff"] for result in results.values())
+
+
+def torch_runner(model: torch.nn.Module) -> Runner:
+    def run(faces: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(faces)).numpy()
+
+    return run
+
+
+def onnxruntime_runner(onnx_path: Path) -> Runner:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+    def run(faces: np.ndarray) -> np.ndarray:
+        return session.run([CLASSIFIER_OUTPUT], {CLASSIFIER_INPUT: faces})[0]
+
+    return run

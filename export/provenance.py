@@ -1,0 +1,63 @@
+"""Hashes, tool versions and JSON records: what every export step writes next to
+its output so that a re-run can tell whether the output is still up to date."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+# Modules that do not shape any export output: editing them must not invalidate
+# fixed checkpoints, ONNX files or plans.
+_NOT_FINGERPRINTED = {"cli.py", "__main__.py", "repository.py", "triton_config.py"}
+_TOOLS = ("torch", "onnx", "onnxruntime", "transformers", "efficientnet_pytorch", "safetensors", "numpy")
+
+
+def sha256_file(path: Path, chunk_bytes: int = 16 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {}
+    for tool in _TOOLS:
+        try:
+            versions[tool] = metadata.version(tool)
+        except metadata.PackageNotFoundError:
+            versions[tool] = "not installed"
+    return versions
+
+
+def code_fingerprint() -> str:
+    """sha256 over the export code and tool versions that produce the artifacts."""
+    digest = hashlib.sha256()
+    for path in sorted(_PACKAGE_DIR.rglob("*.py")):
+        if path.name in _NOT_FINGERPRINTED:
+            continue
+        digest.update(str(path.relative_to(_PACKAGE_DIR)).encode())
+        digest.update(path.read_bytes())
+    digest.update(json.dumps(tool_versions(), sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def write_json(path: Path, record: dict[str, Any]) -> None:
+    """Write atomically, so an interrupted run never leaves a half record behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
+    os.replace(partial, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The record at `path`, or None when there is none or it is unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
