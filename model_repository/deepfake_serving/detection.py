@@ -1,0 +1,83 @@
+"""The whole `face_detector` step: encoded images in, aligned face crops and face data out.
+
+Pure Python (no Triton import): the python-backend adapter turns each
+FaceDetection into output tensors and each InvalidImageError into an
+INVALID_ARG error for that request only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .alignment import DEEPFAKEBENCH_SCALE, DEEPFAKEBENCH_SIZE, align_face, resize_crop
+from .faces import Face, FaceDetector
+from .images import BytesLike, ImageLimits, InvalidImageError, decode_image
+
+# Xception, EfficientNet-B4 and F3Net take the 256 crop, Effort its 224 resize.
+DEFAULT_CROP_SIZES = (256, 224)
+
+
+@dataclass(frozen=True, eq=False)
+class FaceDetection:
+    """The face_detector outputs for one image (N faces, most confident first).
+
+    crops[size] is (max(N, 1), size, size, 3) uint8 RGB: with no face it holds
+    one black placeholder row, because the classifiers need a batch >= 1 and
+    the combiner ignores it (num_faces is 0).
+    """
+
+    crops: Mapping[int, np.ndarray]
+    num_faces: np.ndarray  # int32 (1,)
+    boxes: np.ndarray  # float32 (N, 4): x1, y1, x2, y2 in original pixels
+    scores: np.ndarray  # float32 (N,): MTCNN probability
+    landmarks: np.ndarray  # float32 (N, 5, 2): eyes, nose, mouth corners (x, y)
+
+
+def detect_faces(
+    encoded_images: Sequence[BytesLike],
+    detector: FaceDetector,
+    limits: ImageLimits = ImageLimits(),
+    crop_sizes: Sequence[int] = DEFAULT_CROP_SIZES,
+) -> list[FaceDetection | InvalidImageError]:
+    """Decode, detect and align every image; a bad image yields its InvalidImageError
+    in its place and does not affect the others."""
+    _check_crop_sizes(crop_sizes)
+    decoded: list[np.ndarray | InvalidImageError] = []
+    for data in encoded_images:
+        try:
+            decoded.append(decode_image(data, limits))
+        except InvalidImageError as error:
+            decoded.append(error)
+    images = [item for item in decoded if isinstance(item, np.ndarray)]
+    faces_per_image = iter(detector.detect(images))
+    return [
+        item if isinstance(item, InvalidImageError) else face_detection(item, next(faces_per_image), crop_sizes)
+        for item in decoded
+    ]
+
+
+def face_detection(image: np.ndarray, faces: Sequence[Face], crop_sizes: Sequence[int]) -> FaceDetection:
+    """Align the faces found in `image` and pack them as the face_detector outputs.
+
+    Every crop size is made as DeepfakeBench made its inputs: the 256 aligned
+    crop, resized with INTER_CUBIC to the model's size when that differs.
+    """
+    aligned = [align_face(image, face.landmarks, DEEPFAKEBENCH_SIZE, DEEPFAKEBENCH_SCALE) for face in faces]
+    if not aligned:
+        aligned = [np.zeros((DEEPFAKEBENCH_SIZE, DEEPFAKEBENCH_SIZE, 3), np.uint8)]
+    crops = {size: np.stack([resize_crop(crop, size) for crop in aligned]) for size in crop_sizes}
+    return FaceDetection(
+        crops=crops,
+        num_faces=np.array([len(faces)], dtype=np.int32),
+        boxes=np.array([face.box for face in faces], dtype=np.float32).reshape(-1, 4),
+        scores=np.array([face.score for face in faces], dtype=np.float32),
+        landmarks=np.array([face.landmarks for face in faces], dtype=np.float32).reshape(-1, 5, 2),
+    )
+
+
+def _check_crop_sizes(crop_sizes: Sequence[int]) -> None:
+    if not crop_sizes or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in crop_sizes):
+        raise ValueError(f"crop_sizes must be a non-empty sequence of positive integers, got {crop_sizes!r}")
