@@ -1,1 +1,51 @@
-"""Client SDK for the deepfake_detector ensemble."""
+"""Client SDK for the Triton `deepfake_detector` ensemble.
+
+from deepfake_client import DeepfakeClient
+with DeepfakeClient("localhost:8001") as client:
+    print(client.detect("photo.jpg").label, client.detect_video("clip.mp4").label)
+"""
+
+from .aggregation import Aggregation, aggregate
+from .aio import AsyncDeepfakeClient
+from .client import DeepfakeClient, Health, UntrainedModelsWarning
+from .ensemble import EnsembleSettings
+from .errors import (
+    DeepfakeError,
+    InvalidImageError,
+    InvalidInputError,
+    ModelNotReadyError,
+    RequestTimeoutError,
+    ServerError,
+    ServerUnavailableError,
+    VideoError,
+)
+from .results import DetectionResult, Face, FrameResult, Label, VideoResult
+from .retry import NO_RETRY, RetryPolicy
+from .stream import LiveStream, StreamUpdate
+
+__all__ = [
+    "Aggregation",
+    "AsyncDeepfakeClient",
+    "DeepfakeClient",
+    "DeepfakeError",
+    "DetectionResult",
+    "EnsembleSettings",
+    "Face",
+    "FrameResult",
+    "Health",
+    "InvalidImageError",
+    "InvalidInputError",
+    "Label",
+    "LiveStream",
+    "ModelNotReadyError",
+    "NO_RETRY",
+    "RequestTimeoutError",
+    "RetryPolicy",
+    "ServerError",
+    "ServerUnavailableError",
+    "StreamUpdate",
+    "UntrainedModelsWarning",
+    "VideoError",
+    "VideoResult",
+    "aggregate",
+]

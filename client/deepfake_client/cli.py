@@ -1,0 +1,502 @@
+"""`deepfake`: the command line of the SDK.
+
+Exit codes (also in client/README.md):
+  0  done; everything judged was REAL (evaluate, calibrate, health: success)
+  1  at least one input judged FAKE
+  2  usage error (bad arguments)
+  3  server unavailable, or the model is not ready
+  4  invalid input (missing file, undecodable image, unreadable video)
+  5  no input was FAKE, but some had no face (not judged, so not called real)
+  6  timeout
+  7  server error (failed request, or an answer outside the contract)
+A FAKE verdict wins over errors on other inputs (1); otherwise the first of 3, 6, 7, 4 that occurred.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import sys
+import warnings
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+from tqdm import tqdm
+
+from .aggregation import Aggregation
+from .calibration import OBJECTIVES, calibrate
+from .client import DEFAULT_MODEL, DEFAULT_TIMEOUT_S, DeepfakeClient, UntrainedModelsWarning, untrained_message
+from .errors import (
+    DeepfakeError,
+    InvalidInputError,
+    ModelNotReadyError,
+    RequestTimeoutError,
+    ServerUnavailableError,
+)
+from .evaluation import (
+    IMAGE_EXTENSIONS,
+    evaluate,
+    find_labelled_files,
+    frame_samples,
+    load_scores,
+    score_files,
+    video_samples,
+)
+from .model_config import config_path, read_settings, write_calibration
+from .report import write_report
+from .results import DetectionResult, Label
+from .stream import StreamUpdate
+from .transport import PROTOCOLS
+
+
+class ExitCode(IntEnum):
+    REAL = 0
+    FAKE = 1
+    USAGE = 2
+    UNAVAILABLE = 3
+    INVALID_INPUT = 4
+    NO_FACE = 5
+    TIMEOUT = 6
+    SERVER_ERROR = 7
+
+
+_ERROR_PRECEDENCE = (ExitCode.UNAVAILABLE, ExitCode.TIMEOUT, ExitCode.SERVER_ERROR, ExitCode.INVALID_INPUT)
+
+
+def exit_code_for_error(error: DeepfakeError) -> ExitCode:
+    if isinstance(error, (ServerUnavailableError, ModelNotReadyError)):
+        return ExitCode.UNAVAILABLE
+    if isinstance(error, InvalidInputError):
+        return ExitCode.INVALID_INPUT
+    if isinstance(error, RequestTimeoutError):
+        return ExitCode.TIMEOUT
+    return ExitCode.SERVER_ERROR
+
+
+def verdict_exit_code(labels: Iterable[Label], errors: Iterable[DeepfakeError] = ()) -> ExitCode:
+    labels = set(labels)
+    if Label.FAKE in labels:
+        return ExitCode.FAKE
+    codes = {exit_code_for_error(e) for e in errors}
+    for code in _ERROR_PRECEDENCE:
+        if code in codes:
+            return code
+    return ExitCode.NO_FACE if Label.NO_FACE in labels or not labels else ExitCode.REAL
+
+
+# Output
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [list(headers)] + [[_fmt(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def _warn_untrained(models: Sequence[str]) -> None:
+    if models:
+        line = "!" * 78
+        print(f"{line}\n!! WARNING: {untrained_message(models)}\n{line}", file=sys.stderr)
+
+
+def _error_dict(error: DeepfakeError) -> Dict[str, str]:
+    return {"type": type(error).__name__, "message": error.message}
+
+
+def _progress(args: argparse.Namespace, total: Optional[int], unit: str) -> tqdm:
+    # disable=None: shown on a terminal only, so pipes and logs stay clean.
+    return tqdm(total=total, unit=unit, file=sys.stderr, disable=True if args.no_progress else None, leave=False)
+
+
+# Commands
+
+
+def _result_row(name: str, outcome: Any, model_names: Sequence[str]) -> List[Any]:
+    if isinstance(outcome, DeepfakeError):
+        return [name, "ERROR", None, None] + [None] * len(model_names) + [outcome.message]
+    per_model = outcome.model_probabilities
+    return (
+        [name, outcome.label.value, outcome.fake_probability, len(outcome.faces)]
+        + [per_model.get(m) for m in model_names]
+        + [""]
+    )
+
+
+def _report_results(names: Sequence[str], outcomes: Sequence[Any], args: argparse.Namespace) -> ExitCode:
+    results = [o for o in outcomes if isinstance(o, DetectionResult)]
+    errors = [o for o in outcomes if isinstance(o, DeepfakeError)]
+    _warn_untrained(next((r.untrained_models for r in results if r.untrained), ()))
+    if args.json:
+        items = [
+            {"input": name, "error": _error_dict(o)} if isinstance(o, DeepfakeError) else {"input": name, **o.to_dict()}
+            for name, o in zip(names, outcomes, strict=True)
+        ]
+        _print_json(items[0] if args.command == "image" else items)
+    else:
+        model_names = results[0].model_names if results else ()
+        headers = ["input", "label", "p(fake)", "faces", *model_names, "error"]
+        print(format_table(headers, [_result_row(n, o, model_names) for n, o in zip(names, outcomes, strict=True)]))
+    return verdict_exit_code((r.label for r in results), errors)
+
+
+def run_image(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
+    try:
+        outcome: Any = client.detect(args.path)
+    except DeepfakeError as error:
+        if not isinstance(error, InvalidInputError):
+            raise
+        outcome = error
+    return _report_results([args.path], [outcome], args)
+
+
+def find_images(folder: Path, recursive: bool, extensions: Sequence[str]) -> List[Path]:
+    if not folder.is_dir():
+        raise InvalidInputError(f"not a folder: {folder}")
+    pattern = folder.rglob("*") if recursive else folder.glob("*")
+    images = sorted(p for p in pattern if p.is_file() and p.suffix.lower() in extensions)
+    if not images:
+        where = "under" if recursive else "in"
+        raise InvalidInputError(f"no images ({', '.join(extensions)}) {where} {folder}")
+    return images
+
+
+def run_folder(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
+    images = find_images(Path(args.folder), args.recursive, args.extensions)
+    with _progress(args, len(images), "image") as bar:
+        outcomes = client.detect_many(images, concurrency=args.concurrency, on_result=lambda *_: bar.update())
+    return _report_results([str(p) for p in images], outcomes, args)
+
+
+def run_video(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
+    with _progress(args, args.frames, "frame") as bar:
+        video = client.detect_video(
+            args.path,
+            num_frames=args.frames,
+            aggregation=args.aggregation,
+            top_k=args.top_k,
+            threshold=args.threshold,
+            concurrency=args.concurrency,
+            on_frame=lambda _: bar.update(),
+        )
+    _warn_untrained(video.untrained_models)
+    if args.json:
+        _print_json({"input": args.path, **video.to_dict()})
+    else:
+        rows = [[f.index, f.timestamp_s, f.label.value, f.fake_probability, len(f.result.faces)] for f in video.frames]
+        print(format_table(["frame", "time (s)", "label", "p(fake)", "faces"], rows))
+        print(
+            f"\n{args.path}: {video.label.value}  p(fake)={_fmt(video.fake_probability)} "
+            f"({video.aggregation} of {len(video.face_frames)} frames with a face, threshold {video.threshold:g}); "
+            f"fake frames {_fmt(video.fake_frame_ratio)}; frames without a face: {len(video.no_face_frames)}"
+        )
+    return verdict_exit_code([video.label])
+
+
+def _stream_line(update: StreamUpdate) -> str:
+    frame = update.frame
+    return (
+        f"frame {frame.index:>6}  t={_fmt(frame.timestamp_s)}s  {frame.label.value:<7} p={_fmt(frame.fake_probability)}"
+        f"  | window {update.window_label.value:<7} p={_fmt(update.window_probability)} ({update.window_size} frames)"
+        f"  scored={update.scored} dropped={update.dropped}"
+    )
+
+
+def run_stream(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
+    live = client.stream(
+        args.source,
+        max_in_flight=args.max_in_flight,
+        window=args.window,
+        aggregation=args.aggregation,
+        top_k=args.top_k,
+        threshold=args.threshold,
+        max_frames=args.max_frames,
+        max_seconds=args.max_seconds,
+        realtime=False if args.no_realtime else None,
+    )
+    previous = signal.signal(signal.SIGINT, lambda *_: live.stop())  # Ctrl-C: finish in-flight frames, then stop
+    warned = False
+    try:
+        for update in live:
+            if not warned and update.frame.result.untrained:
+                _warn_untrained(update.frame.result.untrained_models)
+                warned = True
+            print(json.dumps(update.to_dict()) if args.json else _stream_line(update), flush=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    last = live.last_update
+    summary = {
+        "scored": live.scored,
+        "dropped": live.dropped,
+        "window_label": None if last is None else last.window_label.value,
+        "window_probability": None if last is None else _fmt_json(last.window_probability),
+    }
+    print(json.dumps({"summary": summary}) if args.json else f"stream ended: {summary}", file=sys.stderr)
+    return verdict_exit_code([] if last is None else [last.window_label])
+
+
+def _fmt_json(value: float) -> Optional[float]:
+    return None if math.isnan(value) else value
+
+
+def run_health(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
+    health = client.health()
+    if health.untrained_models:
+        _warn_untrained(health.untrained_models)
+    if args.json:
+        _print_json(health.to_dict())
+    else:
+        print(format_table(["field", "value"], list(health.to_dict().items())))
+    return ExitCode.REAL if health.ready else ExitCode.UNAVAILABLE
+
+
+def _metrics_rows(level_name: str, level: Any) -> List[List[Any]]:
+    if level.ensemble is None:
+        return [[level_name, "(no sample with a face)"] + [None] * 6]
+    named = [("ENSEMBLE", level.ensemble)] + list(level.models.items())
+    return [[level_name, name, m.count, m.accuracy, m.precision, m.recall, m.f1, m.roc_auc] for name, m in named]
+
+
+def run_evaluate(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
+    files = find_labelled_files(args.folder)
+    with _progress(args, len(files), "file") as bar:
+        evaluation = evaluate(
+            client,
+            args.folder,
+            num_frames=args.frames,
+            aggregation=args.aggregation,
+            top_k=args.top_k,
+            on_file=lambda _: bar.update(),
+        )
+    _warn_untrained(evaluation.run.untrained_models)
+    written, note = write_report(evaluation, Path(args.out))
+    for path, error in evaluation.run.skipped:
+        print(f"warning: skipped {path}: {error}", file=sys.stderr)
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
+    if args.json:
+        _print_json(
+            {k: v for k, v in evaluation.to_dict().items() if k != "scores"} | {"written": [str(p) for p in written]}
+        )
+    else:
+        rows = _metrics_rows("frame", evaluation.frame) + _metrics_rows("video", evaluation.video)
+        print(format_table(["level", "model", "n", "accuracy", "precision", "recall", "f1", "roc_auc"], rows))
+        print(f"\nreport: {', '.join(str(p) for p in written)}")
+    return ExitCode.REAL
+
+
+def run_calibrate(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
+    config = config_path(args.repository)
+    current = read_settings(config)
+    data = Path(args.data)
+    if data.is_file():
+        run = load_scores(data)
+    else:
+        files = find_labelled_files(data)
+        with _progress(args, len(files), "file") as bar:
+            run = score_files(client, files, num_frames=args.frames, on_file=lambda _: bar.update())
+    _warn_untrained(run.untrained_models)
+    samples = frame_samples(run) if args.level == "frame" else video_samples(run)
+    result = calibrate(
+        samples,
+        run.model_names,
+        current,
+        objective=args.objective,
+        step=args.step,
+        aggregation=args.aggregation,
+        top_k=args.top_k,
+    )
+    if not args.dry_run:
+        write_calibration(config, result.weights, result.threshold)
+    if args.json:
+        _print_json({"config": str(config), "written": not args.dry_run, "level": args.level, **result.to_dict()})
+    else:
+        rows = [[name, current.weights.get(name), result.weights[name]] for name in result.model_names]
+        rows.append(["threshold", current.threshold, result.threshold])
+        rows.append([f"{result.objective} ({args.level}, {len(samples)} samples)", result.baseline_score, result.score])
+        print(format_table(["", "current", "calibrated"], rows))
+        if args.dry_run:
+            print(f"\ndry run: {config} left unchanged")
+        else:
+            print(f"\nwrote {config}\nrestart the server to serve the new weights (model control is off)")
+    return ExitCode.REAL
+
+
+# Arguments
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return value
+
+
+def _extensions(text: str) -> List[str]:
+    return ["." + e.strip().lower().lstrip(".") for e in text.split(",") if e.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    server = common.add_argument_group("server")
+    server.add_argument(
+        "--url",
+        help="host:port (or grpc://, http://); default $DEEPFAKE_URL, else localhost:8001 (gRPC) / :8000 (HTTP)",
+    )
+    server.add_argument("--protocol", choices=PROTOCOLS, help="default grpc")
+    server.add_argument(
+        "--timeout", type=_positive_float, default=DEFAULT_TIMEOUT_S, help="seconds per request (default %(default)s)"
+    )
+    server.add_argument("--model", default=DEFAULT_MODEL, help="ensemble name (default %(default)s)")
+    output = common.add_argument_group("output")
+    output.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    output.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+    concurrency = argparse.ArgumentParser(add_help=False)
+    concurrency.add_argument(
+        "--concurrency", type=_positive_int, default=8, help="requests in flight (default %(default)s)"
+    )
+
+    aggregation = argparse.ArgumentParser(add_help=False)
+    aggregation.add_argument(
+        "--aggregation",
+        choices=[a.value for a in Aggregation],
+        default="mean",
+        help="frame scores -> verdict (default %(default)s)",
+    )
+    aggregation.add_argument("--top-k", type=_positive_int, default=5, help="frames averaged by --aggregation topk")
+
+    frames = argparse.ArgumentParser(add_help=False)
+    frames.add_argument(
+        "--frames", type=_positive_int, default=32, help="frames sampled per video (default %(default)s)"
+    )
+
+    threshold = argparse.ArgumentParser(add_help=False)
+    threshold.add_argument("--threshold", type=_probability, help="FAKE above this score (default: the server's)")
+
+    parser = argparse.ArgumentParser(
+        prog="deepfake",
+        description="Face-deepfake detection with the Triton deepfake_detector ensemble.",
+        epilog=__doc__.split("\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    p = commands.add_parser("image", parents=[common], help="judge one image")
+    p.add_argument("path")
+    p.set_defaults(handler=run_image)
+
+    p = commands.add_parser("folder", parents=[common, concurrency], help="judge every image in a folder")
+    p.add_argument("folder")
+    p.add_argument("--recursive", "-r", action="store_true", help="include sub-folders")
+    p.add_argument(
+        "--extensions", type=_extensions, default=list(IMAGE_EXTENSIONS), help="comma-separated (default %(default)s)"
+    )
+    p.set_defaults(handler=run_folder)
+
+    p = commands.add_parser(
+        "video", parents=[common, concurrency, frames, aggregation, threshold], help="judge a video"
+    )
+    p.add_argument("path")
+    p.set_defaults(handler=run_video)
+
+    p = commands.add_parser(
+        "stream",
+        parents=[common, aggregation, threshold],
+        help="judge a webcam (index), RTSP/HTTP URL or video file live; Ctrl-C stops",
+    )
+    p.add_argument("source", help="webcam index (0), URL, or video file")
+    p.add_argument(
+        "--max-in-flight",
+        type=_positive_int,
+        default=4,
+        help="frames scored at once; more are dropped (default %(default)s)",
+    )
+    p.add_argument(
+        "--window", type=_positive_int, default=16, help="frames in the rolling verdict (default %(default)s)"
+    )
+    p.add_argument("--max-frames", type=_positive_int, help="stop after this many frames from the source")
+    p.add_argument("--max-seconds", type=_positive_float, help="stop after this many seconds")
+    p.add_argument(
+        "--no-realtime", action="store_true", help="read a file as fast as it decodes, not at its frame rate"
+    )
+    p.set_defaults(handler=run_stream)
+
+    p = commands.add_parser("health", parents=[common], help="is the server live and the model ready?")
+    p.set_defaults(handler=run_health)
+
+    p = commands.add_parser(
+        "evaluate", parents=[common, frames, aggregation], help="metrics over a labelled folder (real/, fake/)"
+    )
+    p.add_argument("folder")
+    p.add_argument("--out", default="deepfake-report", help="report folder (default %(default)s)")
+    p.set_defaults(handler=run_evaluate)
+
+    p = commands.add_parser(
+        "calibrate",
+        parents=[common, frames, aggregation],
+        help="tune ensemble weights and threshold on a labelled folder or report.json",
+    )
+    p.add_argument("data", help="labelled folder (real/, fake/) or the report.json of `deepfake evaluate`")
+    p.add_argument("--repository", required=True, help="model repository (or weighted_average config.pbtxt) to update")
+    p.add_argument("--objective", choices=OBJECTIVES, default="auc", help="maximised (default %(default)s)")
+    p.add_argument(
+        "--level", choices=("frame", "video"), default="frame", help="samples to calibrate on (default %(default)s)"
+    )
+    p.add_argument("--step", type=_probability, default=0.1, help="weight grid step (default %(default)s)")
+    p.add_argument("--dry-run", action="store_true", help="show the result, do not write the config")
+    p.set_defaults(handler=run_calibrate)
+    return parser
+
+
+def open_client(args: argparse.Namespace) -> DeepfakeClient:
+    return DeepfakeClient(
+        args.url,
+        protocol=args.protocol,
+        model=args.model,
+        timeout_s=args.timeout,
+        concurrency=getattr(args, "concurrency", 8),
+    )
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)  # exits 2 on usage errors
+    warnings.simplefilter("ignore", UntrainedModelsWarning)  # the CLI shows its own banner
+    try:
+        with open_client(args) as client:
+            return int(args.handler(client, args))
+    except DeepfakeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return int(exit_code_for_error(error))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

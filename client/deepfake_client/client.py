@@ -1,0 +1,279 @@
+"""The synchronous client: one call per image, batch, video or live stream.
+
+from deepfake_client import DeepfakeClient
+with DeepfakeClient("localhost:8001") as client:
+    print(client.detect("photo.jpg").label, client.detect_video("clip.mp4").label)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+
+from .aggregation import Aggregation, video_result
+from .concurrency import bounded_map
+from .ensemble import COMBINER_MODEL, EnsembleSettings
+from .errors import DeepfakeError, ModelNotReadyError, ServerUnavailableError
+from .images import ImageInput, encode_image, encode_rgb_array
+from .results import DetectionResult, FrameResult, VideoResult, parse_outputs
+from .retry import DEFAULT_RETRY, RetryPolicy, call_with_retry
+from .stream import LiveStream
+from .transport import GrpcTransport, HttpTransport, split_url
+from .video import DEFAULT_NUM_FRAMES, StreamSource, VideoFrame, probe_video, read_frames, sample_indices, stream_frames
+
+DEFAULT_MODEL = "deepfake_detector"
+DEFAULT_URLS = {"grpc": "localhost:8001", "http": "localhost:8000"}
+URL_ENVIRONMENT_VARIABLE = "DEEPFAKE_URL"
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_CONCURRENCY = 8
+
+BatchOutcome = Union[DetectionResult, DeepfakeError]
+
+
+class UntrainedModelsWarning(UserWarning):
+    """The server serves untrained demo weights: its verdicts are meaningless."""
+
+
+@dataclass(frozen=True)
+class Health:
+    url: str
+    model: str
+    live: bool
+    model_ready: bool
+    server_version: Optional[str] = None
+    untrained_models: Optional[Tuple[str, ...]] = None  # None when the model is not ready
+
+    @property
+    def ready(self) -> bool:
+        return self.live and self.model_ready
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "url": self.url,
+            "model": self.model,
+            "live": self.live,
+            "model_ready": self.model_ready,
+            "ready": self.ready,
+            "server_version": self.server_version,
+            "untrained_models": None if self.untrained_models is None else list(self.untrained_models),
+        }
+
+
+def resolve_url(url: Optional[str], protocol: Optional[str]) -> Tuple[str, str]:
+    """(host:port, protocol): the argument, else $DEEPFAKE_URL, else the protocol's default port."""
+    url = url or os.environ.get(URL_ENVIRONMENT_VARIABLE)
+    if url:
+        return split_url(url, protocol)
+    protocol = protocol or "grpc"
+    return split_url(DEFAULT_URLS.get(protocol, ""), protocol)
+
+
+class ClientBase:
+    """Options shared by the sync and asyncio clients."""
+
+    transport_classes: Dict[str, type]  # protocol -> transport
+
+    def __init__(
+        self,
+        url: Optional[str] = None,
+        *,
+        protocol: Optional[str] = None,
+        model: str = DEFAULT_MODEL,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        transport: Optional[Any] = None,  # advanced: a custom transport (see transport.py), e.g. in tests
+    ) -> None:
+        self.url, self.protocol = resolve_url(url, protocol)
+        self.model = model
+        self.timeout_s = timeout_s
+        self.retry = retry
+        self.concurrency = concurrency
+        self._transport = transport or self.transport_classes[self.protocol](self.url, timeout_s)
+        self._warned_untrained = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.protocol}://{self.url}, model={self.model!r})"
+
+    def _checked(self, result: DetectionResult) -> DetectionResult:
+        """Warn once per client when the server serves untrained demo weights."""
+        if result.untrained and not self._warned_untrained:
+            self._warned_untrained = True
+            warnings.warn(untrained_message(result.untrained_models), UntrainedModelsWarning, stacklevel=4)
+        return result
+
+    def _not_ready_error(self, health: Health, timeout_s: float) -> DeepfakeError:
+        if not health.live:
+            return ServerUnavailableError(f"server at {self.url} not live after {timeout_s:g} s")
+        return ModelNotReadyError(f"model {self.model!r} not ready after {timeout_s:g} s")
+
+
+class DeepfakeClient(ClientBase):
+    """Synchronous client of the `deepfake_detector` ensemble.
+
+    url: "host:port", optionally "grpc://..." or "http://..." (default: $DEEPFAKE_URL,
+    else localhost:8001 for gRPC, localhost:8000 for HTTP). timeout_s bounds each
+    request. Requests the server answers UNAVAILABLE (or that cannot connect) are
+    retried per `retry`; nothing else is. `concurrency` bounds the requests in
+    flight for batches and videos. Thread-safe.
+    """
+
+    transport_classes = {"grpc": GrpcTransport, "http": HttpTransport}
+
+    def __enter__(self) -> "DeepfakeClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._transport.close()
+
+    # Images
+
+    def detect(self, image: ImageInput) -> DetectionResult:
+        """The verdict on one image: a path, encoded bytes, an HxWx3 RGB uint8 array or a PIL image."""
+        return self._detect_bytes(encode_image(image))
+
+    def _detect_bytes(self, data: bytes) -> DetectionResult:
+        outputs = call_with_retry(lambda: self._transport.infer(self.model, data), self.retry)
+        return self._checked(parse_outputs(outputs))
+
+    def detect_many(
+        self,
+        images: Iterable[ImageInput],
+        *,
+        concurrency: Optional[int] = None,
+        on_result: Optional[Callable[[int, BatchOutcome], None]] = None,
+    ) -> List[BatchOutcome]:
+        """Verdicts in input order; an item that fails holds its DeepfakeError instead.
+
+        `on_result(position, outcome)` is called as items complete (e.g. for progress).
+        """
+        outcomes: Dict[int, BatchOutcome] = {}
+        for position, outcome in bounded_map(self.detect, images, concurrency or self.concurrency):
+            outcomes[position] = outcome
+            if on_result is not None:
+                on_result(position, outcome)
+        return [outcomes[i] for i in range(len(outcomes))]
+
+    # Videos
+
+    def detect_video(
+        self,
+        path: Union[str, Path],
+        *,
+        num_frames: int = DEFAULT_NUM_FRAMES,
+        aggregation: Union[Aggregation, str] = Aggregation.MEAN,
+        top_k: int = 5,
+        threshold: Optional[float] = None,
+        concurrency: Optional[int] = None,
+        on_frame: Optional[Callable[[FrameResult], None]] = None,
+    ) -> VideoResult:
+        """The verdict on a video from `num_frames` frames sampled uniformly, scored concurrently.
+
+        A frame's score is the server's image score (its most-fake face); frames
+        without a face are reported but not aggregated. `threshold` defaults to
+        the server's own (weighted_average's `threshold`). Any frame that fails
+        fails the video with that frame's error.
+        """
+        aggregation = Aggregation(aggregation)
+        info = probe_video(path)
+        indices = sample_indices(info.frame_count, num_frames)
+        if threshold is None:
+            threshold = self.ensemble_settings().threshold
+
+        def score(frame: VideoFrame) -> FrameResult:
+            result = self._detect_bytes(encode_rgb_array(frame.rgb))
+            return FrameResult(index=frame.index, timestamp_s=frame.timestamp_s, result=result)
+
+        frames: List[FrameResult] = []
+        for _, outcome in bounded_map(score, read_frames(info, indices), concurrency or self.concurrency):
+            if isinstance(outcome, DeepfakeError):
+                raise outcome
+            frames.append(outcome)
+            if on_frame is not None:
+                on_frame(outcome)
+        return video_result(
+            frames, frame_count=info.frame_count, fps=info.fps, threshold=threshold, strategy=aggregation, top_k=top_k
+        )
+
+    def stream(
+        self,
+        source: StreamSource,
+        *,
+        max_in_flight: int = 4,
+        window: int = 16,
+        aggregation: Union[Aggregation, str] = Aggregation.MEAN,
+        top_k: int = 5,
+        threshold: Optional[float] = None,
+        max_frames: Optional[int] = None,
+        max_seconds: Optional[float] = None,
+        realtime: Optional[bool] = None,
+    ) -> LiveStream:
+        """Live scoring of a webcam (index), an RTSP/HTTP URL or a video file; iterate the result.
+
+        At most `max_in_flight` frames are scored at once; others are dropped and
+        counted. Each update carries the verdict over the last `window` scored
+        frames. Files are replayed at their frame rate unless realtime=False.
+        """
+        if threshold is None:
+            threshold = self.ensemble_settings().threshold
+        return LiveStream(
+            stream_frames(source, realtime=realtime),
+            lambda frame: self._detect_bytes(encode_rgb_array(frame.rgb)),
+            threshold=threshold,
+            max_in_flight=max_in_flight,
+            window=window,
+            aggregation=aggregation,
+            top_k=top_k,
+            max_frames=max_frames,
+            max_seconds=max_seconds,
+        )
+
+    # Server state
+
+    def ensemble_settings(self) -> EnsembleSettings:
+        """The served weights, threshold and face pooling (weighted_average's configuration)."""
+        parameters = call_with_retry(lambda: self._transport.model_parameters(COMBINER_MODEL), self.retry)
+        return EnsembleSettings.from_parameters(parameters)
+
+    def health(self) -> Health:
+        """Liveness and model readiness; an unreachable server is reported as not live."""
+        try:
+            live = self._transport.server_live()
+        except ServerUnavailableError:
+            return Health(url=self.url, model=self.model, live=False, model_ready=False)
+        model_ready = live and self._transport.model_ready(self.model)
+        version = self._transport.server_version() if live else None
+        untrained = self.ensemble_settings().untrained_models if model_ready else None
+        return Health(
+            url=self.url,
+            model=self.model,
+            live=live,
+            model_ready=model_ready,
+            server_version=version,
+            untrained_models=untrained,
+        )
+
+    def wait_until_ready(self, timeout_s: float = 120.0, poll_s: float = 0.5) -> Health:
+        """Poll until the model is ready; raises ServerUnavailableError/ModelNotReadyError after timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            health = self.health()
+            if health.ready:
+                return health
+            if time.monotonic() >= deadline:
+                raise self._not_ready_error(health, timeout_s)
+            time.sleep(poll_s)
+
+
+def untrained_message(models: Iterable[str]) -> str:
+    return (
+        f"the server serves UNTRAINED demo weights for {', '.join(models)}: "
+        "its verdicts are meaningless until the published checkpoints are exported"
+    )

@@ -1,0 +1,71 @@
+"""The server's `weighted_average` rule, restated client-side for calibration.
+
+The client must not import server code, so what calibration needs of the
+combiner is written here: its configuration parameters, and how it turns
+per-model face probabilities into an image score (model_repository/README.md):
+per face, the weighted mean of the models' fake probabilities (weights
+renormalised over the enabled models); per image, the max (default) or mean over
+faces; FAKE when that score is above the threshold.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Dict, Mapping, Sequence, Tuple
+
+import numpy as np
+
+from .errors import ServerError
+
+COMBINER_MODEL = "weighted_average"
+IMAGE_SCORES = ("max", "mean")
+MIN_ENABLED_MODELS = 2  # the combiner refuses to load with fewer models of weight > 0
+
+
+@dataclass(frozen=True)
+class EnsembleSettings:
+    """The weighted_average configuration: what decides a verdict."""
+
+    weights: Dict[str, float]
+    threshold: float = 0.5
+    image_score: str = "max"
+    untrained_models: Tuple[str, ...] = ()
+
+    @classmethod
+    def from_parameters(cls, parameters: Mapping[str, str]) -> "EnsembleSettings":
+        try:
+            weights = json.loads(parameters["weights"])
+            return cls(
+                weights={str(name): float(w) for name, w in weights.items()},
+                threshold=float(parameters.get("threshold", "0.5")),
+                image_score=parameters.get("image_score", "max"),
+                untrained_models=tuple(json.loads(parameters.get("untrained_models", "[]"))),
+            )
+        except (KeyError, ValueError, AttributeError, TypeError) as exc:
+            raise ServerError(f"unexpected {COMBINER_MODEL} parameters {dict(parameters)}: {exc!r}") from exc
+
+    def weight_vector(self, model_names: Sequence[str]) -> np.ndarray:
+        return np.array([self.weights[name] for name in model_names], dtype=np.float64)
+
+
+def score_frames(frames: Sequence[np.ndarray], weights: np.ndarray, image_score: str = "max") -> np.ndarray:
+    """Image scores of frames under K candidate weight vectors at once.
+
+    frames: one (faces, models) array of fake probabilities per frame, each with
+    at least one face. weights: (K, models), rows with a positive sum.
+    Returns (frames, K).
+    """
+    if image_score not in IMAGE_SCORES:
+        raise ValueError(f"image_score must be one of {IMAGE_SCORES}, got {image_score!r}")
+    if not frames or any(len(f) == 0 for f in frames):
+        raise ValueError("every frame must have at least one face")
+    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    normalised = weights / weights.sum(axis=1, keepdims=True)
+    faces = np.concatenate([np.asarray(f, dtype=np.float64) for f in frames], axis=0)
+    face_scores = faces @ normalised.T  # (all faces, K)
+    starts = np.cumsum([0] + [len(f) for f in frames[:-1]])
+    if image_score == "max":
+        return np.maximum.reduceat(face_scores, starts, axis=0)
+    counts = np.array([len(f) for f in frames], dtype=np.float64)[:, None]
+    return np.add.reduceat(face_scores, starts, axis=0) / counts

@@ -1,0 +1,339 @@
+"""Score a labelled folder (`real/`, `fake/`; images and videos) and measure the ensemble.
+
+Two levels, as DeepfakeBench reports them: frame level (every image and every
+sampled video frame with a face) and video level (one sample per file: a video's
+frame scores aggregated; an image counts as a one-frame video). Frames and files
+without a face are counted and left out. The ensemble is measured with the
+server's own scores at the server's threshold; each model is measured as if it
+were served alone: its most-fake face per frame, fake above 0.5.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .aggregation import Aggregation, aggregate, aggregate_columns
+from .calibration import Sample
+from .client import DeepfakeClient
+from .ensemble import EnsembleSettings
+from .errors import DeepfakeError, InvalidInputError, ServerError
+from .metrics import BinaryMetrics, binary_metrics
+from .results import DetectionResult
+from .video import DEFAULT_NUM_FRAMES, VIDEO_EXTENSIONS
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+CLASS_FOLDERS = {"real": 0, "fake": 1}
+MODEL_THRESHOLD = 0.5  # a lone classifier's decision: the argmax of its two logits
+
+
+@dataclass(frozen=True)
+class LabelledFile:
+    path: Path
+    label: int  # 1 fake, 0 real
+    is_video: bool
+
+
+@dataclass(frozen=True)
+class ScoredFrame:
+    index: int
+    fake_probability: float  # the server's image score; NaN without a face
+    face_model_probabilities: np.ndarray  # (faces, models)
+
+    @property
+    def has_face(self) -> bool:
+        return self.face_model_probabilities.shape[0] > 0
+
+    @property
+    def model_scores(self) -> np.ndarray:
+        """Per model, its most-fake face."""
+        return self.face_model_probabilities.max(axis=0)
+
+
+@dataclass(frozen=True)
+class ScoredFile:
+    file: LabelledFile
+    frames: Tuple[ScoredFrame, ...]
+
+    @property
+    def face_frames(self) -> Tuple[ScoredFrame, ...]:
+        return tuple(f for f in self.frames if f.has_face)
+
+
+@dataclass(frozen=True)
+class ScoringRun:
+    model_names: Tuple[str, ...]
+    files: Tuple[ScoredFile, ...]
+    skipped: Tuple[Tuple[Path, str], ...] = ()  # files rejected as invalid input, with the reason
+    untrained_models: Tuple[str, ...] = ()
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "model_names": list(self.model_names),
+            "untrained_models": list(self.untrained_models),
+            "skipped": [{"path": str(path), "error": error} for path, error in self.skipped],
+            "files": [
+                {
+                    "path": str(s.file.path),
+                    "label": s.file.label,
+                    "is_video": s.file.is_video,
+                    "frames": [
+                        {
+                            "index": f.index,
+                            "fake_probability": None if math.isnan(f.fake_probability) else f.fake_probability,
+                            "face_model_probabilities": f.face_model_probabilities.tolist(),
+                        }
+                        for f in s.frames
+                    ],
+                }
+                for s in self.files
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "ScoringRun":
+        names = tuple(data["model_names"])
+        return cls(
+            model_names=names,
+            untrained_models=tuple(data.get("untrained_models", ())),
+            skipped=tuple((Path(s["path"]), s["error"]) for s in data.get("skipped", ())),
+            files=tuple(
+                ScoredFile(
+                    LabelledFile(Path(f["path"]), int(f["label"]), bool(f["is_video"])),
+                    tuple(
+                        ScoredFrame(
+                            int(frame["index"]),
+                            math.nan if frame["fake_probability"] is None else float(frame["fake_probability"]),
+                            np.array(frame["face_model_probabilities"], dtype=np.float64).reshape(-1, len(names)),
+                        )
+                        for frame in f["frames"]
+                    ),
+                )
+                for f in data["files"]
+            ),
+        )
+
+
+def find_labelled_files(folder: Union[str, Path]) -> List[LabelledFile]:
+    """Images and videos under `folder`/real and `folder`/fake (recursively), sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InvalidInputError(f"not a folder: {folder}")
+    files = []
+    for class_name, label in CLASS_FOLDERS.items():
+        for path in sorted((folder / class_name).rglob("*")):
+            suffix = path.suffix.lower()
+            if path.is_file() and suffix in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS:
+                files.append(LabelledFile(path=path, label=label, is_video=suffix in VIDEO_EXTENSIONS))
+    if not files:
+        raise InvalidInputError(
+            f"no images or videos under {folder}/real or {folder}/fake "
+            f"(images: {', '.join(IMAGE_EXTENSIONS)}; videos: {', '.join(VIDEO_EXTENSIONS)})"
+        )
+    return files
+
+
+def _scored_frame(index: int, result: DetectionResult) -> ScoredFrame:
+    probabilities = [[face.model_probabilities[n] for n in result.model_names] for face in result.faces]
+    matrix = np.array(probabilities, dtype=np.float64).reshape(len(result.faces), len(result.model_names))
+    return ScoredFrame(index, result.fake_probability, matrix)
+
+
+def score_files(
+    client: DeepfakeClient,
+    files: Sequence[LabelledFile],
+    *,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    on_file: Optional[Callable[[LabelledFile], None]] = None,
+) -> ScoringRun:
+    """Run every file through the server (images as one batch, then each video).
+
+    Files the server rejects as invalid are skipped and listed. Any other error
+    (unavailable, timeout, ...) aborts: metrics over a partial set would mislead.
+    """
+    images = [f for f in files if not f.is_video]
+    outcomes: List[Tuple[LabelledFile, Union[List[Tuple[int, DetectionResult]], DeepfakeError]]] = []
+    batch = client.detect_many(
+        [f.path for f in images], on_result=None if on_file is None else lambda i, _: on_file(images[i])
+    )
+    for file, outcome in zip(images, batch, strict=True):
+        outcomes.append((file, outcome if isinstance(outcome, DeepfakeError) else [(0, outcome)]))
+    for file in (f for f in files if f.is_video):
+        try:
+            video = client.detect_video(file.path, num_frames=num_frames)
+            outcomes.append((file, [(frame.index, frame.result) for frame in video.frames]))
+        except InvalidInputError as error:
+            outcomes.append((file, error))
+        if on_file is not None:
+            on_file(file)
+
+    scored, skipped, results = [], [], []
+    for file, outcome in outcomes:
+        if isinstance(outcome, InvalidInputError):
+            skipped.append((file.path, outcome.message))
+        elif isinstance(outcome, DeepfakeError):
+            raise outcome
+        else:
+            scored.append(ScoredFile(file, tuple(_scored_frame(i, r) for i, r in outcome)))
+            results.extend(r for _, r in outcome)
+    names = {r.model_names for r in results}
+    if len(names) > 1:
+        raise ServerError(f"the server's MODEL_NAMES changed during the evaluation: {sorted(names)}")
+    return ScoringRun(
+        model_names=names.pop() if names else (),
+        files=tuple(scored),
+        skipped=tuple(skipped),
+        untrained_models=next((r.untrained_models for r in results if r.untrained), ()),
+    )
+
+
+def frame_samples(run: ScoringRun) -> List[Sample]:
+    """One calibration sample per frame with a face."""
+    return [
+        Sample(name=f"{s.file.path}#{f.index}", label=s.file.label, frames=(f.face_model_probabilities,))
+        for s in run.files
+        for f in s.face_frames
+    ]
+
+
+def video_samples(run: ScoringRun) -> List[Sample]:
+    """One calibration sample per file with a face in some frame."""
+    return [
+        Sample(
+            name=str(s.file.path), label=s.file.label, frames=tuple(f.face_model_probabilities for f in s.face_frames)
+        )
+        for s in run.files
+        if s.face_frames
+    ]
+
+
+@dataclass(frozen=True)
+class LevelReport:
+    without_face: int  # frames (or files) left out
+    labels: np.ndarray
+    ensemble_scores: np.ndarray
+    model_scores: Dict[str, np.ndarray]
+    ensemble: Optional[BinaryMetrics]  # None when no sample had a face
+    models: Dict[str, BinaryMetrics]
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "samples": int(self.labels.size),
+            "without_face": self.without_face,
+            "ensemble": None if self.ensemble is None else self.ensemble.to_dict(),
+            "models": {name: m.to_dict() for name, m in self.models.items()},
+        }
+
+
+def _level_report(
+    labels: List[int],
+    ensemble: List[float],
+    per_model: List[np.ndarray],
+    without_face: int,
+    model_names: Sequence[str],
+    threshold: float,
+) -> LevelReport:
+    y = np.array(labels, dtype=int)
+    ensemble_scores = np.array(ensemble, dtype=np.float64)
+    matrix = np.array(per_model, dtype=np.float64).reshape(len(per_model), len(model_names))
+    model_scores = {name: matrix[:, i] for i, name in enumerate(model_names)}
+    measured = y.size > 0
+    return LevelReport(
+        without_face=without_face,
+        labels=y,
+        ensemble_scores=ensemble_scores,
+        model_scores=model_scores,
+        ensemble=binary_metrics(y, ensemble_scores, threshold) if measured else None,
+        models={n: binary_metrics(y, s, MODEL_THRESHOLD) for n, s in model_scores.items()} if measured else {},
+    )
+
+
+def frame_level(run: ScoringRun, threshold: float) -> LevelReport:
+    frames = [(s.file.label, f) for s in run.files for f in s.frames]
+    judged = [(label, f) for label, f in frames if f.has_face]
+    return _level_report(
+        [label for label, _ in judged],
+        [f.fake_probability for _, f in judged],
+        [f.model_scores for _, f in judged],
+        len(frames) - len(judged),
+        run.model_names,
+        threshold,
+    )
+
+
+def video_level(run: ScoringRun, threshold: float, aggregation: Aggregation | str, top_k: int = 5) -> LevelReport:
+    judged = [s for s in run.files if s.face_frames]
+    return _level_report(
+        [s.file.label for s in judged],
+        [aggregate([f.fake_probability for f in s.face_frames], aggregation, top_k=top_k) for s in judged],
+        [
+            aggregate_columns(np.stack([f.model_scores for f in s.face_frames]), aggregation, top_k=top_k)
+            for s in judged
+        ],
+        len(run.files) - len(judged),
+        run.model_names,
+        threshold,
+    )
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    folder: Path
+    settings: EnsembleSettings  # the server's, when the files were scored
+    aggregation: str
+    run: ScoringRun
+    frame: LevelReport
+    video: LevelReport
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "folder": str(self.folder),
+            "server_settings": {
+                "weights": self.settings.weights,
+                "threshold": self.settings.threshold,
+                "image_score": self.settings.image_score,
+            },
+            "aggregation": self.aggregation,
+            "frame_level": self.frame.to_dict(),
+            "video_level": self.video.to_dict(),
+            "scores": self.run.to_dict(),
+        }
+
+
+def evaluate(
+    client: DeepfakeClient,
+    folder: Union[str, Path],
+    *,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    aggregation: Aggregation | str = Aggregation.MEAN,
+    top_k: int = 5,
+    on_file: Optional[Callable[[LabelledFile], None]] = None,
+) -> Evaluation:
+    aggregation = Aggregation(aggregation)
+    files = find_labelled_files(folder)
+    settings = client.ensemble_settings()
+    run = score_files(client, files, num_frames=num_frames, on_file=on_file)
+    return Evaluation(
+        folder=Path(folder),
+        settings=settings,
+        aggregation=aggregation.value,
+        run=run,
+        frame=frame_level(run, settings.threshold),
+        video=video_level(run, settings.threshold, aggregation, top_k),
+    )
+
+
+def load_scores(report_path: Union[str, Path]) -> ScoringRun:
+    """The scores saved in an evaluation report (report.json), to calibrate without re-inference."""
+    try:
+        data = json.loads(Path(report_path).read_text())
+        return ScoringRun.from_dict(data["scores"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidInputError(
+            f"{report_path} is not an evaluation report written by `deepfake evaluate`: {exc}"
+        ) from exc

@@ -1,0 +1,235 @@
+"""Typed results, and the parsing of the ensemble's output tensors into them.
+
+The tensor layout is the fixed `deepfake_detector` contract (ARCHITECTURE.md §3)
+plus the optional extras FACE_LANDMARKS and MODEL_UNTRAINED.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import numpy as np
+
+from .errors import ServerError
+
+Box = Tuple[float, float, float, float]
+Point = Tuple[float, float]
+
+
+class Label(str, Enum):
+    FAKE = "FAKE"
+    REAL = "REAL"
+    NO_FACE = "NO_FACE"  # nothing was judged: never to be read as REAL
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Face:
+    box: Box  # x1, y1, x2, y2 in original image pixels
+    detector_score: float  # face detector confidence
+    fake_probability: float  # ensemble score of this face
+    model_probabilities: Dict[str, float]  # per classifier, keyed by model name
+    landmarks: Optional[Tuple[Point, ...]] = None  # eyes, nose, mouth corners (when served)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "box": list(self.box),
+            "detector_score": self.detector_score,
+            "fake_probability": self.fake_probability,
+            "model_probabilities": dict(self.model_probabilities),
+            "landmarks": None if self.landmarks is None else [list(p) for p in self.landmarks],
+        }
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    """The verdict on one image (or one video frame)."""
+
+    label: Label
+    fake_probability: float  # image score (the server's most-fake face by default); NaN for NO_FACE
+    faces: Tuple[Face, ...]
+    model_names: Tuple[str, ...]
+    untrained_models: Tuple[str, ...] = ()  # models serving untrained demo weights
+
+    @property
+    def is_fake(self) -> bool:
+        return self.label is Label.FAKE
+
+    @property
+    def has_face(self) -> bool:
+        return self.label is not Label.NO_FACE
+
+    @property
+    def untrained(self) -> bool:
+        return bool(self.untrained_models)
+
+    @property
+    def model_probabilities(self) -> Dict[str, float]:
+        """Per model, its most-fake face: the score that model alone would give the image.
+
+        Empty when no face was found.
+        """
+        return {
+            name: max(face.model_probabilities[name] for face in self.faces) for name in self.model_names if self.faces
+        }
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "label": self.label.value,
+            "fake_probability": _json_float(self.fake_probability),
+            "num_faces": len(self.faces),
+            "faces": [face.to_dict() for face in self.faces],
+            "model_probabilities": self.model_probabilities,
+            "untrained_models": list(self.untrained_models),
+        }
+
+
+def _json_float(value: float) -> Optional[float]:
+    """JSON has no NaN: a missing score is null."""
+    return None if math.isnan(value) else value
+
+
+def parse_outputs(outputs: Mapping[str, Optional[np.ndarray]]) -> DetectionResult:
+    """Build a result from the ensemble's output arrays, checking they agree with each other."""
+    try:
+        return _parse(outputs)
+    except (KeyError, ValueError, IndexError, TypeError) as exc:
+        raise ServerError(f"the server's answer does not follow the deepfake_detector contract: {exc}") from exc
+
+
+def _required(outputs: Mapping[str, Optional[np.ndarray]], name: str) -> np.ndarray:
+    array = outputs.get(name)
+    if array is None:
+        raise KeyError(f"output {name} is missing")
+    return np.asarray(array)
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _parse(outputs: Mapping[str, Optional[np.ndarray]]) -> DetectionResult:
+    label = Label(_text(_required(outputs, "LABEL").reshape(-1)[0]))
+    probability = float(_required(outputs, "FAKE_PROBABILITY").reshape(-1)[0])
+    num_faces = int(_required(outputs, "NUM_FACES").reshape(-1)[0])
+    model_names = tuple(_text(n) for n in _required(outputs, "MODEL_NAMES").reshape(-1))
+
+    boxes = _required(outputs, "FACE_BOXES").reshape(-1, 4)
+    detector_scores = _required(outputs, "FACE_SCORES").reshape(-1)
+    face_probabilities = _required(outputs, "FACE_FAKE_PROBABILITY").reshape(-1)
+    model_probabilities = _required(outputs, "MODEL_FAKE_PROBABILITY").reshape(-1, len(model_names))
+    landmarks = outputs.get("FACE_LANDMARKS")
+    landmarks = None if landmarks is None else np.asarray(landmarks).reshape(-1, 5, 2)
+
+    per_face = [boxes, detector_scores, face_probabilities, model_probabilities]
+    if landmarks is not None:
+        per_face.append(landmarks)
+    rows = {len(array) for array in per_face}
+    if rows != {num_faces}:
+        raise ValueError(f"NUM_FACES is {num_faces} but the per-face outputs have {sorted(rows)} rows")
+    if (label is Label.NO_FACE) != (num_faces == 0):
+        raise ValueError(f"label {label.value} with {num_faces} faces")
+
+    untrained_flags = outputs.get("MODEL_UNTRAINED")
+    untrained = (
+        ()
+        if untrained_flags is None
+        else tuple(
+            name for name, flag in zip(model_names, np.asarray(untrained_flags).reshape(-1), strict=True) if flag
+        )
+    )
+    faces = tuple(
+        Face(
+            box=tuple(float(v) for v in boxes[i]),
+            detector_score=float(detector_scores[i]),
+            fake_probability=float(face_probabilities[i]),
+            model_probabilities={name: float(p) for name, p in zip(model_names, model_probabilities[i], strict=True)},
+            landmarks=None if landmarks is None else tuple((float(x), float(y)) for x, y in landmarks[i]),
+        )
+        for i in range(num_faces)
+    )
+    return DetectionResult(
+        label=label,
+        fake_probability=probability,
+        faces=faces,
+        model_names=model_names,
+        untrained_models=untrained,
+    )
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """One sampled video frame and the server's verdict on it."""
+
+    index: int  # frame number in the video, from 0
+    timestamp_s: Optional[float]  # None when the container reports no frame rate
+    result: DetectionResult
+
+    @property
+    def label(self) -> Label:
+        return self.result.label
+
+    @property
+    def fake_probability(self) -> float:
+        return self.result.fake_probability
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"index": self.index, "timestamp_s": self.timestamp_s, **self.result.to_dict()}
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """The verdict on a video: frame scores aggregated over the frames with a face."""
+
+    label: Label  # NO_FACE when no sampled frame had a face
+    fake_probability: float  # aggregated score; NaN for NO_FACE
+    aggregation: str
+    threshold: float  # FAKE when fake_probability > threshold
+    frames: Tuple[FrameResult, ...]  # the timeline, in frame order
+    frame_count: int  # frames in the whole video
+    fps: Optional[float]
+
+    @property
+    def is_fake(self) -> bool:
+        return self.label is Label.FAKE
+
+    @property
+    def face_frames(self) -> Tuple[FrameResult, ...]:
+        return tuple(f for f in self.frames if f.result.has_face)
+
+    @property
+    def no_face_frames(self) -> Tuple[int, ...]:
+        """Indices of sampled frames without a face: not counted, and never as real."""
+        return tuple(f.index for f in self.frames if not f.result.has_face)
+
+    @property
+    def fake_frame_ratio(self) -> float:
+        """Share of the frames with a face that the server judged FAKE; NaN without faces."""
+        judged = self.face_frames
+        if not judged:
+            return math.nan
+        return sum(f.result.is_fake for f in judged) / len(judged)
+
+    @property
+    def untrained_models(self) -> Tuple[str, ...]:
+        return self.frames[0].result.untrained_models if self.frames else ()
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "label": self.label.value,
+            "fake_probability": _json_float(self.fake_probability),
+            "aggregation": self.aggregation,
+            "threshold": self.threshold,
+            "frame_count": self.frame_count,
+            "fps": self.fps,
+            "sampled_frames": len(self.frames),
+            "fake_frame_ratio": _json_float(self.fake_frame_ratio),
+            "no_face_frames": list(self.no_face_frames),
+            "untrained_models": list(self.untrained_models),
+            "timeline": [frame.to_dict() for frame in self.frames],
+        }
