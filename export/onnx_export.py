@@ -3,7 +3,6 @@ checked with onnx.checker and against PyTorch on onnxruntime CPU."""
 
 from __future__ import annotations
 
-import io
 import logging
 from pathlib import Path
 from typing import Any
@@ -28,14 +27,15 @@ def export_onnx(servable: ServableClassifier, path: Path, metadata: dict[str, st
     """Trace `servable` to ONNX at `path` with `metadata` as metadata_props."""
     size = servable.spec.input_size
     example = torch.zeros(2, size, size, 3, dtype=torch.uint8)
-    buffer = io.BytesIO()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
     with torch.inference_mode():
         # dynamo=False: the TorchScript exporter handles HF CLIP and the static
         # ZeroPad2d paddings, and gives plain opset-17 graphs.
         torch.onnx.export(
             servable,
             (example,),
-            buffer,
+            str(partial),
             dynamo=False,
             opset_version=OPSET,
             input_names=[CLASSIFIER_INPUT],
@@ -43,13 +43,11 @@ def export_onnx(servable: ServableClassifier, path: Path, metadata: dict[str, st
             dynamic_axes={CLASSIFIER_INPUT: {0: "batch"}, CLASSIFIER_OUTPUT: {0: "batch"}},
             do_constant_folding=True,
         )
-    model = onnx.load_from_string(buffer.getvalue())
-    del buffer
+    model = onnx.load(str(partial))
     for key, value in metadata.items():
         model.metadata_props.add(key=key, value=value)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
     onnx.save(model, str(partial))
+    del model
     onnx.checker.check_model(str(partial))
     partial.replace(path)
 

@@ -66,6 +66,7 @@ def torch_runner(model: torch.nn.Module) -> Runner:
 def onnxruntime_runner(onnx_path: Path) -> Runner:
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
+    options.log_severity_level = 3  # FP16 nodes without a CPU kernel warn at every session start
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
     def run(faces: np.ndarray) -> np.ndarray:
