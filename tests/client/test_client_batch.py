@@ -1,0 +1,124 @@
+"""Batches: input order, bounded concurrency, per-item errors; the async client's batch."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from client_fakes import FakeTransport, ensemble_outputs, fake_client, one_face
+from deepfake_client import (
+    AsyncDeepfakeClient,
+    DetectionResult,
+    InvalidImageError,
+    InvalidInputError,
+    UntrainedModelsWarning,
+)
+from deepfake_client.concurrency import bounded_map
+
+
+def by_number(image: bytes):
+    """b"img-7" scores 0.07, after a delay that makes later items finish first."""
+    number = int(image.decode().split("-")[1])
+    time.sleep(0.002 * (20 - number))
+    return one_face(number / 100)
+
+
+def test_results_come_back_in_input_order_despite_completion_order():
+    transport = FakeTransport(by_number)
+    images = [f"img-{i}".encode() for i in range(20)]
+    completed = []
+    with fake_client(transport, concurrency=4) as client:
+        results = client.detect_many(images, on_result=lambda position, _: completed.append(position))
+
+    assert [r.fake_probability for r in results] == pytest.approx([i / 100 for i in range(20)])
+    assert sorted(completed) == list(range(20)) and completed != list(range(20))
+    assert 1 < transport.max_in_flight <= 4
+
+
+def test_errors_are_per_item_and_do_not_sink_the_batch(tmp_path):
+    def respond(image: bytes):
+        if image == b"corrupt":
+            raise InvalidImageError("the server rejected the input: not an image")
+        return one_face(0.9)
+
+    with fake_client(FakeTransport(respond)) as client:
+        outcomes = client.detect_many([b"ok", tmp_path / "missing.jpg", b"corrupt", b"ok"])
+
+    assert isinstance(outcomes[0], DetectionResult) and outcomes[0].is_fake
+    assert isinstance(outcomes[1], InvalidInputError) and "not found" in str(outcomes[1])
+    assert isinstance(outcomes[2], InvalidImageError) and "not an image" in str(outcomes[2])
+    assert isinstance(outcomes[3], DetectionResult)
+
+
+def test_bounded_map_pulls_items_lazily():
+    pulled = []
+
+    def items():
+        for i in range(10):
+            pulled.append(i)
+            yield i
+
+    def slow_square(x: int) -> int:
+        time.sleep(0.01)
+        return x * x
+
+    iterator = bounded_map(slow_square, items(), concurrency=2)
+    first = next(iterator)
+    assert len(pulled) == 2  # only as many as can be in flight
+    outcomes = [first, *iterator]
+    assert sorted(outcomes) == [(i, i * i) for i in range(10)]
+    assert len(pulled) == 10
+
+
+def test_bounded_map_refuses_zero_concurrency():
+    with pytest.raises(InvalidInputError, match="concurrency"):
+        list(bounded_map(str, [1], concurrency=0))
+
+
+def test_untrained_weights_warn_once_per_client():
+    transport = FakeTransport(lambda _: ensemble_outputs([[0.5] * 4], untrained=(True, True, False, False)))
+    with fake_client(transport) as client, pytest.warns(UntrainedModelsWarning, match="xception, efficientnet_b4"):
+        result = client.detect(b"x")
+        client.detect(b"y")
+    assert result.untrained_models == ("xception", "efficientnet_b4")
+
+
+class AsyncFake:
+    def __init__(self, respond) -> None:
+        self.respond = respond
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def infer(self, model: str, image: bytes):
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            number = int(image.decode().split("-")[1])
+            await asyncio.sleep(0.002 * (10 - number))
+            return self.respond(image)
+        finally:
+            self.in_flight -= 1
+
+    async def close(self) -> None:
+        pass
+
+
+def test_async_batch_keeps_order_bounds_concurrency_and_isolates_errors():
+    def respond(image: bytes):
+        if image == b"img-3":
+            raise InvalidImageError("the server rejected the input: not an image")
+        return one_face(int(image.decode().split("-")[1]) / 10)
+
+    transport = AsyncFake(respond)
+
+    async def run():
+        async with AsyncDeepfakeClient("localhost:1", transport=transport, concurrency=3) as client:
+            return await client.detect_many([f"img-{i}".encode() for i in range(10)])
+
+    outcomes = asyncio.run(run())
+    assert isinstance(outcomes[3], InvalidImageError)
+    assert [o.fake_probability for i, o in enumerate(outcomes) if i != 3] == pytest.approx(
+        [i / 10 for i in range(10) if i != 3]
+    )
+    assert 1 < transport.max_in_flight <= 3

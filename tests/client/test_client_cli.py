@@ -1,0 +1,290 @@
+"""The `deepfake` command: arguments, output and exit codes, against a fake server."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from client_fakes import MODEL_NAMES, FakeTransport, ensemble_outputs, fake_client, one_face, png_pixel
+from deepfake_client import (
+    InvalidImageError,
+    Label,
+    ModelNotReadyError,
+    RequestTimeoutError,
+    ServerError,
+    ServerUnavailableError,
+    cli,
+)
+from deepfake_client.cli import ExitCode, main, verdict_exit_code
+from deepfake_client.model_config import read_settings
+from test_client_model_config import rendered_config
+
+
+@pytest.fixture
+def server(monkeypatch):
+    """Routes the CLI to a FakeTransport; set `server.respond` per test."""
+    transport = FakeTransport(lambda _: one_face(0.1))
+    monkeypatch.setattr(cli, "open_client", lambda args: fake_client(transport))
+    return transport
+
+
+def image_file(tmp_path, name: str = "photo.png", red: int = 10):
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.full((8, 8, 3), (0, 0, red), np.uint8))  # BGR: red channel = `red`
+    return path
+
+
+def by_red(image: bytes):
+    """Red 200 -> fake, 100 -> no face, 50 -> rejected, otherwise real."""
+    red = png_pixel(image)
+    if red == 50:
+        raise InvalidImageError("the server rejected the input: not an image")
+    if red == 100:
+        return ensemble_outputs([])
+    return one_face(0.9 if red == 200 else 0.1)
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    "red, expected",
+    [(10, ExitCode.REAL), (200, ExitCode.FAKE), (100, ExitCode.NO_FACE), (50, ExitCode.INVALID_INPUT)],
+)
+def test_image_exit_code_follows_the_verdict(server, tmp_path, capsys, red, expected):
+    server.respond = by_red
+    code, out, _ = run(["image", image_file(tmp_path, red=red)], capsys)
+    assert code == expected
+    assert {ExitCode.REAL: "REAL", ExitCode.FAKE: "FAKE", ExitCode.NO_FACE: "NO_FACE"}.get(expected, "ERROR") in out
+
+
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        (ServerUnavailableError("down"), ExitCode.UNAVAILABLE),
+        (ModelNotReadyError("not loaded"), ExitCode.UNAVAILABLE),
+        (RequestTimeoutError("slow"), ExitCode.TIMEOUT),
+        (ServerError("boom"), ExitCode.SERVER_ERROR),
+    ],
+)
+def test_server_failures_have_their_own_exit_codes(server, tmp_path, capsys, error, expected):
+    def fail(_):
+        raise error
+
+    server.respond = fail
+    code, _, err = run(["image", image_file(tmp_path)], capsys)
+    assert code == expected and str(error) in err
+
+
+def test_a_missing_image_is_invalid_input(server, tmp_path, capsys):
+    code, out, _ = run(["image", tmp_path / "nope.jpg", "--json"], capsys)
+    assert code == ExitCode.INVALID_INPUT
+    assert json.loads(out)["error"]["type"] == "InvalidInputError"
+    assert not server.calls  # no round trip for a file that is not there
+
+
+def test_image_json_output(server, tmp_path, capsys):
+    server.respond = by_red
+    code, out, _ = run(["image", image_file(tmp_path, red=200), "--json"], capsys)
+    data = json.loads(out)
+    assert code == ExitCode.FAKE and data["label"] == "FAKE" and data["num_faces"] == 1
+    assert set(data["model_probabilities"]) == set(MODEL_NAMES)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["image"],
+        ["video", "x.mp4", "--frames", "0"],
+        ["folder", "d", "--concurrency", "-1"],
+        ["stream", "0", "--max-in-flight", "0"],
+        ["image", "x.jpg", "--protocol", "udp"],
+        ["video", "x.mp4", "--threshold", "1.5"],
+        ["calibrate", "data"],  # --repository is required
+        ["teleport"],
+    ],
+)
+def test_usage_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == ExitCode.USAGE
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_folder_recursive_extensions_and_order(server, tmp_path, capsys):
+    server.respond = by_red
+    image_file(tmp_path, "b.png", red=10)
+    image_file(tmp_path, "a.png", red=10)
+    image_file(tmp_path, "sub/c.png", red=10)
+    (tmp_path / "notes.txt").write_text("not an image")
+
+    code, out, _ = run(["folder", tmp_path, "--json"], capsys)
+    assert code == ExitCode.REAL
+    assert [item["input"] for item in json.loads(out)] == [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+
+    code, out, _ = run(["folder", tmp_path, "--recursive", "--json"], capsys)
+    assert [item["input"] for item in json.loads(out)][-1] == str(tmp_path / "sub" / "c.png")
+
+    code, out, _ = run(["folder", tmp_path, "--extensions", "jpg"], capsys)
+    assert code == ExitCode.INVALID_INPUT
+
+
+def test_folder_fake_wins_over_errors_and_errors_over_real(server, tmp_path, capsys):
+    server.respond = by_red
+    image_file(tmp_path / "mixed", "ok.png", red=10)
+    image_file(tmp_path / "mixed", "bad.png", red=50)
+    code, out, _ = run(["folder", tmp_path / "mixed"], capsys)
+    assert code == ExitCode.INVALID_INPUT and "not an image" in out
+    image_file(tmp_path / "mixed", "fake.png", red=200)
+    code, _, _ = run(["folder", tmp_path / "mixed"], capsys)
+    assert code == ExitCode.FAKE
+
+
+def test_verdict_exit_code_precedence():
+    assert verdict_exit_code([Label.REAL, Label.REAL]) == ExitCode.REAL
+    assert verdict_exit_code([Label.REAL, Label.NO_FACE]) == ExitCode.NO_FACE
+    assert verdict_exit_code([]) == ExitCode.NO_FACE  # nothing judged is not "all real"
+    assert verdict_exit_code([Label.FAKE], [ServerUnavailableError("x")]) == ExitCode.FAKE
+    errors = [InvalidImageError("x"), RequestTimeoutError("y"), ServerUnavailableError("z")]
+    assert verdict_exit_code([Label.REAL], errors) == ExitCode.UNAVAILABLE
+    assert verdict_exit_code([], errors[:2]) == ExitCode.TIMEOUT
+
+
+def write_video(path, reds):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (32, 32))
+    for red in reds:
+        writer.write(np.full((32, 32, 3), (0, 0, red), np.uint8))
+    writer.release()
+    return path
+
+
+def test_video_command_table_and_json(server, tmp_path, capsys):
+    server.respond = lambda image: one_face(0.9 if png_pixel(image) > 150 else 0.1)
+    path = write_video(tmp_path / "clip.mp4", [200] * 6 + [10] * 4)
+
+    code, out, _ = run(["video", path, "--frames", "10"], capsys)
+    assert code == ExitCode.FAKE and "FAKE" in out and "mean of 10 frames" in out
+
+    code, out, _ = run(["video", path, "--frames", "10", "--threshold", "0.7", "--json"], capsys)
+    data = json.loads(out)
+    assert code == ExitCode.REAL and data["label"] == "REAL"  # mean 0.58 is not above 0.7
+    assert data["fake_probability"] == pytest.approx(0.58, abs=0.01)
+    assert data["fake_frame_ratio"] == pytest.approx(0.6)
+    assert len(data["timeline"]) == 10 and data["timeline"][0]["label"] == "FAKE"
+
+
+def test_video_that_cannot_be_read_is_invalid_input(server, tmp_path, capsys):
+    (tmp_path / "broken.mp4").write_bytes(b"garbage" * 50)
+    code, _, err = run(["video", tmp_path / "broken.mp4"], capsys)
+    assert code == ExitCode.INVALID_INPUT and "cannot open" in err
+
+
+def test_stream_command_reports_every_scored_frame(server, tmp_path, capsys):
+    server.respond = lambda _: one_face(0.9)
+    path = write_video(tmp_path / "clip.mp4", [10] * 8)
+    code, out, err = run(["stream", path, "--no-realtime", "--max-in-flight", "8", "--json"], capsys)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == ExitCode.FAKE
+    assert lines and lines[-1]["window_label"] == "FAKE"
+    assert json.loads(err)["summary"]["scored"] == len(lines)
+
+
+def test_health_command(server, capsys):
+    code, out, _ = run(["health", "--json"], capsys)
+    assert code == ExitCode.REAL and json.loads(out)["ready"] is True
+    server.ready = False
+    code, out, _ = run(["health"], capsys)
+    assert code == ExitCode.UNAVAILABLE and "model_ready" in out
+
+
+def test_untrained_weights_are_shown_loudly(server, tmp_path, capsys):
+    server.respond = lambda _: ensemble_outputs([[0.2] * 4], untrained=(True,) * 4)
+    code, _, err = run(["image", image_file(tmp_path)], capsys)
+    assert code == ExitCode.REAL
+    assert "WARNING" in err and "UNTRAINED" in err and "effort_clip" in err
+
+
+def labelled_folder(tmp_path):
+    """3 real and 3 fake images plus a fake video; red encodes the xception probability."""
+    folder = tmp_path / "labelled"
+    for i, red in enumerate([10, 20, 30]):
+        image_file(folder / "real", f"r{i}.png", red=red)
+    for i, red in enumerate([40, 60, 70]):
+        image_file(folder / "fake", f"f{i}.png", red=red)
+    write_video(folder / "fake" / "v.mp4", [80] * 5)
+    return folder
+
+
+def xception_knows(image: bytes):
+    """xception's probability rises with red and separates the classes; the others are noise."""
+    red = png_pixel(image)
+    xception = red / 100
+    return ensemble_outputs([[xception, 0.5 - xception / 4, 0.4, 0.45 + (red % 20) / 100]])
+
+
+def test_evaluate_writes_a_report_with_metrics_and_plots(server, tmp_path, capsys):
+    server.respond = xception_knows
+    out_dir = tmp_path / "report"
+    code, out, _ = run(["evaluate", labelled_folder(tmp_path), "--out", out_dir, "--frames", "4", "--json"], capsys)
+    assert code == ExitCode.REAL
+    summary = json.loads(out)
+    frame, video = summary["frame_level"], summary["video_level"]
+    assert frame["samples"] == 6 + 4 and video["samples"] == 7  # 4 sampled video frames; 7 files
+    assert frame["models"]["xception"]["roc_auc"] == 1.0
+    assert frame["models"]["f3net"]["roc_auc"] == 0.5  # a constant score ranks nothing
+    report = json.loads((out_dir / "report.json").read_text())
+    assert report["frame_level"] == frame
+    for png in ("roc_frame.png", "roc_video.png", "confusion_frame.png", "confusion_video.png"):
+        assert (out_dir / png).read_bytes().startswith(b"\x89PNG")
+
+
+def repository(tmp_path):
+    config = tmp_path / "repo" / "weighted_average" / "config.pbtxt"
+    config.parent.mkdir(parents=True)
+    config.write_text(rendered_config())
+    return config
+
+
+def test_calibrate_writes_weights_that_favour_the_informative_model(server, tmp_path, capsys):
+    server.respond = xception_knows
+    config = repository(tmp_path)
+    before = config.read_text()
+    code, out, _ = run(["calibrate", labelled_folder(tmp_path), "--repository", config.parent.parent], capsys)
+    assert code == ExitCode.REAL and "restart the server" in out
+    settings = read_settings(config)
+    assert max(settings.weights, key=settings.weights.get) == "xception"
+    assert settings.weights != {name: 1.0 for name in MODEL_NAMES}
+    assert len(config.read_text().splitlines()) == len(before.splitlines())
+
+
+def test_calibrate_dry_run_and_from_a_report(server, tmp_path, capsys):
+    server.respond = xception_knows
+    config = repository(tmp_path)
+    before = config.read_text()
+    code, out, _ = run(["calibrate", labelled_folder(tmp_path), "--repository", config, "--dry-run"], capsys)
+    assert code == ExitCode.REAL and config.read_text() == before and "dry run" in out
+
+    run(["evaluate", tmp_path / "labelled", "--out", tmp_path / "report", "--frames", "4"], capsys)
+    calls = len(server.calls)
+    code, out, _ = run(
+        ["calibrate", tmp_path / "report" / "report.json", "--repository", config, "--objective", "f1", "--json"],
+        capsys,
+    )
+    data = json.loads(out)
+    assert code == ExitCode.REAL and data["written"] and data["score"] == 1.0
+    assert len(server.calls) == calls  # no inference: the report holds every model's scores
+    assert read_settings(config).weights == data["weights"]
+
+
+def test_calibrate_on_a_report_that_is_not_one(server, tmp_path, capsys):
+    config = repository(tmp_path)
+    (tmp_path / "other.json").write_text("{}")
+    code, _, err = run(["calibrate", tmp_path / "other.json", "--repository", config], capsys)
+    assert code == ExitCode.INVALID_INPUT and "not an evaluation report" in err
