@@ -30,7 +30,9 @@ _DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
 class DetectorSettings:
     """How faces are found.
 
-    min_face_size: smallest face searched for, in original image pixels (>= 12).
+    min_face_size: smallest face searched for, in original image pixels (>= 12):
+        MTCNN's image pyramid starts there, so a face somewhat smaller can still
+        be found, and a smaller value costs more time (more candidate windows).
     confidence_threshold: faces with a lower MTCNN probability are dropped.
     max_faces: at most this many faces per image, the most confident ones
         (the classifiers' max_batch_size must be at least this).
