@@ -4,17 +4,17 @@ MTCNN's cost grows with the pixels of the first level of its image pyramid,
 (side * 12 / min_face_size)^2, so a 40-megapixel photo takes seconds on a CPU.
 Images whose longer side exceeds `max_detection_side` are therefore detected on
 a downscaled copy; `min_face_size` keeps meaning original pixels, except that
-no face smaller than `MIN_DETECTION_FACE` pixels *at detection resolution* is
-searched for (or min_face_size, if smaller). Boxes and landmarks are mapped back to original pixels, and the
-faces are later aligned on the full-resolution image.
+no face smaller than `MIN_DETECTION_FACE` pixels (or min_face_size, if smaller)
+*at detection resolution* is searched for. Boxes and landmarks are mapped back
+to original pixels, and the faces are aligned on the full-resolution image.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -63,8 +63,7 @@ class DetectorSettings:
             raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:<index>', got {self.device!r}")
         if self.max_detection_side is not None and not self.max_detection_side >= MIN_DETECTION_FACE:
             raise ValueError(
-                f"max_detection_side must be None or at least {MIN_DETECTION_FACE:g}, "
-                f"got {self.max_detection_side}"
+                f"max_detection_side must be None or at least {MIN_DETECTION_FACE:g}, got {self.max_detection_side}"
             )
 
 

@@ -112,9 +112,7 @@ def _identify(data: bytes) -> tuple[type[ImageFile.ImageFile], str]:
         return BmpImagePlugin.BmpImageFile, "BMP"
     unsupported = _unsupported_format_name(data)
     if unsupported:
-        raise InvalidImageError(
-            f"unsupported image format {unsupported}; accepted formats: {_ACCEPTED}"
-        )
+        raise InvalidImageError(f"unsupported image format {unsupported}; accepted formats: {_ACCEPTED}")
     raise InvalidImageError(f"the data is not an image file; accepted formats: {_ACCEPTED}")
 
 
@@ -128,7 +126,7 @@ def _unsupported_format_name(data: bytes) -> str | None:
         return "HEIC/HEIF"
     if data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis"):
         return "AVIF"
-    if data.startswith(b"\x00\x00\x00\x0cjP  \r\n\x87\n") or data.startswith(b"\xff\x4f\xff\x51"):
+    if data.startswith((b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xff\x4f\xff\x51")):
         return "JPEG 2000"
     return None
 
@@ -158,8 +156,7 @@ def _check_dimensions(width: int, height: int, limits: ImageLimits) -> None:
         raise InvalidImageError(f"the image has invalid dimensions {width}x{height} pixels")
     if max(width, height) > limits.max_side:
         raise InvalidImageError(
-            f"image is too large: {width}x{height} pixels; "
-            f"the longest side may be at most {limits.max_side} pixels"
+            f"image is too large: {width}x{height} pixels; the longest side may be at most {limits.max_side} pixels"
         )
     if width * height > limits.max_pixels:
         raise InvalidImageError(

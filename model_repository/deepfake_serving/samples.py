@@ -5,8 +5,10 @@ the unit, integration and client tests and the Locust load tests.
 - no-face image: the coffee cup photo (MTCNN finds nothing in it);
 - two-face image: the cameraman (left) next to the astronaut (right);
 - a short mp4v video of the astronaut drifting across the frame;
-- invalid inputs: every kind of bad upload the service must reject, with the
-  fragment its error message contains.
+- invalid images: every kind of bad upload the service must reject, and the
+  fragment of the error message each must get (INVALID_IMAGE_MESSAGES).
+
+write_samples(folder) writes all of them as files.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -29,7 +30,14 @@ ASTRONAUT_FACE_BOX = (180.0, 61.0, 268.0, 172.0)
 # Offset of the astronaut in two_face_image(): it sits right of the 512-wide cameraman.
 TWO_FACES_ASTRONAUT_OFFSET_X = 512
 ENCODINGS = ("JPEG", "PNG", "WEBP", "BMP")
-_SUFFIXES = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp"}
+
+# File names written by write_samples(), relative to its folder.
+FACE_IMAGE = "face.jpg"
+FACE_IMAGES = {"JPEG": FACE_IMAGE, "PNG": "face.png", "WEBP": "face.webp", "BMP": "face.bmp"}
+NO_FACE_IMAGE = "no_face.jpg"
+TWO_FACES_IMAGE = "two_faces.jpg"
+FACE_VIDEO = "face.mp4"
+INVALID_FOLDER = "invalid"
 
 
 def face_image() -> np.ndarray:
@@ -85,52 +93,60 @@ def write_video(path: Path, num_frames: int = 16, fps: float = 8.0) -> Path:
 
 def write_samples(folder: Path, limits: ImageLimits = ImageLimits()) -> dict[str, Path]:
     """Write the standard samples into `folder`; returns their paths by relative name:
-
-    face.{jpg,png,webp,bmp}, no_face.jpg, two_faces.jpg, face.mp4 (16 frames), and
-    invalid/<name>.bin for each of invalid_inputs(limits) (which also gives the
-    fragment of the error message each must produce).
+    FACE_IMAGES (the astronaut in every accepted format, FACE_IMAGE among them),
+    NO_FACE_IMAGE, TWO_FACES_IMAGE, FACE_VIDEO (16 frames) and
+    invalid/<name>.bin for each of invalid_images(limits).
     """
     folder = Path(folder)
-    images = {"face": face_image(), "no_face": no_face_image(), "two_faces": two_face_image()}
-    contents = {f"face.{_SUFFIXES[e]}": encode_image(images["face"], e) for e in ENCODINGS}
-    contents["no_face.jpg"] = encode_image(images["no_face"])
-    contents["two_faces.jpg"] = encode_image(images["two_faces"])
-    contents.update({f"invalid/{name}.bin": sample.data for name, sample in invalid_inputs(limits).items()})
-    (folder / "invalid").mkdir(parents=True, exist_ok=True)
+    contents = {name: encode_image(face_image(), encoding) for encoding, name in FACE_IMAGES.items()}
+    contents[NO_FACE_IMAGE] = encode_image(no_face_image())
+    contents[TWO_FACES_IMAGE] = encode_image(two_face_image())
+    contents.update({f"{INVALID_FOLDER}/{name}.bin": data for name, data in invalid_images(limits).items()})
+    (folder / INVALID_FOLDER).mkdir(parents=True, exist_ok=True)
     written = {}
     for name, content in contents.items():
         written[name] = folder / name
         written[name].write_bytes(content)
-    written["face.mp4"] = write_video(folder / "face.mp4")
+    written[FACE_VIDEO] = write_video(folder / FACE_VIDEO)
     return written
 
 
-@dataclass(frozen=True)
-class InvalidInput:
-    """A bad upload and a fragment of the error message that must explain it."""
+# A fragment of the error message each invalid image must be rejected with.
+INVALID_IMAGE_MESSAGES = {
+    "empty": "empty",
+    "truncated_jpeg": "corrupt or truncated",
+    "truncated_png": "corrupt or truncated",
+    "random_bytes": "not an image",
+    "text": "not an image",
+    "gif": "unsupported image format GIF",
+    "tiff": "unsupported image format TIFF",
+    "over_byte_limit": "file is too large",
+    "over_pixel_limit": "megapixels",
+    "too_long_side": "longest side",
+    # Every format's spec forbids a zero side, so Pillow reports the file as broken.
+    "zero_width": "corrupt",
+    "decompression_bomb": "image is too large",
+}
 
-    data: bytes
-    message: str
 
-
-def invalid_inputs(limits: ImageLimits = ImageLimits()) -> dict[str, InvalidInput]:
-    """Every kind of input decode_image must reject under `limits`, by name."""
+def invalid_images(limits: ImageLimits = ImageLimits()) -> dict[str, bytes]:
+    """Every kind of upload decode_image must reject under `limits`, by name
+    (the keys of INVALID_IMAGE_MESSAGES)."""
     small = face_image()[::8, ::8]
     jpeg = encode_image(face_image())
     return {
-        "empty": InvalidInput(b"", "empty"),
-        "truncated_jpeg": InvalidInput(jpeg[: len(jpeg) // 2], "corrupt or truncated"),
-        "truncated_png": InvalidInput(encode_image(small, "PNG")[:100], "corrupt or truncated"),
-        "random_bytes": InvalidInput(np.random.default_rng(0).bytes(4096), "not an image"),
-        "text": InvalidInput(b"This is a text file, not a photo.\n", "not an image"),
-        "gif": InvalidInput(_pil_bytes(small, "GIF"), "unsupported image format GIF"),
-        "tiff": InvalidInput(_pil_bytes(small, "TIFF"), "unsupported image format TIFF"),
-        "over_byte_limit": InvalidInput(jpeg + bytes(max(0, limits.max_bytes + 1 - len(jpeg))), "file is too large"),
-        "over_pixel_limit": InvalidInput(_over_pixel_limit_png(limits), "megapixels"),
-        "too_long_side": InvalidInput(_bilevel_png(1, limits.max_side + 1), "longest side"),
-        # Every format's spec forbids a zero side, so Pillow reports the file as broken.
-        "zero_width": InvalidInput(_png_header_only(0, 64), "corrupt"),
-        "decompression_bomb": InvalidInput(_decompression_bomb(limits), "image is too large"),
+        "empty": b"",
+        "truncated_jpeg": jpeg[: len(jpeg) // 2],
+        "truncated_png": encode_image(small, "PNG")[:100],
+        "random_bytes": np.random.default_rng(0).bytes(4096),
+        "text": b"This is a text file, not a photo.\n",
+        "gif": _pil_bytes(small, "GIF"),
+        "tiff": _pil_bytes(small, "TIFF"),
+        "over_byte_limit": jpeg + bytes(max(0, limits.max_bytes + 1 - len(jpeg))),
+        "over_pixel_limit": _over_pixel_limit_png(limits),
+        "too_long_side": _bilevel_png(1, limits.max_side + 1),
+        "zero_width": _png_header_only(0, 64),
+        "decompression_bomb": _decompression_bomb(limits),
     }
 
 

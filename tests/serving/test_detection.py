@@ -61,11 +61,11 @@ def test_two_faces_in_confidence_order(detector):
 
 
 def test_bad_images_fail_alone(detector):
-    invalid = samples.invalid_inputs()
-    encoded = [invalid["text"].data, FACE_JPEG, invalid["truncated_jpeg"].data, NO_FACE_PNG, TWO_FACES_PNG]
+    invalid, messages = samples.invalid_images(), samples.INVALID_IMAGE_MESSAGES
+    encoded = [invalid["text"], FACE_JPEG, invalid["truncated_jpeg"], NO_FACE_PNG, TWO_FACES_PNG]
     results = detect_faces(encoded, detector)
-    assert isinstance(results[0], InvalidImageError) and invalid["text"].message in str(results[0])
-    assert isinstance(results[2], InvalidImageError) and invalid["truncated_jpeg"].message in str(results[2])
+    assert isinstance(results[0], InvalidImageError) and messages["text"] in str(results[0])
+    assert isinstance(results[2], InvalidImageError) and messages["truncated_jpeg"] in str(results[2])
     alone = [detect_faces([data], detector)[0] for data in (FACE_JPEG, NO_FACE_PNG, TWO_FACES_PNG)]
     for mixed, single in zip([results[1], results[3], results[4]], alone):
         assert isinstance(mixed, FaceDetection)

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from deepfake_serving import samples
 from deepfake_serving.faces import DetectorSettings, FaceDetector
@@ -54,7 +55,9 @@ def test_min_face_size_starts_the_search(astronaut):
 def test_same_shaped_images_are_detected_in_one_batched_call(detector, astronaut, monkeypatch):
     calls = []
     original = detector._mtcnn.detect
-    monkeypatch.setattr(detector._mtcnn, "detect", lambda batch, **kw: calls.append(batch.shape) or original(batch, **kw))
+    monkeypatch.setattr(
+        detector._mtcnn, "detect", lambda batch, **kw: calls.append(batch.shape) or original(batch, **kw)
+    )
     blanked = astronaut.copy()
     blanked[:, 150:300] = 0  # same shape, no face
     mirrored = np.ascontiguousarray(astronaut[:, ::-1])
@@ -150,3 +153,12 @@ def test_faces_are_sorted_by_score_filtered_and_capped(monkeypatch):
     assert [f.score for f in faces] == [0.99, 0.95]
     np.testing.assert_array_equal([f.box for f in faces], boxes[[2, 1]])
     np.testing.assert_array_equal([f.landmarks for f in faces], points[[2, 1]])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_detection_matches_cpu(astronaut, astronaut_face):
+    (faces,) = FaceDetector(DetectorSettings(device="cuda")).detect([astronaut])
+    assert len(faces) == 1
+    np.testing.assert_allclose(faces[0].landmarks, astronaut_face.landmarks, atol=0.5)
+    np.testing.assert_allclose(faces[0].box, astronaut_face.box, atol=0.5)

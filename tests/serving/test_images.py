@@ -155,19 +155,23 @@ def test_cmyk_jpeg_becomes_rgb(astronaut):
 
 # --- bad input -----------------------------------------------------------------------
 
-INVALID = samples.invalid_inputs()
+INVALID = samples.invalid_images()
+
+
+def test_every_invalid_image_has_its_expected_message():
+    assert set(INVALID) == set(samples.INVALID_IMAGE_MESSAGES)
 
 
 @pytest.mark.parametrize("name", sorted(INVALID))
-def test_invalid_input_is_rejected_with_a_useful_message(name):
+def test_invalid_image_is_rejected_with_a_useful_message(name):
     with pytest.raises(InvalidImageError) as raised:
-        decode_image(INVALID[name].data)
-    assert INVALID[name].message in str(raised.value)
+        decode_image(INVALID[name])
+    assert samples.INVALID_IMAGE_MESSAGES[name] in str(raised.value)
 
 
 def test_unsupported_format_message_names_the_accepted_formats():
     with pytest.raises(InvalidImageError, match="GIF; accepted formats: JPEG, PNG, WebP, BMP"):
-        decode_image(INVALID["gif"].data)
+        decode_image(INVALID["gif"])
 
 
 def test_limits_are_configurable(astronaut):
@@ -188,13 +192,13 @@ def test_size_limits_are_checked_before_the_pixels_are_decoded(monkeypatch, name
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", refuse_to_decode)
     with pytest.raises(InvalidImageError, match="image is too large"):
-        decode_image(INVALID[name].data)
+        decode_image(INVALID[name])
 
 
 def test_byte_limit_is_checked_before_anything_is_parsed(monkeypatch):
     monkeypatch.setattr("deepfake_serving.images._identify", lambda data: pytest.fail("bytes were parsed"))
     with pytest.raises(InvalidImageError, match="file is too large"):
-        decode_image(INVALID["over_byte_limit"].data)
+        decode_image(INVALID["over_byte_limit"])
 
 
 def _lossless_webp_declaring(width: int, height: int) -> bytes:
@@ -227,7 +231,7 @@ def test_webp_declaring_zero_width_is_rejected():
 def test_pillow_global_limit_does_not_override_ours(monkeypatch, astronaut):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
     with pytest.raises(InvalidImageError, match="image is too large"):
-        decode_image(INVALID["decompression_bomb"].data)
+        decode_image(INVALID["decompression_bomb"])
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     np.testing.assert_array_equal(decode_image(encode(astronaut, "PNG")), astronaut)
 
@@ -237,9 +241,9 @@ def test_decoding_changes_no_process_global_state():
     filters = list(warnings.filters)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for sample in INVALID.values():
+        for data in INVALID.values():
             with pytest.raises(InvalidImageError):
-                decode_image(sample.data)
+                decode_image(data)
     assert not caught, [str(w.message) for w in caught]
     assert Image.MAX_IMAGE_PIXELS == pixel_limit
     assert warnings.filters == filters
