@@ -2,10 +2,11 @@
 
 Only JPEG, PNG, WebP and BMP are accepted. The format is recognised from the
 file's magic bytes and opened with that format's Pillow plugin class directly,
-not with `Image.open`: this way our own limits are the only size check (no
-dependence on the process-global `Image.MAX_IMAGE_PIXELS`, no
-`DecompressionBombWarning` printed or turned into an error by someone's
-warnings filter), and nothing process-global is changed. Pillow's
+not with `Image.open`: this way our own limits decide (`Image.open` would check
+the process-global `Image.MAX_IMAGE_PIXELS` and print a `DecompressionBombWarning`
+or raise it through someone's warnings filter), and nothing process-global is
+changed. Only Pillow's WebP plugin still checks twice that global while opening;
+its DecompressionBombError is reported as an image too large. Pillow's
 `ImageFile.LOAD_TRUNCATED_IMAGES` is left off, so truncated files are errors.
 """
 
