@@ -4,6 +4,7 @@ checked with onnx.checker and against PyTorch on onnxruntime CPU."""
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,9 @@ def export_onnx(servable: ServableClassifier, path: Path, metadata: dict[str, st
     example = torch.zeros(2, size, size, 3, dtype=torch.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    with torch.inference_mode():
+    with torch.inference_mode(), warnings.catch_warnings():
+        # The crop size is fixed by the contract, so shape checks traced as constants are right.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         # dynamo=False: the TorchScript exporter handles HF CLIP and the static
         # ZeroPad2d paddings, and gives plain opset-17 graphs.
         torch.onnx.export(
