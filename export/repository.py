@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 from deepfake_serving import contract
 from deepfake_serving.combiner import CombinerConfigError, CombinerSettings
 from export import triton_config
-from export.artifacts import ArtifactPaths, read_manifest
+from export.artifacts import BuildArtifacts
 from export.specs import CLASSIFIERS, ClassifierSpec
 
 SOURCES = Path(__file__).resolve().parent.parent / "model_repository"
@@ -38,6 +38,8 @@ class RepositoryOptions:
     image_score: str = "max"
     face_detector: Mapping[str, str] = field(default_factory=dict)  # overrides of detector parameters
     ort_tensorrt: bool = False  # onnxruntime flavour: use the TensorRT execution provider
+    # tensorrt flavour: sidecar fields a plan must match (e.g. tensorrt_version, compute_capability)
+    plan_filter: Mapping[str, str] = field(default_factory=dict)
 
 
 def _place(source: Path, target: Path) -> None:
@@ -51,6 +53,22 @@ def _place(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
+def _select_plan(artifacts: BuildArtifacts, name: str, plan_filter: Mapping[str, str]) -> Path:
+    """The one plan built for this server: a plan only loads on the TensorRT version and GPU
+    architecture that built it, so an ambiguous choice is an error, not a guess."""
+    plans = [p for p in artifacts.plans(name)
+             if all(str(p.get(key)) == str(value) for key, value in plan_filter.items())]
+    if len(plans) != 1:
+        found = [{k: p.get(k) for k in ("tensorrt_version", "compute_capability", "gpu_name")}
+                 for p in artifacts.plans(name)]
+        raise RepositoryError(
+            f"{name}: {len(plans)} TensorRT plans match {dict(plan_filter) or 'no filter'} "
+            f"(built: {found or 'none; run deepfake-export tensorrt on the target GPU'}); "
+            "pass --plan-filter tensorrt_version=...,compute_capability=... to pick one"
+        )
+    return Path(plans[0]["plan"])
+
+
 def _write_model(out: Path, config, python_source: str | None = None) -> Path:
     model_dir = out / config.name
     version_dir = model_dir / "1"
@@ -61,7 +79,7 @@ def _write_model(out: Path, config, python_source: str | None = None) -> Path:
     return version_dir
 
 
-def _classifier(out: Path, spec: ClassifierSpec, flavour: triton_config.Flavour, artifacts: ArtifactPaths,
+def _classifier(out: Path, spec: ClassifierSpec, flavour: triton_config.Flavour, artifacts: BuildArtifacts,
                 options: RepositoryOptions) -> None:
     runtime = flavour.classifier_runtime
     parameters: dict[str, str] = {}
@@ -77,7 +95,7 @@ def _classifier(out: Path, spec: ClassifierSpec, flavour: triton_config.Flavour,
     if runtime in (triton_config.PYTHON_ONNX, triton_config.ONNXRUNTIME):
         _place(artifacts.onnx(spec.name), version_dir / "model.onnx")
     elif runtime == triton_config.TENSORRT:
-        _place(artifacts.plan(spec.name), version_dir / "model.plan")
+        _place(_select_plan(artifacts, spec.name, options.plan_filter), version_dir / "model.plan")
     else:
         _place(artifacts.fixed_checkpoint(spec.name), version_dir / "model.safetensors")
 
@@ -87,10 +105,10 @@ def assemble(artifacts_dir: Path, out: Path, options: RepositoryOptions = Reposi
     if options.flavour not in triton_config.FLAVOURS:
         raise RepositoryError(f"unknown flavour {options.flavour!r}; choose from {sorted(triton_config.FLAVOURS)}")
     flavour = triton_config.FLAVOURS[options.flavour]
-    artifacts = ArtifactPaths(Path(artifacts_dir))
+    artifacts = BuildArtifacts(Path(artifacts_dir))
     names = [spec.name for spec in classifiers]
-    manifests = {name: read_manifest(artifacts, name) for name in names}
-    untrained = frozenset(name for name, manifest in manifests.items() if manifest.get("untrained"))
+    manifests = {name: artifacts.manifest(name) for name in names}
+    untrained = frozenset(name for name, manifest in manifests.items() if manifest["untrained"])
     try:
         combiner = CombinerSettings(model_names=tuple(names), weights=dict(options.weights),
                                     threshold=options.threshold, image_score=options.image_score,
@@ -142,6 +160,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-faces", type=int, help="faces scored per image (default 8)")
     parser.add_argument("--ort-tensorrt", action="store_true",
                         help="onnxruntime flavour: run through the TensorRT execution provider (FP16)")
+    parser.add_argument("--plan-filter", type=_key_values, default={},
+                        help="tensorrt flavour: pick plans whose build record matches, "
+                             "e.g. tensorrt_version=10.5.0,compute_capability=9.0")
+
+
+def _key_values(text: str) -> dict[str, str]:
+    pairs = [item.split("=", 1) for item in text.split(",") if item]
+    if any(len(pair) != 2 for pair in pairs):
+        raise argparse.ArgumentTypeError(f"expected key=value[,key=value...], got {text!r}")
+    return dict(pairs)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -153,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
         image_score=args.image_score,
         face_detector={"max_faces": str(args.max_faces)} if args.max_faces else {},
         ort_tensorrt=args.ort_tensorrt,
+        plan_filter=args.plan_filter,
     )
     out = assemble(args.artifacts, args.out, options)
     summary = json.loads((out / MARKER).read_text())

@@ -15,6 +15,9 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from deepfake_serving import contract
 from deepfake_serving.contract import TensorSpec
+from deepfake_serving.faces import DetectorSettings
+from deepfake_serving.images import ImageLimits
+from deepfake_serving.runtime import from_parameters, to_parameters
 from export.specs import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, ClassifierSpec
 
 # How the classifiers run in each flavour of the repository (ARCHITECTURE.md §5).
@@ -63,14 +66,33 @@ FLAVOURS: dict[str, Flavour] = {
 }
 
 
+def _config_dtype(dtype: str) -> int:
+    # Triton's wire type BYTES is spelled TYPE_STRING in model configs.
+    return mc.DataType.Value("TYPE_STRING" if dtype == "BYTES" else f"TYPE_{dtype}")
+
+
 def _add_tensors(repeated, tensors: Sequence[TensorSpec]) -> None:
     for t in tensors:
-        repeated.add(name=t.name, data_type=mc.DataType.Value(f"TYPE_{t.dtype}"), dims=list(t.dims))
+        repeated.add(name=t.name, data_type=_config_dtype(t.dtype), dims=list(t.dims))
 
 
 def _set_parameters(config: mc.ModelConfig, parameters: Mapping[str, str]) -> None:
     for key, value in parameters.items():
         config.parameters[key].string_value = str(value)
+
+
+def face_detector_parameters(overrides: Mapping[str, str] = {}) -> dict[str, str]:
+    """Detector and image-limit parameters: the runtime defaults, with validated overrides.
+    (The device is chosen at run time from the instance kind.)"""
+    defaults = {**to_parameters(DetectorSettings(), exclude=("device",)), **to_parameters(ImageLimits()),
+                "torch_threads": "1"}
+    unknown = set(overrides) - set(defaults)
+    if unknown:
+        raise ValueError(f"unknown face_detector parameters {sorted(unknown)}; known: {sorted(defaults)}")
+    parameters = {**defaults, **overrides}
+    from_parameters(DetectorSettings, parameters)  # raises ValueError on a bad value
+    from_parameters(ImageLimits, parameters)
+    return parameters
 
 
 def face_detector_config(flavour: Flavour, crop_sizes: tuple[int, ...], parameters: Mapping[str, str]) -> mc.ModelConfig:
@@ -173,3 +195,59 @@ def render(config: mc.ModelConfig) -> str:
 
 def parse(text: str) -> mc.ModelConfig:
     return text_format.Parse(text, mc.ModelConfig())
+
+
+def _full_shape(config: mc.ModelConfig, dims) -> tuple[int, ...]:
+    """Shape a tensor has on the wire: batching models get a leading batch dimension."""
+    return ((-1,) if config.max_batch_size > 0 else ()) + tuple(dims)
+
+
+def _compatible(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    return len(a) == len(b) and all(x == y or -1 in (x, y) for x, y in zip(a, b))
+
+
+def check_ensemble(configs: Mapping[str, mc.ModelConfig], ensemble_name: str = contract.ENSEMBLE_NAME) -> list[str]:
+    """Problems in the ensemble's wiring: unknown models or tensors, type/shape mismatches,
+    outputs nobody produces. An empty list means Triton's own load-time checks will pass
+    for these reasons too (and the ensemble cannot deadlock on a missing output)."""
+    problems: list[str] = []
+    ensemble = configs[ensemble_name]
+    available = {t.name: (t.data_type, tuple(t.dims)) for t in ensemble.input}
+    for step in ensemble.ensemble_scheduling.step:
+        model = configs.get(step.model_name)
+        if model is None:
+            problems.append(f"step uses unknown model {step.model_name!r}")
+            continue
+        inputs = {t.name: t for t in model.input}
+        outputs = {t.name: t for t in model.output}
+        for model_tensor, ensemble_tensor in step.input_map.items():
+            if model_tensor not in inputs:
+                problems.append(f"{model.name} has no input {model_tensor!r}")
+            elif ensemble_tensor not in available:
+                problems.append(f"{model.name}.{model_tensor} reads {ensemble_tensor!r}, which no earlier step produces")
+            else:
+                dtype, shape = available[ensemble_tensor]
+                wanted = inputs[model_tensor]
+                if dtype != wanted.data_type or not _compatible(shape, _full_shape(model, wanted.dims)):
+                    problems.append(
+                        f"{model.name}.{model_tensor} expects {mc.DataType.Name(wanted.data_type)} "
+                        f"{list(_full_shape(model, wanted.dims))}, {ensemble_tensor!r} is "
+                        f"{mc.DataType.Name(dtype)} {list(shape)}"
+                    )
+        missing_inputs = set(inputs) - set(step.input_map)
+        if missing_inputs:
+            problems.append(f"{model.name}: inputs {sorted(missing_inputs)} are not fed")
+        for model_tensor, ensemble_tensor in step.output_map.items():
+            if model_tensor not in outputs:
+                problems.append(f"{model.name} has no output {model_tensor!r}")
+            else:
+                out = outputs[model_tensor]
+                available[ensemble_tensor] = (out.data_type, _full_shape(model, out.dims))
+    for t in ensemble.output:
+        if t.name not in available:
+            problems.append(f"ensemble output {t.name!r} is produced by no step")
+        elif available[t.name][0] != t.data_type or not _compatible(available[t.name][1], tuple(t.dims)):
+            problems.append(f"ensemble output {t.name!r} is declared {mc.DataType.Name(t.data_type)} "
+                            f"{list(t.dims)} but produced as {mc.DataType.Name(available[t.name][0])} "
+                            f"{list(available[t.name][1])}")
+    return problems

@@ -6,25 +6,27 @@ others in the same execution are answered normally.
 
 import json
 
-import numpy as np
+import torch
 import triton_python_backend_utils as pb_utils
 
 from deepfake_serving import contract
 from deepfake_serving.detection import detect_faces
-from deepfake_serving.faces import FaceDetector
-from deepfake_serving.images import InvalidImageError
-from deepfake_serving.runtime import model_parameters
-from deepfake_serving.settings import detector_settings_from_parameters
+from deepfake_serving.faces import DetectorSettings, FaceDetector
+from deepfake_serving.images import ImageLimits, InvalidImageError
+from deepfake_serving.runtime import from_parameters, model_parameters
 
 
 class TritonPythonModel:
     def initialize(self, args):
         params = model_parameters(args)
         self.crop_sizes = tuple(json.loads(params["crop_sizes"]))
-        wants_gpu = args["model_instance_kind"] == "GPU"
-        settings, self.limits = detector_settings_from_parameters(
-            params, device=f"cuda:{args['model_instance_device_id']}" if wants_gpu else "cpu"
-        )
+        gpu = args["model_instance_kind"] == "GPU"
+        # One thread per instance: several instances (and the classifiers) share the CPU,
+        # and MTCNN's small convolutions slow down badly when threads oversubscribe cores.
+        torch.set_num_threads(int(params.get("torch_threads", "1")))
+        device = f"cuda:{args['model_instance_device_id']}" if gpu else "cpu"
+        settings = from_parameters(DetectorSettings, params, device=device)
+        self.limits = from_parameters(ImageLimits, params)
         self.detector = FaceDetector(settings)
         self.metrics = _Metrics()
         pb_utils.Logger.log_info(f"face_detector ready: {settings}, {self.limits}")
@@ -35,11 +37,11 @@ class TritonPythonModel:
 
     def _respond(self, result):
         if isinstance(result, InvalidImageError):
-            self.metrics.invalid.inc()
+            self.metrics.invalid.increment(1)
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(result), pb_utils.TritonError.INVALID_ARG))
         faces = int(result.num_faces[0])
-        (self.metrics.with_faces if faces else self.metrics.no_face).inc()
-        self.metrics.faces.inc(faces)
+        (self.metrics.with_faces if faces else self.metrics.no_face).increment(1)
+        self.metrics.faces.increment(faces)
         tensors = [pb_utils.Tensor(contract.crop_tensor(size).name, result.crops[size]) for size in self.crop_sizes]
         tensors += [
             pb_utils.Tensor(contract.NUM_FACES.name, result.num_faces),
@@ -54,16 +56,18 @@ class _Metrics:
     """Prometheus counters on Triton's metrics endpoint (dashboards, NO_FACE rate)."""
 
     def __init__(self):
-        images = pb_utils.MetricFamily(
+        # The families must outlive their metrics, so they are kept on self.
+        self.images_family = pb_utils.MetricFamily(
             name="deepfake_images_total",
             description="Images seen by face_detector, by outcome",
             kind=pb_utils.MetricFamily.COUNTER,
         )
-        self.with_faces = images.Metric(labels={"outcome": "faces"})
-        self.no_face = images.Metric(labels={"outcome": "no_face"})
-        self.invalid = images.Metric(labels={"outcome": "invalid"})
-        self.faces = pb_utils.MetricFamily(
+        self.faces_family = pb_utils.MetricFamily(
             name="deepfake_faces_total",
             description="Faces found and sent to the classifiers",
             kind=pb_utils.MetricFamily.COUNTER,
-        ).Metric(labels={})
+        )
+        self.with_faces = self.images_family.Metric(labels={"outcome": "faces"})
+        self.no_face = self.images_family.Metric(labels={"outcome": "no_face"})
+        self.invalid = self.images_family.Metric(labels={"outcome": "invalid"})
+        self.faces = self.faces_family.Metric(labels={})
