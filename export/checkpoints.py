@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from export.errors import CheckpointMismatchError, CheckpointReadError
+from export.provenance import atomic_output
 
 StateDict = dict[str, torch.Tensor]
 
@@ -24,9 +25,7 @@ def read_checkpoint(path: Path) -> StateDict:
     `map_location="cpu"`: the released files were saved from GPU models, and their
     storages are tagged cuda:0, which cannot be restored on a CPU-only host.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointReadError(f"{path}: no such file")
+    path = require_file(path)
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -47,6 +46,13 @@ def read_checkpoint(path: Path) -> StateDict:
             f"as the released checkpoints are; found {type(loaded).__name__}"
         )
     return dict(loaded)
+
+
+def require_file(path: Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointReadError(f"{path}: no such file")
+    return path
 
 
 def check_keys(
@@ -76,11 +82,10 @@ def load_strict(network: nn.Module, state_dict: Mapping[str, torch.Tensor], sour
 def write_fixed_checkpoint(state_dict: Mapping[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
     """safetensors refuses non-contiguous tensors (F3Net's `_DCT_all_T` is a
     transposed view), so every tensor is written contiguous."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
     tensors = {key: tensor.contiguous() for key, tensor in state_dict.items()}
-    safetensors.torch.save_file(tensors, str(partial), metadata=metadata)
-    partial.replace(path)
+    with atomic_output(path) as partial:
+        safetensors.torch.save_file(tensors, str(partial), metadata=metadata)
+        partial.chmod(0o644)  # safetensors creates 0600 files; servers may run as another user
 
 
 def read_fixed_checkpoint(path: Path) -> StateDict:

@@ -17,7 +17,7 @@ from torch import nn
 
 from export.architectures import build_network
 from export.layouts import layout_by_name, to_released
-from export.provenance import code_fingerprint, read_json, sha256_file, write_json
+from export.provenance import atomic_output, code_fingerprint, read_json, sha256_file, write_json
 from export.specs import CLASSIFIERS, ClassifierSpec
 
 log = logging.getLogger(__name__)
@@ -88,9 +88,8 @@ def write_demo_weights(out_dir: Path, seed: int = 0) -> list[Path]:
             log.info("%s: demo weights up to date (%s)", spec.name, path)
             continue
         log.info("%s: generating untrained demo weights (seed %d) -> %s", spec.name, seed, path)
-        partial = path.with_name(path.name + ".partial")
-        torch.save(demo_state_dict(spec, seed), partial)
-        partial.replace(path)
+        with atomic_output(path) as partial:
+            torch.save(demo_state_dict(spec, seed), partial)
         write_json(
             sidecar_path(path),
             {

@@ -11,7 +11,15 @@ from torch import nn
 
 from export.architectures import build_network
 from export.artifacts import BuildArtifacts
-from export.checkpoints import StateDict, check_keys, load_strict, read_checkpoint, shapes, write_fixed_checkpoint
+from export.checkpoints import (
+    StateDict,
+    check_keys,
+    load_strict,
+    read_checkpoint,
+    require_file,
+    shapes,
+    write_fixed_checkpoint,
+)
 from export.demo_weights import demo_record
 from export.layouts import (
     Conversion,
@@ -62,10 +70,8 @@ def fix_checkpoint(source: Path, artifacts: BuildArtifacts, expected: Classifier
     file of another architecture is then an error. Skips the work when the
     manifest already records this exact source file and export code.
     """
-    source = Path(source)
+    source = require_file(source)
     expected = expected or next((s for s in CLASSIFIERS if s.checkpoint_file == source.name), None)
-    if not source.is_file():
-        read_checkpoint(source)  # raises the uniform "no such file" error
     source_sha256 = sha256_file(source)
     fingerprint = code_fingerprint()
     if expected is not None:

@@ -20,9 +20,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from export.artifacts import BuildArtifacts
-from export.errors import MissingArtifactError, ParityError
-from export.parity import measure, onnxruntime_runner, worst
-from export.provenance import read_json, sha256_file, write_json
+from export.errors import MissingArtifactError
+from export.parity import measure, onnxruntime_runner, require_agreement, worst
+from export.provenance import atomic_output, read_json, sha256_file, write_json
 from export.specs import spec_by_name
 
 log = logging.getLogger(__name__)
@@ -55,13 +55,11 @@ def convert_to_mixed_precision(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def write_mixed_precision_onnx(source: Path, destination: Path) -> None:
     converted = convert_to_mixed_precision(onnx.load(str(source)))
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".partial")
-    onnx.save(converted, str(partial))
-    onnx.checker.check_model(str(partial))
     # The checker does not type-check; strict inference does (on a weightless copy).
     onnx.shape_inference.infer_shapes(_skeleton(converted), check_type=True, strict_mode=True)
-    partial.replace(destination)
+    with atomic_output(destination) as partial:
+        onnx.save(converted, str(partial))
+        onnx.checker.check_model(str(partial))
 
 
 def export_mixed_precision(name: str, artifacts: BuildArtifacts) -> dict[str, Any]:
@@ -101,11 +99,9 @@ def export_mixed_precision(name: str, artifacts: BuildArtifacts) -> dict[str, An
     }
     write_json(report_path, report)
     log.info("%s: mixed precision max |Δ fake probability| = %.2e", name, worst(results))
-    if not report["passed"]:
-        raise ParityError(
-            f"{name}: mixed-precision ONNX disagrees with FP32: max |Δ fake probability| "
-            f"{worst(results):.2e} > {PROBABILITY_TOLERANCE:.0e} (see {report_path})"
-        )
+    require_agreement(
+        results, PROBABILITY_TOLERANCE, f"{name}: mixed-precision ONNX disagrees with FP32", f"see {report_path}"
+    )
     return report
 
 

@@ -12,9 +12,8 @@ import onnx
 import torch
 
 from export.artifacts import BuildArtifacts
-from export.errors import ParityError
-from export.parity import PARITY_BATCHES, measure, onnxruntime_runner, torch_runner, worst
-from export.provenance import code_fingerprint, read_json, sha256_file, tool_versions, write_json
+from export.parity import PARITY_BATCHES, measure, onnxruntime_runner, require_agreement, torch_runner, worst
+from export.provenance import atomic_output, code_fingerprint, read_json, sha256_file, tool_versions, write_json
 from export.servable import ServableClassifier, load_servable
 from export.specs import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, spec_by_name
 
@@ -28,9 +27,7 @@ def export_onnx(servable: ServableClassifier, path: Path, metadata: dict[str, st
     """Trace `servable` to ONNX at `path` with `metadata` as metadata_props."""
     size = servable.spec.input_size
     example = torch.zeros(2, size, size, 3, dtype=torch.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with torch.inference_mode(), warnings.catch_warnings():
+    with atomic_output(path) as partial, torch.inference_mode(), warnings.catch_warnings():
         # The crop size is fixed by the contract, so shape checks traced as constants are right.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         # dynamo=False: the TorchScript exporter handles HF CLIP and the static
@@ -46,13 +43,12 @@ def export_onnx(servable: ServableClassifier, path: Path, metadata: dict[str, st
             dynamic_axes={CLASSIFIER_INPUT: {0: "batch"}, CLASSIFIER_OUTPUT: {0: "batch"}},
             do_constant_folding=True,
         )
-    model = onnx.load(str(partial))
-    for key, value in metadata.items():
-        model.metadata_props.add(key=key, value=value)
-    onnx.save(model, str(partial))
-    del model
-    onnx.checker.check_model(str(partial))
-    partial.replace(path)
+        model = onnx.load(str(partial))
+        for key, value in metadata.items():
+            model.metadata_props.add(key=key, value=value)
+        onnx.save(model, str(partial))
+        del model
+        onnx.checker.check_model(str(partial))
 
 
 def onnx_metadata(manifest: dict[str, Any]) -> dict[str, str]:
@@ -108,9 +104,5 @@ def export_classifier(name: str, artifacts: BuildArtifacts) -> dict[str, Any]:
     }
     write_json(report_path, report)
     log.info("%s: max |Δ fake probability| = %.2e (tolerance %.0e)", name, worst(results), PROBABILITY_TOLERANCE)
-    if not report["passed"]:
-        raise ParityError(
-            f"{name}: ONNX disagrees with PyTorch: max |Δ fake probability| {worst(results):.2e} "
-            f"> {PROBABILITY_TOLERANCE:.0e} (see {report_path})"
-        )
+    require_agreement(results, PROBABILITY_TOLERANCE, f"{name}: ONNX disagrees with PyTorch", f"see {report_path}")
     return report

@@ -10,6 +10,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from export.errors import ParityError
 from export.specs import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
 
 PARITY_BATCHES = (1, 8)
@@ -53,6 +54,14 @@ def measure(reference: Runner, candidate: Runner, input_size: int, batches=PARIT
 
 def worst(results: dict[str, dict[str, float]]) -> float:
     return max(result["max_abs_fake_probability_diff"] for result in results.values())
+
+
+def require_agreement(results: dict[str, dict[str, float]], tolerance: float, what: str, details: str) -> None:
+    """Raise ParityError when the worst batch exceeds `tolerance`."""
+    if worst(results) > tolerance:
+        raise ParityError(
+            f"{what}: max |Δ fake probability| {worst(results):.2e} > {tolerance:.0e} ({details})"
+        )
 
 
 def torch_runner(model: torch.nn.Module) -> Runner:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 # Modules that do not shape any export output: editing them must not invalidate
@@ -47,12 +48,23 @@ def code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def write_json(path: Path, record: dict[str, Any]) -> None:
-    """Write atomically, so an interrupted run never leaves a half record behind."""
+@contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """Yield a private temporary name next to `path`; once the block has written it
+    completely, rename it over `path`. Neither a failed or interrupted run nor a
+    concurrent one (two test sessions sharing a build folder) leaves a half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
-    os.replace(partial, path)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    try:
+        yield partial
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def write_json(path: Path, record: dict[str, Any]) -> None:
+    with atomic_output(path) as partial:
+        partial.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

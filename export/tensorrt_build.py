@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from export.artifacts import BuildArtifacts
-from export.errors import ExportError, MissingArtifactError, ParityError, TensorRTUnavailableError
+from export.errors import ExportError, MissingArtifactError, TensorRTUnavailableError
 from export.mixed_precision import CONVERTER, export_mixed_precision
-from export.parity import Runner, measure, onnxruntime_runner, worst
-from export.provenance import read_json, sha256_file, write_json
+from export.parity import Runner, measure, onnxruntime_runner, require_agreement, worst
+from export.provenance import atomic_output, read_json, sha256_file, write_json
 from export.specs import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, spec_by_name
 
 log = logging.getLogger(__name__)
@@ -169,13 +169,11 @@ def build_plan(name: str, artifacts: BuildArtifacts, profile: Profile) -> dict[s
         untrained=artifacts.is_untrained(name),
         parity=results,
     )
-    if not sidecar["parity"]["passed"]:
-        raise ParityError(
-            f"{name}: the TensorRT plan disagrees with the ONNX model: max |Δ fake probability| "
-            f"{worst(results):.2e} > {PROBABILITY_TOLERANCE:.0e}; the plan was not kept"
-        )
-    plan_path.parent.mkdir(parents=True, exist_ok=True)
-    plan_path.write_bytes(plan)
+    require_agreement(
+        results, PROBABILITY_TOLERANCE, f"{name}: the TensorRT plan disagrees with the ONNX model", "plan not kept"
+    )
+    with atomic_output(plan_path) as partial:
+        partial.write_bytes(plan)
     write_json(sidecar_path, sidecar)
     log.info("%s: wrote %s (max |Δ fake probability| %.2e)", name, plan_path, worst(results))
     return sidecar
