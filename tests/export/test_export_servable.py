@@ -87,3 +87,17 @@ def test_load_servable_gives_the_checkpoint_model(tmp_path):
         expected = reference((faces.permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5)
     assert logits.dtype == torch.float32 and logits.shape == (2, 2)
     torch.testing.assert_close(logits, expected)
+
+
+def test_reduced_precision_servable_keeps_uint8_in_fp32_out(tmp_path):
+    """The dtype path of the PyTorch-FP16 flavour (bfloat16 here: it runs on CPU)."""
+    artifacts = BuildArtifacts(tmp_path / "build")
+    fix_checkpoint(save(demo_state_dict(XCEPTION, seed=4), tmp_path / XCEPTION.checkpoint_file), artifacts)
+    full = load_servable(XCEPTION, artifacts.fixed_checkpoint("xception"))
+    reduced = load_servable(XCEPTION, artifacts.fixed_checkpoint("xception"), dtype=torch.bfloat16)
+    assert next(reduced.network.parameters()).dtype == torch.bfloat16
+    faces = torch.randint(0, 256, (2, 256, 256, 3), dtype=torch.uint8)
+    with torch.inference_mode():
+        expected, actual = full(faces).softmax(1)[:, 1], reduced(faces)
+    assert actual.dtype == torch.float32
+    assert (actual.softmax(1)[:, 1] - expected).abs().max() < 0.05
