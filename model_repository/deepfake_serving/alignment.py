@@ -86,6 +86,34 @@ def align_face(
     return cv2.warpAffine(image, matrix, (size, size))
 
 
+def relative_similarity(
+    points: np.ndarray,
+    reference_points: np.ndarray,
+    size: int = DEEPFAKEBENCH_SIZE,
+    scale: float = DEEPFAKEBENCH_SCALE,
+) -> np.ndarray:
+    """The 2x3 similarity that takes pixels of the crop aligned on `points` to the
+    pixels showing the same image point in the crop aligned on `reference_points`."""
+    template = deepfakebench_template(size, scale)
+    crop = np.vstack([estimate_similarity(points, template), [0.0, 0.0, 1.0]])
+    reference_crop = np.vstack([estimate_similarity(reference_points, template), [0.0, 0.0, 1.0]])
+    return (reference_crop @ np.linalg.inv(crop))[:2]
+
+
+def crop_displacement(
+    points: np.ndarray,
+    reference_points: np.ndarray,
+    size: int = DEEPFAKEBENCH_SIZE,
+    scale: float = DEEPFAKEBENCH_SCALE,
+) -> float:
+    """How far apart two alignments of one face are: the RMS distance, in crop pixels,
+    by which what one crop shows at the five template points is moved in the other."""
+    template = deepfakebench_template(size, scale)
+    relative = relative_similarity(points, reference_points, size, scale)
+    moved = template @ relative[:, :2].T + relative[:, 2]
+    return float(np.sqrt(((moved - template) ** 2).sum(axis=1).mean()))
+
+
 def resize_crop(crop: np.ndarray, size: int) -> np.ndarray:
     """Resize a square crop as DeepfakeBench's test loader does (cv2 INTER_CUBIC)."""
     if crop.shape[0] == size and crop.shape[1] == size:

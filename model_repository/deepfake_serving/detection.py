@@ -33,7 +33,9 @@ class FaceDetection:
     num_faces: np.ndarray  # int32 (1,)
     boxes: np.ndarray  # float32 (N, 4): x1, y1, x2, y2 in original pixels
     scores: np.ndarray  # float32 (N,): MTCNN probability
-    landmarks: np.ndarray  # float32 (N, 5, 2): eyes, nose, mouth corners (x, y)
+    # float32 (N, 5, 2): the points each crop is aligned on (x, y), in the template's
+    # order (eyes, nose, mouth); which points per DetectorSettings.landmarks.
+    landmarks: np.ndarray
 
 
 def detect_faces(
@@ -65,7 +67,7 @@ def face_detection(image: np.ndarray, faces: Sequence[Face], crop_sizes: Sequenc
     Every crop size is made as DeepfakeBench made its inputs: the 256 aligned
     crop, resized with INTER_CUBIC to the model's size when that differs.
     """
-    aligned = [align_face(image, face.landmarks, DEEPFAKEBENCH_SIZE, DEEPFAKEBENCH_SCALE) for face in faces]
+    aligned = [align_face(image, face.crop_points, DEEPFAKEBENCH_SIZE, DEEPFAKEBENCH_SCALE) for face in faces]
     if not aligned:
         aligned = [np.zeros((DEEPFAKEBENCH_SIZE, DEEPFAKEBENCH_SIZE, 3), np.uint8)]
     crops = {size: np.stack([resize_crop(crop, size) for crop in aligned]) for size in crop_sizes}
@@ -74,7 +76,7 @@ def face_detection(image: np.ndarray, faces: Sequence[Face], crop_sizes: Sequenc
         num_faces=np.array([len(faces)], dtype=np.int32),
         boxes=np.array([face.box for face in faces], dtype=np.float32).reshape(-1, 4),
         scores=np.array([face.score for face in faces], dtype=np.float32),
-        landmarks=np.array([face.landmarks for face in faces], dtype=np.float32).reshape(-1, 5, 2),
+        landmarks=np.array([face.crop_points for face in faces], dtype=np.float32).reshape(-1, 5, 2),
     )
 
 

@@ -1,4 +1,5 @@
-"""Face detection with facenet-pytorch's MTCNN: boxes, confidences and five landmarks.
+"""Face detection with facenet-pytorch's MTCNN: boxes, confidences, five landmarks,
+and the five points each face is to be aligned on (see landmarks.py).
 
 MTCNN's cost grows with the pixels of the first level of its image pyramid,
 (side * 12 / min_face_size)^2, so a 40-megapixel photo takes seconds on a CPU.
@@ -14,12 +15,14 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 import torch
 from facenet_pytorch import MTCNN
+
+from .landmarks import DEFAULT_LANDMARK_METHOD, DLIB68, LANDMARK_METHODS, MTCNN_CALIBRATED, DlibRefiner, calibrated_points
 
 # facenet-pytorch's own default minimum face size; PNet's window is 12 pixels.
 MIN_DETECTION_FACE = 20.0
@@ -44,6 +47,12 @@ class DetectorSettings:
         63 pixels on a 4,032-pixel photo at the default 1,280, while 1080p
         video frames lose nothing. It bounds MTCNN's time (~0.5 s on one CPU
         core for any image size, against 3.3 s for 4,096 x 4,096 undownscaled).
+    landmarks: the points the crops are aligned on (landmarks.py, docs/alignment.md):
+        "mtcnn_calibrated" (MTCNN's points moved to where DeepfakeBench's
+        training points lie on average), "mtcnn" (MTCNN's points as they are)
+        or "dlib68" (DeepfakeBench's own points from dlib's 68-point model:
+        closest to training, but needs dlib-bin and face_recognition_models,
+        and that model is for non-commercial use only).
     """
 
     min_face_size: int = 40
@@ -51,6 +60,7 @@ class DetectorSettings:
     max_faces: int = 8
     device: str = "cpu"
     max_detection_side: int | None = 1280
+    landmarks: str = DEFAULT_LANDMARK_METHOD
 
     def __post_init__(self) -> None:
         if not self.min_face_size >= 12:
@@ -65,6 +75,8 @@ class DetectorSettings:
             raise ValueError(
                 f"max_detection_side must be None or at least {MIN_DETECTION_FACE:g}, got {self.max_detection_side}"
             )
+        if self.landmarks not in LANDMARK_METHODS:
+            raise ValueError(f"landmarks must be one of {', '.join(LANDMARK_METHODS)}; got {self.landmarks!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,17 +86,29 @@ class Face:
     box: np.ndarray  # float32 (4,): x1, y1, x2, y2, clipped to the image
     score: float  # MTCNN probability that this is a face
     landmarks: np.ndarray  # float32 (5, 2): x, y of image-left eye, image-right eye, nose, mouth corners
+    # float32 (5, 2): the points to align the crop on, in the template's order, per
+    # DetectorSettings.landmarks (FaceDetector always sets them; None: `landmarks`).
+    alignment_points: np.ndarray | None = None
+
+    @property
+    def crop_points(self) -> np.ndarray:
+        """The five points the face's crop is aligned on."""
+        return self.landmarks if self.alignment_points is None else self.alignment_points
 
 
 class FaceDetector:
     """MTCNN with the settings' device, thresholds and face limit.
 
     Not safe to call from several threads at once (one detector per Triton
-    model instance, which runs one `execute` at a time).
+    model instance, which runs one `execute` at a time). With landmarks="dlib68"
+    construction raises dlib_landmarks.LandmarkModelUnavailableError when dlib
+    or its model is not installed.
     """
 
     def __init__(self, settings: DetectorSettings = DetectorSettings()) -> None:
         self.settings = settings
+        # dlib runs on the CPU whatever the device; it is loaded only when asked for.
+        self._dlib_refiner = DlibRefiner() if settings.landmarks == DLIB68 else None
         self._mtcnn = MTCNN(
             keep_all=True,
             min_face_size=settings.min_face_size,
@@ -107,8 +131,18 @@ class FaceDetector:
         for shape, indices in indices_by_shape.items():
             group_faces = self._detect_same_shape([images[i] for i in indices], shape[0], shape[1])
             for index, image_faces in zip(indices, group_faces):
-                faces[index] = image_faces
+                faces[index] = [self._with_alignment_points(images[index], face) for face in image_faces]
         return faces
+
+    def _with_alignment_points(self, image: np.ndarray, face: Face) -> Face:
+        """The face with its alignment points, found on the full-resolution image."""
+        if self._dlib_refiner is not None:
+            points = self._dlib_refiner.points(image, face.box, face.landmarks)
+        elif self.settings.landmarks == MTCNN_CALIBRATED:
+            points = calibrated_points(face.landmarks)
+        else:
+            points = face.landmarks
+        return replace(face, alignment_points=np.asarray(points, dtype=np.float32))
 
     def _detect_same_shape(self, images: list[np.ndarray], height: int, width: int) -> list[list[Face]]:
         detection_width, detection_height = self._detection_size(width, height)
