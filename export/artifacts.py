@@ -60,6 +60,13 @@ class BuildArtifacts:
             )
         return record
 
+    def existing_onnx(self, name: str) -> Path:
+        """The ONNX file of `name`; raises when `onnx` has not run for it."""
+        path = self.onnx(name)
+        if not path.is_file():
+            raise MissingArtifactError(f"{path} does not exist (run: deepfake-export onnx --artifacts {self.root})")
+        return path
+
     def is_untrained(self, name: str) -> bool:
         """True when the model was built from untrained demo weights."""
         return bool(self.manifest(name)["untrained"])

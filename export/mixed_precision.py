@@ -20,7 +20,6 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from export.artifacts import BuildArtifacts
-from export.errors import MissingArtifactError
 from export.parity import measure, onnxruntime_runner, require_agreement, worst
 from export.provenance import atomic_output, read_json, sha256_file, write_json
 from export.specs import spec_by_name
@@ -67,10 +66,8 @@ def export_mixed_precision(name: str, artifacts: BuildArtifacts) -> dict[str, An
     onnxruntime CPU (which runs FP16 nodes lacking a CPU kernel through FP32
     casts, so this checks the conversion and the FP16 rounding of weights and
     activations, not FP16 accumulation). Skips the work when up to date."""
-    source, destination = artifacts.onnx(name), artifacts.mixed_precision_onnx(name)
+    source, destination = artifacts.existing_onnx(name), artifacts.mixed_precision_onnx(name)
     report_path = artifacts.mixed_precision_parity(name)
-    if not source.is_file():
-        raise MissingArtifactError(f"{source} does not exist (run: deepfake-export onnx --artifacts {artifacts.root})")
     source_sha256 = sha256_file(source)
     cached = read_json(report_path)
     if (

@@ -41,11 +41,8 @@ def check_faces(faces: torch.Tensor, input_size: int) -> None:
     expected = f"UINT8 faces of shape [N, {input_size}, {input_size}, 3] (RGB, NHWC, N ≥ 1)"
     if not isinstance(faces, torch.Tensor):
         raise InvalidFacesError(f"expected a tensor of {expected}, got {type(faces).__name__}")
-    if faces.dtype != torch.uint8 or faces.dim() != 4 or faces.shape[0] < 1 or tuple(faces.shape[1:]) != (
-        input_size,
-        input_size,
-        3,
-    ):
+    shape_ok = faces.dim() == 4 and faces.shape[0] >= 1 and tuple(faces.shape[1:]) == (input_size, input_size, 3)
+    if faces.dtype != torch.uint8 or not shape_ok:
         raise InvalidFacesError(f"expected {expected}, got {str(faces.dtype).removeprefix('torch.')} {list(faces.shape)}")
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from export.artifacts import BuildArtifacts
-from export.errors import ExportError, MissingArtifactError, TensorRTUnavailableError
+from export.errors import ExportError, TensorRTUnavailableError
 from export.mixed_precision import CONVERTER, export_mixed_precision
 from export.parity import Runner, measure, onnxruntime_runner, require_agreement, worst
 from export.provenance import atomic_output, read_json, sha256_file, write_json
@@ -135,9 +135,7 @@ def build_plan(name: str, artifacts: BuildArtifacts, profile: Profile) -> dict[s
     """Build (or find in the cache) the FP16 plan of `name` for this GPU and TensorRT."""
     trt = import_tensorrt()
     gpu_name, compute_capability = cuda_device()
-    onnx_path = artifacts.onnx(name)
-    if not onnx_path.is_file():
-        raise MissingArtifactError(f"{onnx_path} does not exist (run: deepfake-export onnx --artifacts {artifacts.root})")
+    onnx_path = artifacts.existing_onnx(name)
     onnx_sha256 = sha256_file(onnx_path)
     mode = precision_mode(trt.__version__)
     flags = build_flags(mode, profile)
