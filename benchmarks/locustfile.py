@@ -1,0 +1,100 @@
+"""Locust users for the `deepfake_detector` ensemble: one over gRPC, one over HTTP.
+
+    locust -f benchmarks/locustfile.py --host grpc://localhost:8001 GrpcTritonUser \
+        --mix face=6,no_face=2,two_faces=2,video=1 --video-frames 32
+
+(`python -m benchmarks.loadtest` runs this headless and checks latency targets.)
+Each user is a closed loop through the SDK (`deepfake_client`, no retries):
+it picks a request kind by the mix weights, sends it, checks the answer and
+reports it under its own name (image/face, image/no_face, image/two_faces,
+video/<n>_frames), so the statistics separate images, videos and kinds. A video
+is reported once, from its first frame sent to its last answer.
+"""
+
+from __future__ import annotations
+
+# gRPC's C core blocks gevent's event loop unless patched, before any channel exists.
+import grpc.experimental.gevent as grpc_gevent
+
+grpc_gevent.init_gevent()
+
+import random  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+import locust.stats  # noqa: E402
+from locust import User, constant, events, task  # noqa: E402
+
+from benchmarks.locust_results import three_significant_digits  # noqa: E402
+from benchmarks.workload import DEFAULT_VIDEO_CONCURRENCY, DEFAULT_VIDEO_FRAMES, Workload, parse_mix  # noqa: E402
+from deepfake_client import NO_RETRY, DeepfakeClient, UntrainedModelsWarning  # noqa: E402
+
+DEFAULT_MIX = "face=6,no_face=2,two_faces=2,video=1"
+# Demo weights are fine for timing; the warning would only repeat once per user.
+warnings.simplefilter("ignore", UntrainedModelsWarning)
+# Locust keeps ~2 significant digits (2,345 ms -> 2,300); seconds-long CPU latencies need 3.
+locust.stats.bucket_response_time = three_significant_digits
+
+_workload: Workload | None = None
+
+
+@events.init_command_line_parser.add_listener
+def _add_arguments(parser) -> None:
+    parser.add_argument("--mix", default=DEFAULT_MIX, include_in_web_ui=True,
+                       help=f"request kinds and weights: face, no_face, two_faces, video (default {DEFAULT_MIX})")
+    parser.add_argument("--video-frames", type=int, default=DEFAULT_VIDEO_FRAMES, include_in_web_ui=True,
+                       help="frames sampled per video, as DeepfakeClient.detect_video(num_frames=...)")
+    parser.add_argument("--video-concurrency", type=int, default=DEFAULT_VIDEO_CONCURRENCY, include_in_web_ui=True,
+                       help="frames of one video in flight at once (the SDK's concurrency)")
+    parser.add_argument("--request-timeout", type=float, default=120.0, include_in_web_ui=True,
+                       help="seconds before a request counts as failed")
+
+
+@events.init.add_listener
+def _prepare_workload(environment, **_kwargs) -> None:
+    # Once per process: the media are encoded before the first user starts.
+    global _workload
+    options = environment.parsed_options
+    _workload = Workload(parse_mix(options.mix), options.video_frames)
+
+
+class TritonUser(User):
+    abstract = True
+    protocol: str
+    wait_time = constant(0)  # closed loop: the next request as soon as the last is answered
+
+    def on_start(self) -> None:
+        options = self.environment.parsed_options
+        self.client = DeepfakeClient(self.host, protocol=self.protocol, timeout_s=options.request_timeout,
+                                     retry=NO_RETRY, concurrency=options.video_concurrency)
+        self.rng = random.Random()
+
+    def on_stop(self) -> None:
+        self.client.close()
+
+    @task
+    def send_one(self) -> None:
+        request = _workload.choose(self.rng)
+        start = time.perf_counter()
+        exception = None
+        try:
+            request.send(self.client, self.environment.parsed_options.video_concurrency)
+        except Exception as exc:  # noqa: BLE001 - reported to Locust as this request's failure
+            exception = exc
+        self.environment.events.request.fire(
+            request_type=self.protocol,
+            name=request.name,
+            response_time=(time.perf_counter() - start) * 1e3,
+            response_length=request.size_bytes,
+            response=None,
+            context={},
+            exception=exception,
+        )
+
+
+class GrpcTritonUser(TritonUser):
+    protocol = "grpc"
+
+
+class HttpTritonUser(TritonUser):
+    protocol = "http"
