@@ -63,6 +63,7 @@ class Sample:
     group: str  # "hd" (astronaut, hopper), "cameraman" or "lfw"
     image: np.ndarray
     hog_threshold: float = 0.0
+    from_original: np.ndarray | None = None  # 2x3: the person's original photo -> this image
 
 
 @dataclass
@@ -107,20 +108,28 @@ def lfw_faces() -> list[np.ndarray]:
 def variations(image: np.ndarray) -> dict[str, np.ndarray]:
     """The image, its mirror, and copies rotated by +-10/20 degrees, scaled by 0.5-2
     and shifted (by sub-pixel amounts too), on canvases that keep it whole."""
+    return {name: varied for name, (varied, _) in variations_with_geometry(image).items()}
+
+
+def variations_with_geometry(image: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """variations() with the 2x3 matrix taking original pixels to varied ones (None for the mirror)."""
     height, width = image.shape[:2]
-    out = {"original": image, "flip": np.ascontiguousarray(image[:, ::-1])}
+    out = {"original": (image, np.eye(2, 3)), "flip": (np.ascontiguousarray(image[:, ::-1]), None)}
     for angle in (-20, -10, 10, 20):
         out[f"rotate {angle:+d}"] = warp_expanded(image, cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0))
     for factor in (0.5, 0.75, 1.5, 2.0):
         interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
-        out[f"scale {factor:g}"] = cv2.resize(image, None, fx=factor, fy=factor, interpolation=interpolation)
+        resized = cv2.resize(image, None, fx=factor, fy=factor, interpolation=interpolation)
+        # cv2.resize maps pixel centres: x' + 0.5 = factor * (x + 0.5).
+        out[f"scale {factor:g}"] = (resized, np.array([[factor, 0, 0.5 * factor - 0.5], [0, factor, 0.5 * factor - 0.5]]))
     for dx, dy in ((37, -23), (-58.5, 41.25)):
         out[f"shift {dx:+g},{dy:+g}"] = warp_expanded(image, np.array([[1, 0, dx], [0, 1, dy]], np.float64))
     return out
 
 
-def warp_expanded(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Warp with a 2x3 matrix onto a canvas holding the whole result (black around it)."""
+def warp_expanded(image: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Warp with a 2x3 matrix onto a canvas holding the whole result (black around it);
+    returns the warped image and the matrix actually applied."""
     height, width = image.shape[:2]
     corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], np.float64)
     moved = corners @ matrix[:, :2].T + matrix[:, 2]
@@ -128,7 +137,7 @@ def warp_expanded(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     matrix = matrix.copy()
     matrix[:, 2] -= low
     width, height = (high - low).astype(int)
-    return cv2.warpAffine(image, matrix, (int(width), int(height)))
+    return cv2.warpAffine(image, matrix, (int(width), int(height))), matrix
 
 
 def all_samples(with_lfw: bool = True) -> list[Sample]:
@@ -136,10 +145,11 @@ def all_samples(with_lfw: bool = True) -> list[Sample]:
     photos = {"astronaut": ("hd", samples.face_image(), 0.0), "hopper": ("hd", grace_hopper(), 0.0),
               "cameraman": ("cameraman", cameraman(), CAMERAMAN_HOG_THRESHOLD)}
     for person, (group, image, threshold) in photos.items():
-        for variation, varied in variations(image).items():
-            found.append(Sample(f"{person} {variation}", person, group, varied, threshold))
+        for variation, (varied, matrix) in variations_with_geometry(image).items():
+            found.append(Sample(f"{person} {variation}", person, group, varied, threshold, matrix))
     if with_lfw:
-        found += [Sample(f"lfw {i:03d}", f"lfw {i:03d}", "lfw", image) for i, image in enumerate(lfw_faces())]
+        found += [Sample(f"lfw {i:03d}", f"lfw {i:03d}", "lfw", image, 0.0, np.eye(2, 3)) for i, image in
+                  enumerate(lfw_faces())]
     return found
 
 
@@ -209,6 +219,22 @@ def crop_to_crop(ours: np.ndarray, reference: np.ndarray) -> dict[str, float]:
 def crop_difference(image: np.ndarray, ours: np.ndarray, reference: np.ndarray) -> float:
     """Mean absolute difference of the two 256 crops, in 0-255 levels."""
     return float(np.abs(align_face(image, ours).astype(np.int16) - align_face(image, reference)).mean())
+
+
+def self_consistency(measurements: list[Measurement], which: str) -> list[float]:
+    """How much a detector's crop moves when the photo is rotated, scaled or shifted:
+    its points on each variation, mapped back to the original photo, against its
+    points on the original (RMS crop displacement, px). The floor for any comparison."""
+    originals = {m.sample.identity: m for m in measurements if m.sample.name.endswith(" original")}
+    moved = []
+    for m in measurements:
+        original = originals.get(m.sample.identity)
+        if original is None or m is original or m.sample.from_original is None:
+            continue
+        back = np.linalg.inv(np.vstack([m.sample.from_original, [0, 0, 1]]))[:2]
+        points = getattr(m, which) @ back[:, :2].T + back[:, 2]
+        moved.append(crop_displacement(points, getattr(original, which)))
+    return moved
 
 
 # ---- calibration --------------------------------------------------------------------------
@@ -360,8 +386,9 @@ def figure(measurements: list[Measurement], path: Path) -> None:
             axis.set_xticks([])
             axis.set_yticks([])
     axes[0][0].legend(loc="lower left", fontsize=6, framealpha=0.7)
-    fig.suptitle("256 crops (scale 1.3): red = dlib's DeepfakeBench points, blue = MTCNN's, + = template. "
-                 "rms: distance of the template points from the reference crop's", fontsize=9)
+    fig.suptitle("256 crops (scale 1.3): red = dlib's DeepfakeBench points, blue = MTCNN's, + = template.\n"
+                 "rms: how far this crop's content at the template points sits from the reference crop's; "
+                 "scale: face size in the reference crop / in this crop", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
@@ -427,6 +454,12 @@ def main() -> None:
         print("mean positions in the 256 crop, per point:", ", ".join(POINT_NAMES))
         for name, points in table.items():
             print(f"  {name:36s}", "  ".join(f"({x:5.1f},{y:5.1f})" for x, y in points))
+    hd = [m for m in measurements if m.sample.group == "hd"]
+    for which in ("reference_points", "mtcnn_points"):
+        moved = self_consistency(hd, which)
+        report[f"self_consistency_{which}"] = {"mean": float(np.mean(moved)), "max": float(np.max(moved))}
+        print(f"\n{which} under rotation/scale/shift of the HD photos: crop moves {np.mean(moved):.2f} px "
+              f"on average, {np.max(moved):.2f} at most ({len(moved)} variations)")
     astronaut = {m.sample.name: m for m in measurements}["astronaut original"]
     report["astronaut_landmarks"] = landmark_table([astronaut])
 
