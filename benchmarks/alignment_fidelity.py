@@ -18,6 +18,7 @@ error. One run takes about a minute on one CPU core.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from deepfake_serving import samples
 from deepfake_serving.alignment import (
@@ -391,8 +393,11 @@ def figure(measurements: list[Measurement], path: Path) -> None:
                  "scale: face size in the reference crop / in this crop", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=80)
     plt.close(fig)
+    # A 256-colour palette keeps the committed figure a few hundred kB.
+    Image.open(buffer).convert("RGB").quantize(256).save(path, optimize=True)
 
 
 # ---- main ---------------------------------------------------------------------------------
