@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from export import repository
 from export.errors import ExportError
 
 log = logging.getLogger("export")
@@ -204,6 +205,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("onnx", "export fixed checkpoints to ONNX and check parity", _onnx_arguments, _onnx),
     Command("tensorrt", "build TensorRT FP16 plans (on the target GPU)", _tensorrt_arguments, _tensorrt),
     Command("all", "fix + onnx for the four published checkpoints", _all_arguments, _all),
+    Command("repository", "assemble a servable Triton model repository of one flavour", repository.add_arguments,
+            repository.run),
 )
 
 

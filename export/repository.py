@@ -9,6 +9,7 @@ from model_repository/; model files (ONNX, plans) are hard-linked when possible.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -20,13 +21,14 @@ from deepfake_serving import contract
 from deepfake_serving.combiner import CombinerConfigError, CombinerSettings
 from export import triton_config
 from export.artifacts import BuildArtifacts
+from export.errors import ExportError
 from export.specs import CLASSIFIERS, ClassifierSpec
 
 SOURCES = Path(__file__).resolve().parent.parent / "model_repository"
 MARKER = "repository.json"  # written last; marks a directory this command may overwrite
 
 
-class RepositoryError(ValueError):
+class RepositoryError(ExportError):
     """The repository cannot be assembled as asked."""
 
 
@@ -40,6 +42,8 @@ class RepositoryOptions:
     ort_tensorrt: bool = False  # onnxruntime flavour: use the TensorRT execution provider
     # tensorrt flavour: sidecar fields a plan must match (e.g. tensorrt_version, compute_capability)
     plan_filter: Mapping[str, str] = field(default_factory=dict)
+    # Run a GPU flavour's models on CPU instances (tests the pytorch flavour without a GPU).
+    cpu_instances: bool = False
 
 
 def _place(source: Path, target: Path) -> None:
@@ -80,7 +84,7 @@ def _write_model(out: Path, config, python_source: str | None = None) -> Path:
 
 
 def _classifier(out: Path, spec: ClassifierSpec, flavour: triton_config.Flavour, artifacts: BuildArtifacts,
-                options: RepositoryOptions) -> None:
+                options: RepositoryOptions):
     runtime = flavour.classifier_runtime
     parameters: dict[str, str] = {}
     if runtime == triton_config.PYTHON_ONNX:
@@ -98,6 +102,7 @@ def _classifier(out: Path, spec: ClassifierSpec, flavour: triton_config.Flavour,
         _place(_select_plan(artifacts, spec.name, options.plan_filter), version_dir / "model.plan")
     else:
         _place(artifacts.fixed_checkpoint(spec.name), version_dir / "model.safetensors")
+    return config
 
 
 def assemble(artifacts_dir: Path, out: Path, options: RepositoryOptions = RepositoryOptions(),
@@ -105,6 +110,10 @@ def assemble(artifacts_dir: Path, out: Path, options: RepositoryOptions = Reposi
     if options.flavour not in triton_config.FLAVOURS:
         raise RepositoryError(f"unknown flavour {options.flavour!r}; choose from {sorted(triton_config.FLAVOURS)}")
     flavour = triton_config.FLAVOURS[options.flavour]
+    if options.cpu_instances:
+        if flavour.classifier_runtime not in (triton_config.PYTHON_ONNX, triton_config.PYTORCH):
+            raise RepositoryError(f"the {flavour.name} flavour's classifiers need a GPU")
+        flavour = dataclasses.replace(flavour, gpu=False, warmup=False)
     artifacts = BuildArtifacts(Path(artifacts_dir))
     names = [spec.name for spec in classifiers]
     manifests = {name: artifacts.manifest(name) for name in names}
@@ -116,7 +125,10 @@ def assemble(artifacts_dir: Path, out: Path, options: RepositoryOptions = Reposi
     except CombinerConfigError as exc:
         raise RepositoryError(f"refusing to build: {exc}") from None
 
-    detector_parameters = triton_config.face_detector_parameters(options.face_detector)
+    try:
+        detector_parameters = triton_config.face_detector_parameters(options.face_detector)
+    except ValueError as exc:
+        raise RepositoryError(f"face_detector: {exc}") from None
     max_faces = int(detector_parameters["max_faces"])
     if max_faces > flavour.classifier_max_batch_size:
         raise RepositoryError(
@@ -124,29 +136,40 @@ def assemble(artifacts_dir: Path, out: Path, options: RepositoryOptions = Reposi
         )
 
     out = Path(out)
-    if out.exists():
-        if not (out / MARKER).exists():
-            raise RepositoryError(f"{out} exists and was not built by this command; refusing to overwrite it")
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-
-    crop_sizes = tuple(dict.fromkeys(spec.input_size for spec in classifiers))
-    detector_parameters["crop_sizes"] = json.dumps(list(crop_sizes))
-    _write_model(out, triton_config.face_detector_config(flavour, crop_sizes, detector_parameters), "face_detector")
-    for spec in classifiers:
-        _classifier(out, spec, flavour, artifacts, options)
-    _write_model(out, triton_config.combiner_config(names, combiner.to_parameters()), "weighted_average")
-    _write_model(out, triton_config.ensemble_config(classifiers))
-
-    summary = {
-        "flavour": flavour.name,
-        "models": {name: {"untrained": name in untrained, "source_sha256": manifests[name].get("source_sha256")}
-                   for name in names},
-        "weights": dict(combiner.weights),
-        "threshold": combiner.threshold,
-        "image_score": combiner.image_score,
-    }
-    (out / MARKER).write_text(json.dumps(summary, indent=2) + "\n")
+    if out.exists() and not (out / MARKER).exists():
+        raise RepositoryError(f"{out} exists and was not built by this command; refusing to overwrite it")
+    # Built beside the target and swapped in at the end: a failed build leaves no half repository.
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        crop_sizes = tuple(dict.fromkeys(spec.input_size for spec in classifiers))
+        detector_parameters["crop_sizes"] = json.dumps(list(crop_sizes))
+        configs = [triton_config.face_detector_config(flavour, crop_sizes, detector_parameters)]
+        _write_model(staging, configs[-1], "face_detector")
+        for spec in classifiers:
+            configs.append(_classifier(staging, spec, flavour, artifacts, options))
+        configs.append(triton_config.combiner_config(names, combiner.to_parameters()))
+        _write_model(staging, configs[-1], "weighted_average")
+        configs.append(triton_config.ensemble_config(classifiers))
+        _write_model(staging, configs[-1])
+        problems = triton_config.check_ensemble({c.name: c for c in configs})
+        if problems:
+            raise RepositoryError("inconsistent ensemble (a bug):\n  " + "\n  ".join(problems))
+        summary = {
+            "flavour": flavour.name,
+            "models": {name: {"untrained": name in untrained, "source_sha256": manifests[name]["source"]["sha256"]}
+                       for name in names},
+            "weights": dict(combiner.weights),
+            "threshold": combiner.threshold,
+            "image_score": combiner.image_score,
+        }
+        (staging / MARKER).write_text(json.dumps(summary, indent=2) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return out
 
 
@@ -160,6 +183,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-faces", type=int, help="faces scored per image (default 8)")
     parser.add_argument("--ort-tensorrt", action="store_true",
                         help="onnxruntime flavour: run through the TensorRT execution provider (FP16)")
+    parser.add_argument("--cpu-instances", action="store_true",
+                        help="pytorch flavour: CPU instances (to test it on a machine without a GPU)")
     parser.add_argument("--plan-filter", type=_key_values, default={},
                         help="tensorrt flavour: pick plans whose build record matches, "
                              "e.g. tensorrt_version=10.5.0,compute_capability=9.0")
@@ -180,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         image_score=args.image_score,
         face_detector={"max_faces": str(args.max_faces)} if args.max_faces else {},
+        cpu_instances=args.cpu_instances,
         ort_tensorrt=args.ort_tensorrt,
         plan_filter=args.plan_filter,
     )

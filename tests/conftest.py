@@ -7,7 +7,6 @@ command itself skips work that is up to date) and one Triton server.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,12 +15,6 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_ARTIFACTS = REPO_ROOT / "build" / "test-artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +51,7 @@ def deepfake_server(cpu_repository, tmp_path_factory):
     from deepfake_serving.local_server import LocalTritonServer, Ports
 
     log = tmp_path_factory.mktemp("triton") / "tritonserver.log"
-    server = LocalTritonServer(cpu_repository, Ports(free_port(), free_port(), free_port()), log_path=log)
+    server = LocalTritonServer(cpu_repository, Ports.free(), log_path=log)
     server.start(timeout_s=900)
     yield server
     server.stop()

@@ -5,8 +5,10 @@ Uses tritonclient directly, not our SDK, so that these tests pin the server cont
 
 from __future__ import annotations
 
+import json
 import math
 from concurrent.futures import ThreadPoolExecutor
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -18,19 +20,9 @@ from tritonclient.utils import InferenceServerException
 from deepfake_serving import contract, samples
 from deepfake_serving.images import ImageLimits
 from export.specs import CLASSIFIERS
+from triton_calls import infer_image
 
 pytestmark = pytest.mark.integration
-
-OUTPUTS = [t.name for t in contract.ensemble_outputs(len(CLASSIFIERS))]
-
-
-def infer_image(url: str, data: bytes, model: str = contract.ENSEMBLE_NAME) -> dict[str, np.ndarray]:
-    client = grpcclient.InferenceServerClient(url)
-    image = grpcclient.InferInput("IMAGE", [len(data)], "UINT8")
-    image.set_data_from_numpy(np.frombuffer(data, dtype=np.uint8))
-    result = client.infer(model, [image], outputs=[grpcclient.InferRequestedOutput(n) for n in OUTPUTS])
-    return {name: result.as_numpy(name) for name in OUTPUTS}
-
 
 def read(sample_media: Path, name: str) -> bytes:
     return (sample_media / name).read_bytes()
@@ -62,7 +54,7 @@ def test_astronaut_verdict_is_a_probability_with_four_model_columns(astronaut):
 
 
 def test_face_score_is_the_weighted_average_of_the_model_columns(astronaut, deepfake_server):
-    import json
+
 
     weights = json.loads((deepfake_server.repository / "repository.json").read_text())["weights"]
     w = np.array([weights[spec.name] for spec in CLASSIFIERS], dtype=np.float64)
@@ -134,7 +126,7 @@ def test_admin_apis_are_closed(deepfake_server):
 
 
 def test_custom_metrics_count_images_and_faces(deepfake_server, sample_media):
-    import urllib.request
+
 
     infer_image(deepfake_server.grpc_url, read(sample_media, samples.FACE_IMAGE))
     text = urllib.request.urlopen(deepfake_server.metrics_url).read().decode()

@@ -1,0 +1,122 @@
+"""Assembling repositories from (fabricated) export outputs: files, configs, refusals."""
+
+import json
+import os
+
+import pytest
+
+from deepfake_serving.combiner import CombinerSettings
+from deepfake_serving.contract import ENSEMBLE_NAME
+from export import triton_config
+from export.artifacts import BuildArtifacts
+from export.errors import MissingArtifactError
+from export.repository import RepositoryError, RepositoryOptions, assemble
+from export.specs import CLASSIFIER_NAMES
+
+
+@pytest.fixture
+def artifacts(tmp_path):
+    """What `deepfake-export all` leaves behind, with tiny stand-in model files."""
+    built = BuildArtifacts(tmp_path / "build")
+    for i, name in enumerate(CLASSIFIER_NAMES):
+        for path, content in ((built.onnx(name), b"onnx"), (built.fixed_checkpoint(name), b"st")):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content + name.encode())
+        manifest = {"untrained": name != "f3net", "source": {"sha256": f"{i:064x}"}}
+        built.manifest_path(name).write_text(json.dumps(manifest))
+    return built
+
+
+def add_plan(artifacts, name, key, **record):
+    artifacts.plan(name, key).parent.mkdir(parents=True, exist_ok=True)
+    artifacts.plan(name, key).write_bytes(b"plan " + key.encode())
+    artifacts.plan_sidecar(name, key).write_text(json.dumps(record))
+
+
+def configs(repository):
+    return {p.parent.name: triton_config.parse(p.read_text()) for p in repository.glob("*/config.pbtxt")}
+
+
+@pytest.mark.parametrize("flavour", ["cpu", "onnxruntime", "pytorch"])
+def test_every_flavour_is_complete_and_consistent(artifacts, tmp_path, flavour):
+    out = assemble(artifacts.root, tmp_path / flavour, RepositoryOptions(flavour=flavour))
+    found = configs(out)
+    assert set(found) == {ENSEMBLE_NAME, "face_detector", "weighted_average", *CLASSIFIER_NAMES}
+    assert triton_config.check_ensemble(found) == []
+    for name in ("face_detector", "weighted_average"):
+        assert (out / name / "1" / "model.py").is_file()
+    assert (out / ENSEMBLE_NAME / "1").is_dir()  # Triton needs the version folder, even empty
+
+
+def test_model_files_are_linked_not_copied(artifacts, tmp_path):
+    out = assemble(artifacts.root, tmp_path / "cpu")
+    served = out / "effort_clip" / "1" / "model.onnx"
+    assert served.read_bytes() == b"onnxeffort_clip"
+    assert os.path.samefile(served, artifacts.onnx("effort_clip"))
+    assert (out / "effort_clip" / "1" / "model.py").read_text().startswith('"""Triton python model: one exported')
+
+
+def test_untrained_flags_and_weights_reach_the_combiner(artifacts, tmp_path):
+    weights = {"xception": 2.0, "efficientnet_b4": 0.0, "f3net": 1.0, "effort_clip": 1.0}
+    out = assemble(artifacts.root, tmp_path / "cpu", RepositoryOptions(weights=weights, threshold=0.7))
+    params = {k: v.string_value for k, v in configs(out)["weighted_average"].parameters.items()}
+    settings = CombinerSettings.from_parameters(params)
+    assert dict(settings.weights) == weights and settings.threshold == 0.7
+    assert settings.untrained_models == {"xception", "efficientnet_b4", "effort_clip"}
+    summary = json.loads((out / "repository.json").read_text())
+    assert summary["models"]["f3net"] == {"untrained": False, "source_sha256": f"{2:064x}"}
+
+
+def test_detector_parameters_flow_into_the_config(artifacts, tmp_path):
+    out = assemble(artifacts.root, tmp_path / "cpu", RepositoryOptions(face_detector={"max_faces": "3"}))
+    params = configs(out)["face_detector"].parameters
+    assert params["max_faces"].string_value == "3"
+    assert json.loads(params["crop_sizes"].string_value) == [256, 224]
+
+
+@pytest.mark.parametrize("options, message", [
+    (RepositoryOptions(weights={"xception": 1.0, "efficientnet_b4": 0.0, "f3net": 0.0, "effort_clip": 0.0}),
+     "at least 2 models"),
+    (RepositoryOptions(face_detector={"max_faces": "65"}, flavour="onnxruntime"), "exceeds the classifiers' max batch"),
+    (RepositoryOptions(face_detector={"min_face_sz": "20"}), "unknown face_detector parameters"),
+    (RepositoryOptions(face_detector={"confidence_threshold": "2"}), "confidence_threshold"),
+    (RepositoryOptions(flavour="gpu"), "unknown flavour"),
+    (RepositoryOptions(flavour="tensorrt", cpu_instances=True), "need a GPU"),
+])
+def test_refusals_are_clear(artifacts, tmp_path, options, message):
+    with pytest.raises(RepositoryError, match=message):
+        assemble(artifacts.root, tmp_path / "out", options)
+    assert not (tmp_path / "out").exists()
+
+
+def test_never_overwrites_a_folder_it_did_not_build(artifacts, tmp_path):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(RepositoryError, match="not built by this command"):
+        assemble(artifacts.root, precious)
+    assert (precious / "notes.txt").read_text() == "keep me"
+    rebuilt = assemble(artifacts.root, assemble(artifacts.root, tmp_path / "cpu"))  # its own output: fine
+    assert (rebuilt / "repository.json").is_file()
+
+
+def test_missing_export_outputs_name_the_command_to_run(artifacts, tmp_path):
+    artifacts.onnx("f3net").unlink()
+    with pytest.raises(RepositoryError, match="deepfake-export all"):
+        assemble(artifacts.root, tmp_path / "cpu")
+    with pytest.raises(MissingArtifactError, match="deepfake-export fix"):
+        assemble(tmp_path / "empty", tmp_path / "cpu2")
+
+
+def test_tensorrt_plans_must_match_exactly_one_build(artifacts, tmp_path):
+    with pytest.raises(RepositoryError, match="0 TensorRT plans"):
+        assemble(artifacts.root, tmp_path / "trt", RepositoryOptions(flavour="tensorrt"))
+    for name in CLASSIFIER_NAMES:
+        add_plan(artifacts, name, "a", tensorrt_version="10.5.0", compute_capability="9.0")
+        add_plan(artifacts, name, "b", tensorrt_version="10.5.0", compute_capability="8.9")
+    with pytest.raises(RepositoryError, match="2 TensorRT plans"):
+        assemble(artifacts.root, tmp_path / "trt", RepositoryOptions(flavour="tensorrt"))
+    out = assemble(artifacts.root, tmp_path / "trt",
+                   RepositoryOptions(flavour="tensorrt", plan_filter={"compute_capability": "8.9"}))
+    assert (out / "xception" / "1" / "model.plan").read_bytes() == b"plan b"
+    assert configs(out)["xception"].platform == "tensorrt_plan"
