@@ -11,7 +11,7 @@ than the training crops did (docs/alignment.md has the measurements).
   points lie on average, with a fixed template measured on 94 faces. Free and
   without dependencies; it removes the systematic offset, not the per-face one.
 - "dlib68": dlib's 68-point predictor run in the MTCNN box gives DeepfakeBench's
-  points themselves (about 1 pixel from its crops, ~1 ms a face on one CPU
+  points themselves (about 1 pixel from its crops, 1-3 ms a face on one CPU
   core), falling back to "mtcnn_calibrated" where dlib evidently fails. Needs
   dlib-bin and face_recognition_models, and the model's training data
   (iBUG 300-W) excludes commercial use.
@@ -95,10 +95,15 @@ class DlibRefiner:
 
     def points(self, image: np.ndarray, mtcnn_box: np.ndarray, mtcnn_points: np.ndarray) -> np.ndarray:
         fallback = calibrated_points(mtcnn_points)
-        points = self.dlib_points(image, mtcnn_box)
-        if crop_displacement(points, fallback) > DLIB68_MAX_DISAGREEMENT_PX:
+        x1, y1, x2, y2 = mtcnn_box
+        if not (x2 - x1 >= 1 and y2 - y1 >= 1):  # clipped to nothing at the image border
             return fallback
-        return points
+        points = self.dlib_points(image, mtcnn_box)
+        try:
+            disagreement = crop_displacement(points, fallback)
+        except ValueError:  # dlib collapsed all five points onto one
+            return fallback
+        return fallback if disagreement > DLIB68_MAX_DISAGREEMENT_PX else points
 
     def dlib_points(self, image: np.ndarray, mtcnn_box: np.ndarray) -> np.ndarray:
         """dlib's parts 37/44/30/49/55, whatever they are worth."""

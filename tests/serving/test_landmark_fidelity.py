@@ -227,6 +227,12 @@ def test_dlib68_falls_back_to_calibrated_points_where_dlib_fails(refiner, mtcnn_
     np.testing.assert_allclose(refiner.points(image, face.box, face.landmarks), calibrated_points(face.landmarks))
 
 
+def test_dlib68_falls_back_on_a_box_clipped_to_nothing(refiner, astronaut_face):
+    box = np.array([0.0, 40.0, 0.0, 90.0], np.float32)  # a face cut off at the left border
+    np.testing.assert_allclose(refiner.points(samples.face_image(), box, astronaut_face.landmarks),
+                               calibrated_points(astronaut_face.landmarks))
+
+
 # ---- the calibration's maths --------------------------------------------------------------
 
 
