@@ -18,12 +18,15 @@ import grpc.experimental.gevent as grpc_gevent
 
 grpc_gevent.init_gevent()
 
+import atexit  # noqa: E402
+import csv  # noqa: E402
 import random  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 
 import locust.stats  # noqa: E402
 from locust import User, constant, events, task  # noqa: E402
+from locust.runners import WorkerRunner  # noqa: E402
 
 from benchmarks.locust_results import three_significant_digits  # noqa: E402
 from benchmarks.workload import DEFAULT_VIDEO_CONCURRENCY, DEFAULT_VIDEO_FRAMES, Workload, parse_mix  # noqa: E402
@@ -51,11 +54,24 @@ def _add_arguments(parser) -> None:
 
 
 @events.init.add_listener
-def _prepare_workload(environment, **_kwargs) -> None:
+def _prepare(environment, runner, **_kwargs) -> None:
     # Once per process: the media are encoded before the first user starts.
     global _workload
     options = environment.parsed_options
     _workload = Workload(parse_mix(options.mix), options.video_frames)
+    if options.csv_prefix and not isinstance(runner, WorkerRunner):
+        atexit.register(_write_final_csv, environment, options.csv_prefix)
+
+
+def _write_final_csv(environment, prefix: str) -> None:
+    """Locust's CSV writer refreshes its files once a second and does not write again when it
+    closes them, so requests answered in the run's last second (those --stop-timeout lets
+    finish) would be missing: once Locust has exited, write the final figures."""
+    writer = locust.stats.StatsCSV(environment, locust.stats.PERCENTILES_TO_REPORT)
+    for suffix, write in (("_stats.csv", writer.requests_csv), ("_failures.csv", writer.failures_csv),
+                          ("_exceptions.csv", writer.exceptions_csv)):
+        with open(f"{prefix}{suffix}", "w", newline="") as handle:
+            write(csv.writer(handle))
 
 
 class TritonUser(User):
