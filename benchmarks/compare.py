@@ -22,6 +22,7 @@ import gc
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -35,7 +36,7 @@ from benchmarks.machine import describe, machine_info
 from benchmarks.report import markdown_table, write_report
 from benchmarks.server import add_server_arguments, serve_from_arguments
 from benchmarks.workload import Request, Workload, parse_mix
-from deepfake_client import NO_RETRY, DeepfakeClient
+from deepfake_client import NO_RETRY, DeepfakeClient, UntrainedModelsWarning
 from export.artifacts import BuildArtifacts
 
 DEFAULT_MIN_RATIO = 1.5  # ARCHITECTURE.md §7: served throughput >= 1.5x the seed-style baseline
@@ -146,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-ratio", type=float, default=DEFAULT_MIN_RATIO)
     parser.add_argument("--seed", type=int, default=0, help="seed of the request sequence")
     args = parser.parse_args(argv)
+    warnings.simplefilter("ignore", UntrainedModelsWarning)  # timing does not depend on the weights
     try:
         levels = parse_levels(args.concurrency)
         if args.requests < 1:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ from benchmarks.report import markdown_table, write_report
 from benchmarks.server import Endpoint, add_server_arguments, serve_from_arguments
 from benchmarks.triton_metrics import activity, scrape
 from benchmarks.workload import Workload, format_mix, parse_mix
-from deepfake_client import NO_RETRY, DeepfakeClient
+from deepfake_client import NO_RETRY, DeepfakeClient, UntrainedModelsWarning
 from deepfake_serving import contract
 from export.specs import CLASSIFIER_NAMES
 
@@ -60,7 +61,7 @@ def run_sweep(endpoint: Endpoint, workload: Workload, levels: Sequence[int], dur
             print(f"sweep: {concurrency} in flight for {duration_s:g} s ...", flush=True)
             level = run_level(client, endpoint, workload, concurrency, duration_s, warmup_s)
             s = level.summary
-            print(f"  {s.throughput_rps:.3g} req/s, p50 {s.p50_ms:.4g} ms, p95 {s.p95_ms:.4g} ms, "
+            print(f"  {s.throughput_rps:.3g} req/s, p50 {s.p50_ms:,.0f} ms, p95 {s.p95_ms:,.0f} ms, "
                   f"{s.failures} failed", flush=True)
             results.append(level)
     return results
@@ -97,7 +98,7 @@ def sweep_markdown(title: str, data: dict, levels: Sequence[Level], best: Level 
         parts.append(f"\n**No level met the p95 SLO of {slo:g} ms** without errors: no capacity to plan with.\n")
     else:
         parts.append(f"\n**Best under the p95 SLO of {slo:g} ms:** {best.summary.throughput_rps:.3g} images/s at "
-                     f"{best.concurrency} in flight (p95 {best.summary.p95_ms:.4g} ms, "
+                     f"{best.concurrency} in flight (p95 {best.summary.p95_ms:,.0f} ms, "
                      f"{best.rows_per_image:.2f} rows/image).\n")
     if sizing is not None:
         parts.append(f"\n## Sizing\n\n{sizing.target_rps:g} images/s at {sizing.rows_per_image:g} rows per image: "
@@ -162,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--utilisation", type=float, default=DEFAULT_UTILISATION,
                         help="planned share of a device's capacity (headroom for bursts and failures)")
     args = parser.parse_args(argv)
+    warnings.simplefilter("ignore", UntrainedModelsWarning)  # timing does not depend on the weights
     try:
         plan = SweepPlan(parse_levels(args.concurrency), Workload(parse_mix(args.mix), args.video_frames),
                          args.duration, args.warmup, args.slo_p95_ms, args.target_rps, args.rows_per_image,
