@@ -4,6 +4,9 @@
         result = await client.detect("photo.jpg")
 
 Encoding and video decoding run in worker threads so they never block the loop.
+Requests in flight are awaited, never cancelled, when a batch or video fails:
+Triton 2.51 (NGC 24.10) can crash when a gRPC client abandons a request
+(triton-inference-server/server#7368, fixed upstream by server PR #7840).
 """
 
 from __future__ import annotations
@@ -69,8 +72,7 @@ class AsyncDeepfakeClient(ClientBase):
                 tasks.append(asyncio.create_task(one(image)))
             return list(await asyncio.gather(*tasks))
         finally:
-            for task in tasks:
-                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # requests in flight are never abandoned
 
     async def detect_video(
         self,
@@ -90,31 +92,37 @@ class AsyncDeepfakeClient(ClientBase):
             threshold = (await self.ensemble_settings()).threshold
         slots = asyncio.Semaphore(concurrency or self.concurrency)
 
+        failed = asyncio.Event()
+
         async def score(frame: VideoFrame) -> FrameResult:
             try:
                 data = await asyncio.to_thread(encode_rgb_array, frame.rgb)
                 result = await self._detect_bytes(data)
                 return FrameResult(index=frame.index, timestamp_s=frame.timestamp_s, result=result)
+            except BaseException:
+                failed.set()  # no new frames; the first failing frame fails the video
+                raise
             finally:
                 slots.release()
 
         frames = read_frames(info, indices)
         tasks = []
         try:
-            while True:
+            while not failed.is_set():
                 await slots.acquire()
                 frame = await asyncio.to_thread(next, frames, None)
                 if frame is None:
                     slots.release()
                     break
                 tasks.append(asyncio.create_task(score(frame)))
-            scored = await asyncio.gather(*tasks)  # the first failing frame fails the video
         finally:
-            for task in tasks:
-                task.cancel()
             frames.close()
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)  # never abandoned
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        if failures:
+            raise failures[0]
         return video_result(
-            scored, frame_count=info.frame_count, fps=info.fps, threshold=threshold, strategy=aggregation, top_k=top_k
+            outcomes, frame_count=info.frame_count, fps=info.fps, threshold=threshold, strategy=aggregation, top_k=top_k
         )
 
     async def ensemble_settings(self) -> EnsembleSettings:

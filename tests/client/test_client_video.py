@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 
 import cv2
 import numpy as np
@@ -136,14 +137,46 @@ def test_async_detect_video_matches_the_sync_client(tmp_path):
     assert transport.max_in_flight <= 2
 
 
+def test_async_detect_video_fails_with_the_frame_error_after_the_requests_in_flight(tmp_path):
+    path = write_video(tmp_path / "v.mp4", 30)
+
+    def respond(image: bytes):
+        if frame_index(image) == 4:
+            raise InvalidImageError("the server rejected the input: too large")
+        time.sleep(0.05)
+        return one_face(0.5)
+
+    transport = AsyncTransport(FakeTransport(respond))
+
+    async def run():
+        async with AsyncDeepfakeClient("localhost:1", transport=transport, concurrency=3) as client:
+            await client.detect_video(path, num_frames=30)
+
+    with pytest.raises(InvalidImageError, match="too large"):
+        asyncio.run(run())
+    assert transport.cancelled == 0  # none abandoned: cancelling can crash Triton 24.10
+    assert transport.finished == transport.started
+    assert transport.started < 30  # no new frames once one failed
+
+
 class AsyncTransport:
     """The FakeTransport behind the async transport interface (calls run in a thread)."""
 
     def __init__(self, sync: FakeTransport) -> None:
         self.sync = sync
+        self.started = 0
+        self.finished = 0
+        self.cancelled = 0
 
     async def infer(self, model: str, image: bytes):
-        return await asyncio.to_thread(self.sync.infer, model, image)
+        self.started += 1
+        try:
+            return await asyncio.to_thread(self.sync.infer, model, image)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        finally:
+            self.finished += 1
 
     async def model_parameters(self, model: str):
         return self.sync.model_parameters(model)
