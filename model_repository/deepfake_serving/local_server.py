@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import urllib.error
@@ -106,7 +107,11 @@ def server_command(repository: Path, backends: Path, ports: Ports, admin_key: st
 def _environment() -> dict[str, str]:
     env = dict(os.environ)
     libs = _pytriton_root().parent / "nvidia_pytriton.libs"
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(libs), env.get("LD_LIBRARY_PATH")]))
+    # The stub links libpython3.X.so: it must be this interpreter's own, not another
+    # 3.X patch release found first on the system (its C extension modules, e.g. _ssl,
+    # then fail with undefined symbols).
+    libpython_dir = sysconfig.get_config_var("LIBDIR") if sysconfig.get_config_var("Py_ENABLE_SHARED") else None
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [libpython_dir, str(libs), env.get("LD_LIBRARY_PATH")]))
     # The python stub imports packages from the interpreter found on PATH: make it ours.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
@@ -165,7 +170,7 @@ class LocalTritonServer:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise ServerStartError(
-                    f"tritonserver exited with code {self._process.returncode}:\n{self.log_tail()}"
+                    f"tritonserver exited with code {self._process.returncode}:\n{self.errors()}"
                 )
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
@@ -175,10 +180,21 @@ class LocalTritonServer:
                 pass
             time.sleep(0.5)
         self.stop()
-        raise ServerStartError(f"tritonserver not ready after {timeout_s:.0f} s:\n{self.log_tail()}")
+        raise ServerStartError(f"tritonserver not ready after {timeout_s:.0f} s:\n{self.errors()}")
 
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    def errors(self, limit: int = 10, width: int = 600) -> str:
+        """Triton's error lines (model load failures...), else the log's tail; with the log's path."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return "(no log)"
+        # Error lines start with E<month><day>; the machine has no GPU, so CUDA complaints are noise.
+        found = [line[:width] for line in lines
+                 if line.startswith("E") and "CUDA" not in line and "Cuda" not in line]
+        return "\n".join(found[-limit:] or lines[-limit:]) + f"\n(full log: {self.log_path})"
 
     def log_tail(self, lines: int = 40) -> str:
         try:
