@@ -9,6 +9,7 @@ Exit codes (also in client/README.md):
   5  no input was FAKE, but some had no face (not judged, so not called real)
   6  timeout
   7  server error (failed request, or an answer outside the contract)
+130 interrupted (a second Ctrl-C; the first one stops `stream` cleanly)
 A FAKE verdict wins over errors on other inputs (1); otherwise the first of 3, 6, 7, 4 that occurred.
 """
 
@@ -62,6 +63,8 @@ class ExitCode(IntEnum):
     TIMEOUT = 6
     SERVER_ERROR = 7
 
+
+INTERRUPTED = 128 + signal.SIGINT  # the shell's convention
 
 _ERROR_PRECEDENCE = (ExitCode.UNAVAILABLE, ExitCode.TIMEOUT, ExitCode.SERVER_ERROR, ExitCode.INVALID_INPUT)
 
@@ -228,7 +231,14 @@ def run_stream(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
         max_seconds=args.max_seconds,
         realtime=False if args.no_realtime else None,
     )
-    previous = signal.signal(signal.SIGINT, lambda *_: live.stop())  # Ctrl-C: finish in-flight frames, then stop
+    previous = signal.getsignal(signal.SIGINT)
+
+    def stop_cleanly(*_: object) -> None:
+        # First Ctrl-C: report the frames in flight, then stop; a second one interrupts at once.
+        live.stop()
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, stop_cleanly)
     warned = False
     try:
         for update in live:
@@ -496,6 +506,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except DeepfakeError as error:
         print(f"error: {error}", file=sys.stderr)
         return int(exit_code_for_error(error))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

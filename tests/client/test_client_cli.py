@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+import time
 
 import cv2
 import numpy as np
 import pytest
-from client_fakes import MODEL_NAMES, FakeTransport, ensemble_outputs, fake_client, one_face, png_pixel
+from client_fakes import (
+    MODEL_NAMES,
+    FakeTransport,
+    ensemble_outputs,
+    fake_client,
+    one_face,
+    png_pixel,
+    rendered_config,
+)
 from deepfake_client import (
     InvalidImageError,
     Label,
@@ -19,7 +31,6 @@ from deepfake_client import (
 )
 from deepfake_client.cli import ExitCode, main, verdict_exit_code
 from deepfake_client.model_config import read_settings
-from test_client_model_config import rendered_config
 
 
 @pytest.fixture
@@ -194,6 +205,18 @@ def test_stream_command_reports_every_scored_frame(server, tmp_path, capsys):
     assert code == ExitCode.FAKE
     assert lines and lines[-1]["window_label"] == "FAKE"
     assert json.loads(err)["summary"]["scored"] == len(lines)
+
+
+def test_ctrl_c_stops_a_stream_cleanly_with_its_verdict(server, tmp_path, capsys):
+    server.respond = lambda _: one_face(0.2)
+    path = write_video(tmp_path / "long.mp4", [10] * 100)  # 10 s at 10 fps, replayed in real time
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    started = time.monotonic()
+    code, out, err = run(["stream", path], capsys)
+    assert time.monotonic() - started < 5
+    assert code == ExitCode.REAL and "stream ended" in err
+    assert 0 < len(out.splitlines()) < 100
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
 def test_health_command(server, capsys):

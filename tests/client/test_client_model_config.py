@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from client_fakes import MODEL_NAMES
+from client_fakes import MODEL_NAMES, rendered_config
 from deepfake_client import InvalidInputError
 from deepfake_client.model_config import (
     config_path,
@@ -14,28 +14,9 @@ from deepfake_client.model_config import (
     set_string_parameters,
     write_calibration,
 )
-from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 NEW_WEIGHTS = {"xception": 0.7, "efficientnet_b4": 0.1, "f3net": 0.2, "effort_clip": 0.0}
-
-
-def rendered_config() -> str:
-    """A weighted_average config rendered as the repository assembler does (text_format)."""
-    config = mc.ModelConfig(name="weighted_average", backend="python", max_batch_size=0)
-    config.input.add(name="NUM_FACES", data_type=mc.TYPE_INT32, dims=[1])
-    config.output.add(name="LABEL", data_type=mc.TYPE_STRING, dims=[1])
-    config.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=1)
-    parameters = {
-        "model_names": json.dumps(list(MODEL_NAMES)),
-        "weights": json.dumps({name: 1.0 for name in MODEL_NAMES}),
-        "threshold": "0.5",
-        "image_score": "max",
-        "untrained_models": json.dumps(list(MODEL_NAMES)),
-    }
-    for key, value in parameters.items():
-        config.parameters[key].string_value = value
-    return text_format.MessageToString(config)
 
 
 def changed_lines(old: str, new: str) -> list[tuple[str, str]]:
