@@ -48,7 +48,7 @@ from .evaluation import (
 )
 from .model_config import config_path, read_settings, write_calibration
 from .report import write_report
-from .results import DetectionResult, Label
+from .results import DetectionResult, Label, json_number
 from .stream import StreamUpdate
 from .transport import PROTOCOLS
 
@@ -253,14 +253,10 @@ def run_stream(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
         "scored": live.scored,
         "dropped": live.dropped,
         "window_label": None if last is None else last.window_label.value,
-        "window_probability": None if last is None else _fmt_json(last.window_probability),
+        "window_probability": None if last is None else json_number(last.window_probability),
     }
     print(json.dumps({"summary": summary}) if args.json else f"stream ended: {summary}", file=sys.stderr)
     return verdict_exit_code([] if last is None else [last.window_label])
-
-
-def _fmt_json(value: float) -> Optional[float]:
-    return None if math.isnan(value) else value
 
 
 def run_health(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:

@@ -24,7 +24,7 @@ from .client import DeepfakeClient
 from .ensemble import EnsembleSettings
 from .errors import DeepfakeError, InvalidInputError, ServerError
 from .metrics import BinaryMetrics, binary_metrics
-from .results import DetectionResult
+from .results import DetectionResult, json_number
 from .video import DEFAULT_NUM_FRAMES, VIDEO_EXTENSIONS
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -85,7 +85,7 @@ class ScoringRun:
                     "frames": [
                         {
                             "index": f.index,
-                            "fake_probability": None if math.isnan(f.fake_probability) else f.fake_probability,
+                            "fake_probability": json_number(f.fake_probability),
                             "face_model_probabilities": f.face_model_probabilities.tolist(),
                         }
                         for f in s.frames

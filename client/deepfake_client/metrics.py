@@ -13,6 +13,8 @@ from typing import Any, Dict, Tuple
 
 import numpy as np
 
+from .results import json_number
+
 
 @dataclass(frozen=True)
 class BinaryMetrics:
@@ -31,7 +33,7 @@ class BinaryMetrics:
     roc_auc: float
 
     def to_dict(self) -> Dict[str, Any]:
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
+        return {k: (json_number(v) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
 def _as_arrays(labels: Any, scores: Any) -> Tuple[np.ndarray, np.ndarray]:

@@ -81,7 +81,7 @@ class DetectionResult:
     def to_dict(self) -> Dict[str, Any]:
         return {
             "label": self.label.value,
-            "fake_probability": _json_float(self.fake_probability),
+            "fake_probability": json_number(self.fake_probability),
             "num_faces": len(self.faces),
             "faces": [face.to_dict() for face in self.faces],
             "model_probabilities": self.model_probabilities,
@@ -89,9 +89,9 @@ class DetectionResult:
         }
 
 
-def _json_float(value: float) -> Optional[float]:
+def json_number(value: Optional[float]) -> Optional[float]:
     """JSON has no NaN: a missing score is null."""
-    return None if math.isnan(value) else value
+    return None if value is None or math.isnan(value) else value
 
 
 def parse_outputs(outputs: Mapping[str, Optional[np.ndarray]]) -> DetectionResult:
@@ -222,13 +222,13 @@ class VideoResult:
     def to_dict(self) -> Dict[str, Any]:
         return {
             "label": self.label.value,
-            "fake_probability": _json_float(self.fake_probability),
+            "fake_probability": json_number(self.fake_probability),
             "aggregation": self.aggregation,
             "threshold": self.threshold,
             "frame_count": self.frame_count,
             "fps": self.fps,
             "sampled_frames": len(self.frames),
-            "fake_frame_ratio": _json_float(self.fake_frame_ratio),
+            "fake_frame_ratio": json_number(self.fake_frame_ratio),
             "no_face_frames": list(self.no_face_frames),
             "untrained_models": list(self.untrained_models),
             "timeline": [frame.to_dict() for frame in self.frames],

@@ -7,7 +7,6 @@ so a slow server costs frame rate, never memory or ever-growing latency.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import deque
@@ -17,7 +16,7 @@ from typing import Callable, Deque, Iterable, Iterator, Optional, Set
 
 from .aggregation import Aggregation, verdict
 from .errors import InvalidInputError
-from .results import DetectionResult, FrameResult, Label
+from .results import DetectionResult, FrameResult, Label, json_number
 from .video import VideoFrame
 
 
@@ -36,7 +35,7 @@ class StreamUpdate:
         return {
             "frame": self.frame.to_dict(),
             "window_label": self.window_label.value,
-            "window_probability": None if math.isnan(self.window_probability) else self.window_probability,
+            "window_probability": json_number(self.window_probability),
             "window_size": self.window_size,
             "scored": self.scored,
             "dropped": self.dropped,
