@@ -30,9 +30,9 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 FLAVOUR = "tensorrt"
 # Same closed set as the local server (deepfake_serving.local_server): admin APIs need the key.
@@ -68,7 +68,7 @@ class Settings:
     log_verbose: int
 
     @classmethod
-    def from_environment(cls, env: Mapping[str, str]) -> "Settings":
+    def from_environment(cls, env: Mapping[str, str]) -> Settings:
         tls_mode = env.get("DEEPFAKE_GRPC_TLS", "off").strip().lower()
         if tls_mode not in TLS_MODES:
             raise StartError(f"DEEPFAKE_GRPC_TLS={tls_mode!r}: choose one of {', '.join(TLS_MODES)}")
@@ -224,8 +224,8 @@ def check_tensorrt_versions(python_version: str, libnvinfer_version: str) -> Non
 
 
 def system_libnvinfer_version() -> str:
-    result = subprocess.run(["dpkg-query", "-W", "-f=${Version}\\n", "libnvinfer[0-9]*"],
-                            capture_output=True, text=True)
+    result = subprocess.run(["dpkg-query", "-W", "--showformat=${Version}\\n", "libnvinfer[0-9]*"],
+                            capture_output=True, text=True, check=False)
     versions = [line for line in result.stdout.split() if line]
     if result.returncode != 0 or not versions:
         raise StartError(f"no libnvinfer package in this image: {result.stderr.strip()}")
@@ -306,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_plans(settings)
         else:
             serve(settings, args.extra)
-    except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback in the pod log
+    except Exception as exc:
         from export.errors import ExportError
 
         if not isinstance(exc, (StartError, ExportError)):

@@ -2,7 +2,7 @@
 # TensorRT's Python bindings at exactly the version of the image's libnvinfer, which Triton
 # loads plans with: a plan deserializes only on the TensorRT version that built it.
 set -eu
-deb="$(dpkg-query -W -f='${Version}\n' 'libnvinfer[0-9]*' | head -n1)"   # e.g. 10.16.1.11-1+cuda13.2
+deb="$(dpkg-query -W -f='${Version}\n' 'libnvinfer[0-9]*' | grep -v '^$' | head -n1)"   # e.g. 10.16.1.11-1+cuda13.2
 test -n "$deb" || { echo "no libnvinfer package in this image" >&2; exit 1; }
 version="${deb%%-*}"                                                    # 10.16.1.11
 cuda_major="$(echo "$deb" | sed -nE 's/.*\+cuda([0-9]+).*/\1/p')"       # 13

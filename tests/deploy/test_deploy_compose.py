@@ -11,7 +11,6 @@ from importlib import resources
 import jsonschema
 import pytest
 import yaml
-
 from deploy_files import DOCKER, REPO, load_entrypoint, read_env
 
 COMPOSE_FILES = ("compose.yaml", "compose.tls.yaml")

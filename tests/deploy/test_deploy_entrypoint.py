@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from deploy_files import load_entrypoint
 from deepfake_serving import local_server
+from deploy_files import load_entrypoint
+
 from export import triton_config
 from export.artifacts import BuildArtifacts
 from export.specs import CLASSIFIER_NAMES, CLASSIFIERS
@@ -179,3 +179,15 @@ def test_start_errors_are_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DEEPFAKE_GRPC_TLS", "sometimes")
     assert entrypoint.main(["serve"]) == 1
     assert "deepfake-serve: error: DEEPFAKE_GRPC_TLS" in capsys.readouterr().err
+
+
+def test_libnvinfer_version_is_read_from_dpkg(tmp_path, monkeypatch):
+    fake = tmp_path / "dpkg-query"
+    # dpkg lists known-but-absent packages matching the glob with an empty version.
+    fake.write_text('#!/bin/sh\nprintf "\\n10.16.1.11-1+cuda13.2\\n"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    assert entrypoint.system_libnvinfer_version() == "10.16.1.11-1+cuda13.2"
+    fake.write_text("#!/bin/sh\necho 'dpkg-query: no packages found' >&2; exit 1\n")
+    with pytest.raises(entrypoint.StartError, match="no libnvinfer"):
+        entrypoint.system_libnvinfer_version()

@@ -11,11 +11,18 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from deploy_files import (
+    DOCKER,
+    K8S,
+    REPO,
+    copy_sources,
+    dockerfile_instructions,
+    dockerignore_excludes,
+    load_entrypoint,
+    read_env,
+)
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-
-from deploy_files import (DOCKER, K8S, REPO, copy_sources, dockerfile_instructions, dockerignore_excludes,
-                          load_entrypoint, read_env)
 
 IMAGES = {"serving": DOCKER / "serving" / "Dockerfile", "load": DOCKER / "load" / "Dockerfile"}
 README = DOCKER / "README.md"
@@ -76,7 +83,7 @@ def test_no_secret_reaches_an_image(image):
     instructions = dockerfile_instructions(IMAGES[image])
     for keyword, arguments in instructions:
         if keyword in ("ENV", "ARG", "LABEL"):
-            assert not re.search(r"(KEY|TOKEN|PASSWORD|SECRET|CREDENTIAL)\w*\s*=", arguments, re.I), arguments
+            assert not re.search(r"(KEY|TOKEN|PASSWORD|SECRET|CREDENTIAL)\w*\s*=", arguments, re.IGNORECASE), arguments
     ignore = IMAGES[image].with_name("Dockerfile.dockerignore")
     for path in (".git/config", ".venv/bin/python", "build/test-artifacts/onnx/xception.onnx", "weights/f3net_best.pth",
                  "docker/secrets/triton_admin_key", "docker/secrets/tls/tls.key", "export/__pycache__/cli.pyc"):
@@ -114,7 +121,7 @@ def test_constraints_are_the_project_pins():
     assert pins["facenet-pytorch"] and pins["torch"] and pins["tritonclient"]
     requirements = (REPO / "requirements" / "server.txt").read_text()
     for name, version in pins.items():
-        if re.search(rf"^{re.escape(name)}\b", requirements, re.M | re.I):
+        if re.search(rf"^{re.escape(name)}\b", requirements, re.MULTILINE | re.IGNORECASE):
             assert f"=={version}" in requirements
 
 

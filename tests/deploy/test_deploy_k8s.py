@@ -9,8 +9,15 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-
-from deploy_files import K8S, REPO, kustomization_resources, load_entrypoint, pod_spec, read_env, strategic_merge
+from deploy_files import (
+    K8S,
+    REPO,
+    kustomization_resources,
+    load_entrypoint,
+    pod_spec,
+    read_env,
+    strategic_merge,
+)
 
 # Oldest and newest Kubernetes the manifests are written for (docker/README.md).
 KUBERNETES_VERSIONS = ("1.29.0", "1.37.0")

@@ -10,9 +10,17 @@ import urllib.request
 
 import pytest
 import yaml
-
-from deploy_files import (DOCKER, GPU_ONLY_METRICS, K8S, SCRAPE_LABELS, TRITON_METRICS, face_detector_metrics,
-                          face_detector_outcomes, promql_labels, promql_metrics)
+from deploy_files import (
+    DOCKER,
+    GPU_ONLY_METRICS,
+    K8S,
+    SCRAPE_LABELS,
+    TRITON_METRICS,
+    face_detector_metrics,
+    face_detector_outcomes,
+    promql_labels,
+    promql_metrics,
+)
 
 DASHBOARD = DOCKER / "grafana" / "dashboards" / "deepfake-triton.json"
 
@@ -89,7 +97,6 @@ def test_the_real_server_exports_the_queried_metrics(deepfake_server, sample_med
     """Triton 2.51 (the local server, CPU) after one image: every non-GPU metric queried exists."""
     import numpy as np
     import tritonclient.grpc as grpcclient
-
     from deepfake_serving import contract, samples
 
     data = (sample_media / samples.FACE_IMAGE).read_bytes()

@@ -8,9 +8,9 @@ import json
 
 import onnx
 import pytest
+from deploy_files import load_entrypoint, onnx_graph_io
 from onnx import TensorProto, helper
 
-from deploy_files import load_entrypoint, onnx_graph_io
 from export import triton_config
 from export.artifacts import BuildArtifacts
 from export.provenance import sha256_file
