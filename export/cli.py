@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from export import repository
+from export import repository, triton_config
 from export.errors import ExportError
 
 log = logging.getLogger("export")
@@ -105,7 +105,10 @@ def _onnx(args: argparse.Namespace) -> int:
 def _tensorrt_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--artifacts", type=Path, required=True, help="build folder holding the ONNX files")
     parser.add_argument("--opt-batch", type=int, default=8, help="batch size TensorRT optimises for (default 8)")
-    parser.add_argument("--max-batch", type=int, default=32, help="largest batch the plan accepts (default 32)")
+    served = triton_config.FLAVOURS["tensorrt"].classifier_max_batch_size
+    parser.add_argument("--max-batch", type=int, default=served,
+                        help=f"largest batch the plan accepts (default {served}: the tensorrt flavour's max_batch_size, "
+                             "which Triton warms up with; a smaller plan does not load there)")
     _model_names(parser)
 
 

@@ -22,6 +22,7 @@ from deepfake_serving.combiner import CombinerConfigError, CombinerSettings
 from export import triton_config
 from export.artifacts import BuildArtifacts
 from export.errors import ExportError
+from export.provenance import sha256_file
 from export.specs import CLASSIFIERS, ClassifierSpec
 
 SOURCES = Path(__file__).resolve().parent.parent / "model_repository"
@@ -57,20 +58,25 @@ def _place(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def _select_plan(artifacts: BuildArtifacts, name: str, plan_filter: Mapping[str, str]) -> Path:
-    """The one plan built for this server: a plan only loads on the TensorRT version and GPU
-    architecture that built it, so an ambiguous choice is an error, not a guess."""
-    plans = [p for p in artifacts.plans(name)
-             if all(str(p.get(key)) == str(value) for key, value in plan_filter.items())]
-    if len(plans) != 1:
-        found = [{k: p.get(k) for k in ("tensorrt_version", "compute_capability", "gpu_name")}
-                 for p in artifacts.plans(name)]
+def _select_plan(artifacts: BuildArtifacts, name: str, plan_filter: Mapping[str, str], max_batch_size: int) -> Path:
+    """The one plan built for this server from the current ONNX file.
+
+    A plan only loads on the TensorRT version and GPU architecture that built it, and
+    must accept the config's max_batch_size, so an ambiguous choice is an error, not a guess."""
+    onnx_sha256 = sha256_file(artifacts.existing_onnx(name))
+    built = artifacts.plans(name)
+    usable = [p for p in built if p.get("onnx_sha256") == onnx_sha256
+              and p.get("flags", {}).get("profile", {}).get("max_batch", 0) >= max_batch_size]
+    chosen = [p for p in usable if all(str(p.get(key)) == str(value) for key, value in plan_filter.items())]
+    if len(chosen) != 1:
+        found = [{k: p.get(k) for k in ("tensorrt_version", "compute_capability", "gpu_name")} for p in usable]
         raise RepositoryError(
-            f"{name}: {len(plans)} TensorRT plans match {dict(plan_filter) or 'no filter'} "
-            f"(built: {found or 'none; run deepfake-export tensorrt on the target GPU'}); "
+            f"{name}: {len(chosen)} TensorRT plans match {dict(plan_filter) or 'no filter'} among the "
+            f"{len(usable)} built from the current ONNX with max batch >= {max_batch_size} "
+            f"({len(built) - len(usable)} stale or too small): {found or 'run deepfake-export tensorrt on the target GPU'}; "
             "pass --plan-filter tensorrt_version=...,compute_capability=... to pick one"
         )
-    return Path(plans[0]["plan"])
+    return Path(chosen[0]["plan"])
 
 
 def _write_model(out: Path, config, python_source: str | None = None) -> Path:
@@ -99,7 +105,8 @@ def _classifier(out: Path, spec: ClassifierSpec, flavour: triton_config.Flavour,
     if runtime in (triton_config.PYTHON_ONNX, triton_config.ONNXRUNTIME):
         _place(artifacts.onnx(spec.name), version_dir / "model.onnx")
     elif runtime == triton_config.TENSORRT:
-        _place(_select_plan(artifacts, spec.name, options.plan_filter), version_dir / "model.plan")
+        _place(_select_plan(artifacts, spec.name, options.plan_filter, flavour.classifier_max_batch_size),
+               version_dir / "model.plan")
     else:
         _place(artifacts.fixed_checkpoint(spec.name), version_dir / "model.safetensors")
     return config

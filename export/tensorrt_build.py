@@ -35,7 +35,7 @@ PROBABILITY_TOLERANCE = 1e-2
 WHERE_TO_RUN = (
     "Build plans on the target GPU, inside the image you serve with "
     "(nvcr.io/nvidia/tritonserver:<tag>-py3) or nvcr.io/nvidia/tensorrt:<tag>-py3 of the same tag; "
-    "see docker/export/README.md"
+    "see docker/README.md"
 )
 FP16_BUILDER_FLAG = "fp16-builder-flag"
 STRONGLY_TYPED = "strongly-typed-mixed-precision"

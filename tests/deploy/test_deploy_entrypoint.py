@@ -13,6 +13,7 @@ from deploy_files import load_entrypoint
 from export import triton_config
 from export.artifacts import BuildArtifacts
 from export.specs import CLASSIFIER_NAMES, CLASSIFIERS
+from export.provenance import sha256_file
 from export.tensorrt_build import build_flags, plan_sidecar, precision_mode
 
 entrypoint = load_entrypoint()
@@ -142,10 +143,13 @@ def test_the_current_plans_are_served_although_the_shared_cache_holds_stale_ones
     trt, cc, profile = "10.16.1.11", "9.0", entrypoint.plan_profile(8)
     keys = entrypoint.expected_plan_keys(view, CLASSIFIER_NAMES, trt, cc, profile)
     flags = build_flags(precision_mode(trt), profile)
+    other_profile = build_flags(precision_mode(trt), entrypoint.plan_profile(16))
     for name in CLASSIFIER_NAMES:
-        _add_plan(view, name, keys[name], trt, cc, flags, "current")
+        current = sha256_file(BuildArtifacts(view).onnx(name))
+        _add_plan(view, name, keys[name], trt, cc, flags, current)
         _add_plan(view, name, f"old-{name}", trt, cc, flags, "an older onnx")  # same TensorRT and GPU
-        _add_plan(view, name, f"l40s-{name}", trt, "8.9", flags, "current")
+        _add_plan(view, name, f"l40s-{name}", trt, "8.9", flags, current)
+        _add_plan(view, name, f"opt16-{name}", trt, cc, other_profile, current)  # another replica's setting
     # With the whole cache, the documented filter is ambiguous; with the selection it is not.
     with pytest.raises(entrypoint.StartError, match="repository failed"):
         entrypoint.assemble_repository(view, tmp_path / "ambiguous", trt, cc)
@@ -156,7 +160,7 @@ def test_the_current_plans_are_served_although_the_shared_cache_holds_stale_ones
         config = triton_config.parse((repository / name / "config.pbtxt").read_text())
         assert config.platform == "tensorrt_plan"
     # The shared cache keeps every plan (other GPUs still need theirs).
-    assert len(list(cache.glob("*/*.plan"))) == 3 * len(CLASSIFIER_NAMES)
+    assert len(list(cache.glob("*/*.plan"))) == 4 * len(CLASSIFIER_NAMES)
 
 
 def test_a_missing_or_failed_plan_stops_the_start(tmp_path, export_output):
@@ -166,7 +170,7 @@ def test_a_missing_or_failed_plan_stops_the_start(tmp_path, export_output):
         entrypoint.select_plans(view, keys, tmp_path / "selected")
     flags = build_flags(precision_mode("10.16.1.11"), entrypoint.plan_profile(8))
     for name in CLASSIFIER_NAMES:
-        _add_plan(view, name, keys[name], "10.16.1.11", "9.0", flags, "x")
+        _add_plan(view, name, keys[name], "10.16.1.11", "9.0", flags, sha256_file(BuildArtifacts(view).onnx(name)))
     sidecar_path = BuildArtifacts(view).plan_sidecar("xception", keys["xception"])
     sidecar = json.loads(sidecar_path.read_text())
     sidecar["parity"]["passed"] = False

@@ -10,6 +10,7 @@ from deepfake_serving.contract import ENSEMBLE_NAME
 from export import triton_config
 from export.artifacts import BuildArtifacts
 from export.errors import MissingArtifactError
+from export.provenance import sha256_file
 from export.repository import RepositoryError, RepositoryOptions, assemble
 from export.specs import CLASSIFIER_NAMES
 
@@ -27,9 +28,12 @@ def artifacts(tmp_path):
     return built
 
 
-def add_plan(artifacts, name, key, **record):
+def add_plan(artifacts, name, key, max_batch=64, onnx_sha256=None, **record):
+    """A plan + sidecar as `deepfake-export tensorrt` leaves them (built from the current ONNX by default)."""
     artifacts.plan(name, key).parent.mkdir(parents=True, exist_ok=True)
     artifacts.plan(name, key).write_bytes(b"plan " + key.encode())
+    record.update(onnx_sha256=onnx_sha256 or sha256_file(artifacts.onnx(name)),
+                  flags={"profile": {"min_batch": 1, "opt_batch": 8, "max_batch": max_batch}})
     artifacts.plan_sidecar(name, key).write_text(json.dumps(record))
 
 
@@ -120,3 +124,15 @@ def test_tensorrt_plans_must_match_exactly_one_build(artifacts, tmp_path):
                    RepositoryOptions(flavour="tensorrt", plan_filter={"compute_capability": "8.9"}))
     assert (out / "xception" / "1" / "model.plan").read_bytes() == b"plan b"
     assert configs(out)["xception"].platform == "tensorrt_plan"
+
+
+def test_stale_or_too_small_plans_are_never_served(artifacts, tmp_path):
+    for name in CLASSIFIER_NAMES:
+        add_plan(artifacts, name, "old", onnx_sha256="0" * 64, compute_capability="9.0")  # an earlier ONNX
+        add_plan(artifacts, name, "small", max_batch=32, compute_capability="9.0")  # config runs 64
+    with pytest.raises(RepositoryError, match=r"0 TensorRT plans .*\(2 stale or too small\)"):
+        assemble(artifacts.root, tmp_path / "trt", RepositoryOptions(flavour="tensorrt"))
+    for name in CLASSIFIER_NAMES:
+        add_plan(artifacts, name, "current", compute_capability="9.0")
+    out = assemble(artifacts.root, tmp_path / "trt", RepositoryOptions(flavour="tensorrt"))
+    assert (out / "f3net" / "1" / "model.plan").read_bytes() == b"plan current"
