@@ -91,9 +91,10 @@ def run_served(url: str, requests: Sequence[Request], levels: Sequence[int]
 
 def largest_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
     """Largest |Δ per-model fake probability| between two runs' answers (NaN if face counts differ)."""
-    differences = [float(np.max(np.abs(a[name] - b[name]), initial=0.0)) if a[name].shape == b[name].shape
-                   else float("nan") for name in a.keys() & b.keys()]
-    return max(differences, default=float("nan"))
+    names = a.keys() & b.keys()
+    if not names or any(a[name].shape != b[name].shape for name in names):
+        return float("nan")
+    return max(float(np.max(np.abs(a[name] - b[name]), initial=0.0)) for name in names)
 
 
 def ratios(baseline: Summary, served: Summary) -> dict[str, float]:

@@ -5,7 +5,7 @@
 
 Writes, per scenario, OUT/<scenario>/locust_stats.csv (+ _failures, _exceptions,
 _stats_history), report.html and locust.log; then OUT/checks.json and
-OUT/summary.md. `--check-only` re-checks an earlier OUT against (other) targets
+OUT/checks.md. `--check-only` re-checks an earlier OUT against (other) targets
 without sending anything.
 
 Exit status: 0 every target met; 1 a target missed; 2 unusable arguments or
@@ -15,7 +15,6 @@ targets file; 3 Locust produced no results (see OUT/<scenario>/locust.log).
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from dataclasses import asdict
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from benchmarks.locust_results import LocustResultsError, RequestStats, read_stats, stats_csv
+from benchmarks.report import write_report
 from benchmarks.targets import (Check, Scenario, TargetsError, check, duration_seconds, load_targets, render_markdown,
                                 render_table)
 from deepfake_client.transport import split_url
@@ -56,6 +56,8 @@ def locust_command(scenario: Scenario, url: str, out: Path, run_time: str | None
 
 def run_locust(scenario: Scenario, url: str, out: Path, run_time: str | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
+    for old in (*out.glob("locust_*.csv"), out / "report.html"):  # never judge a previous run's results
+        old.unlink(missing_ok=True)
     command = locust_command(scenario, url, out, run_time)
     timeout = duration_seconds(run_time or scenario.run_time) + duration_seconds(scenario.stop_timeout)
     with open(out / "locust.log", "w") as log:
@@ -101,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     checks: list[Check] = []
     problems: list[str] = []
+    without_results = []
     record: dict = {"targets": str(args.targets), "url": f"{protocol}://{host}", "scenarios": {}}
     for scenario in scenarios:
         folder = args.out / scenario.name
@@ -114,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stats = read_stats(stats_csv(folder / "locust"))
         except LocustResultsError as exc:
             problems.append(f"{scenario.name}: {exc}")
+            without_results.append(scenario.name)
             continue
         scenario_checks = check(scenario, stats)
         checks += scenario_checks
@@ -122,13 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     record["problems"] = problems
     record["passed"] = bool(checks) and not problems and all(c.passed for c in checks)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "checks.json").write_text(json.dumps(record, indent=2) + "\n")
-    (args.out / "summary.md").write_text(summary_markdown(args.targets, record["url"], checks, problems))
+    write_report(args.out, "checks", record, summary_markdown(args.targets, record["url"], checks, problems))
     print(render_table(checks))
     for problem in problems:
         print(f"problem: {problem}", file=sys.stderr)
-    if any(not (args.out / s.name / "locust_stats.csv").exists() for s in scenarios):
+    if without_results:
         return EXIT_NO_RESULTS
     return EXIT_PASSED if record["passed"] else EXIT_MISSED
 

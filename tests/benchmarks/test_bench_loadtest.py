@@ -84,7 +84,7 @@ def test_check_only_rechecks_earlier_results(tmp_path, locust_csv, capsys):
     assert loadtest.main(["--targets", str(strict), "--out", str(out), "--check-only"]) == loadtest.EXIT_MISSED
     printed = capsys.readouterr().out
     assert "FAIL" in printed and "1 of 2 checks passed; 1 FAILED" in printed
-    assert "| s | image/face | p95_ms | <= 100ms |" in (out / "summary.md").read_text()
+    assert "| s | image/face | p95_ms | <= 100ms |" in (out / "checks.md").read_text()
 
 
 def test_check_only_without_results_exits_3(tmp_path, capsys):
