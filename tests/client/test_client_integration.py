@@ -35,7 +35,8 @@ from deepfake_client.video import sample_indices
 from deepfake_serving import samples
 from PIL import Image
 
-pytestmark = pytest.mark.integration
+# The test server serves demo weights: the warning is checked once (astronaut), silenced elsewhere.
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::deepfake_client.UntrainedModelsWarning")]
 
 MODEL_NAMES = ("xception", "efficientnet_b4", "f3net", "effort_clip")
 FACE = samples.FACE_IMAGE
