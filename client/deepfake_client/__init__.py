@@ -1,8 +1,9 @@
 """Client SDK for the Triton `deepfake_detector` ensemble.
+Usage:
 
-from deepfake_client import DeepfakeClient
-with DeepfakeClient("localhost:8001") as client:
-    print(client.detect("photo.jpg").label, client.detect_video("clip.mp4").label)
+    from deepfake_client import DeepfakeClient
+    with DeepfakeClient("localhost:8001") as client:
+        print(client.detect("photo.jpg").label, client.detect_video("clip.mp4").label)
 """
 
 from .aggregation import Aggregation, aggregate

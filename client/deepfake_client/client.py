@@ -1,8 +1,9 @@
 """The synchronous client: one call per image, batch, video or live stream.
+Usage:
 
-from deepfake_client import DeepfakeClient
-with DeepfakeClient("localhost:8001") as client:
-    print(client.detect("photo.jpg").label, client.detect_video("clip.mp4").label)
+    from deepfake_client import DeepfakeClient
+    with DeepfakeClient("localhost:8001") as client:
+        print(client.detect("photo.jpg").label, client.detect_video("clip.mp4").label)
 """
 
 from __future__ import annotations
