@@ -1,4 +1,5 @@
 """Client SDK for the Triton `deepfake_detector` ensemble.
+
 Usage:
 
     from deepfake_client import DeepfakeClient

@@ -1,4 +1,5 @@
 """The synchronous client: one call per image, batch, video or live stream.
+
 Usage:
 
     from deepfake_client import DeepfakeClient
