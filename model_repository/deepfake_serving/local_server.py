@@ -127,6 +127,7 @@ class LocalTritonServer:
         log_path: Path | None = None,
         admin_key: str | None = None,
         log_verbose: int = 0,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.repository = Path(repository).resolve()
         if not (self.repository / "deepfake_detector" / "config.pbtxt").exists():
@@ -138,6 +139,10 @@ class LocalTritonServer:
         # Without a key the admin APIs stay closed: a random key nobody knows.
         self.admin_key = admin_key or secrets.token_hex(16)
         self.log_verbose = log_verbose
+        # Appended to the command line, e.g. gRPC TLS flags; the readiness wait uses HTTP, which stays plain.
+        if isinstance(extra_args, str):
+            raise TypeError("extra_args is a sequence of flags, not one string")
+        self.extra_args = tuple(extra_args)
         self._workdir = Path(tempfile.mkdtemp(prefix="deepfake-triton-"))
         self.log_path = log_path or self._workdir / "tritonserver.log"
         self._process: subprocess.Popen | None = None
@@ -156,7 +161,7 @@ class LocalTritonServer:
 
     def start(self, timeout_s: float = 600.0) -> "LocalTritonServer":
         command = server_command(self.repository, _backend_directory(self._workdir), self.ports,
-                                 self.admin_key, self.log_verbose)
+                                 self.admin_key, self.log_verbose) + list(self.extra_args)
         log = open(self.log_path, "ab")
         self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=_environment(),
                                          start_new_session=True)
@@ -230,10 +235,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--admin-key", default=os.environ.get("TRITON_ADMIN_KEY"),
                         help="opens the repository/shared-memory/logging/trace APIs to holders of this key "
                              "(default: closed; env TRITON_ADMIN_KEY)")
+    parser.add_argument("--extra-arg", action="append", default=[], metavar="FLAG",
+                        help="passed to tritonserver as is, repeatable (e.g. --extra-arg=--grpc-use-ssl=true)")
     args = parser.parse_args(argv)
 
     server = LocalTritonServer(args.repository, Ports(args.http_port, args.grpc_port, args.metrics_port),
-                               log_path=args.log, admin_key=args.admin_key, log_verbose=args.log_verbose)
+                               log_path=args.log, admin_key=args.admin_key, log_verbose=args.log_verbose,
+                               extra_args=args.extra_arg)
     print(f"starting Triton on {args.repository} (log: {server.log_path}) ...", flush=True)
     try:
         server.start()
