@@ -19,11 +19,13 @@ from .errors import (
     RequestTimeoutError,
     ServerError,
     ServerUnavailableError,
+    TlsError,
     VideoError,
 )
 from .results import DetectionResult, Face, FrameResult, Label, VideoResult
 from .retry import NO_RETRY, RetryPolicy
 from .stream import LiveStream, StreamUpdate
+from .tls import TlsConfig
 
 __all__ = [
     "Aggregation",
@@ -46,6 +48,8 @@ __all__ = [
     "ServerError",
     "ServerUnavailableError",
     "StreamUpdate",
+    "TlsConfig",
+    "TlsError",
     "UntrainedModelsWarning",
     "VideoError",
     "VideoResult",

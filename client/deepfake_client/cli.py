@@ -4,7 +4,7 @@ Exit codes (also in client/README.md):
   0  done; everything judged was REAL (evaluate, calibrate, health: success)
   1  at least one input judged FAKE
   2  usage error (bad arguments)
-  3  server unavailable, or the model is not ready
+  3  server unavailable (a failed TLS handshake included), or the model is not ready
   4  invalid input (missing file, undecodable image, unreadable video)
   5  no input was FAKE, but some had no face (not judged, so not called real)
   6  timeout
@@ -36,6 +36,7 @@ from .errors import (
     ModelNotReadyError,
     RequestTimeoutError,
     ServerUnavailableError,
+    TlsError,
 )
 from .evaluation import (
     IMAGE_EXTENSIONS,
@@ -50,6 +51,7 @@ from .model_config import config_path, read_settings, write_calibration
 from .report import write_report
 from .results import DetectionResult, Label, json_number
 from .stream import StreamUpdate
+from .tls import TlsConfig
 from .transport import PROTOCOLS
 
 
@@ -70,7 +72,7 @@ _ERROR_PRECEDENCE = (ExitCode.UNAVAILABLE, ExitCode.TIMEOUT, ExitCode.SERVER_ERR
 
 
 def exit_code_for_error(error: DeepfakeError) -> ExitCode:
-    if isinstance(error, (ServerUnavailableError, ModelNotReadyError)):
+    if isinstance(error, (ServerUnavailableError, ModelNotReadyError, TlsError)):
         return ExitCode.UNAVAILABLE
     if isinstance(error, InvalidInputError):
         return ExitCode.INVALID_INPUT
@@ -375,13 +377,18 @@ def build_parser() -> argparse.ArgumentParser:
     server = common.add_argument_group("server")
     server.add_argument(
         "--url",
-        help="host:port (or grpc://, http://); default $DEEPFAKE_URL, else localhost:8001 (gRPC) / :8000 (HTTP)",
+        help="host:port (or grpc://, http://; grpcs://, https:// for TLS); default $DEEPFAKE_URL, "
+        "else localhost:8001 (gRPC) / :8000 (HTTP)",
     )
     server.add_argument("--protocol", choices=PROTOCOLS, help="default grpc")
     server.add_argument(
         "--timeout", type=_positive_float, default=DEFAULT_TIMEOUT_S, help="seconds per request (default %(default)s)"
     )
     server.add_argument("--model", default=DEFAULT_MODEL, help="ensemble name (default %(default)s)")
+    tls = common.add_argument_group("TLS (any of these turns TLS on, as a grpcs:// or https:// URL does)")
+    tls.add_argument("--tls-ca", metavar="PEM", help="CA certificate(s) to trust (default: the system's roots)")
+    tls.add_argument("--tls-cert", metavar="PEM", help="client certificate, for mutual TLS (with --tls-key)")
+    tls.add_argument("--tls-key", metavar="PEM", help="client private key, unencrypted (with --tls-cert)")
     output = common.add_argument_group("output")
     output.add_argument("--json", action="store_true", help="print JSON instead of a table")
     output.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -483,6 +490,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def tls_config(args: argparse.Namespace) -> Optional[TlsConfig]:
+    """The --tls-* options, or None (TLS then depends on the URL's scheme)."""
+    if args.tls_ca is None and args.tls_cert is None and args.tls_key is None:
+        return None
+    return TlsConfig(ca=args.tls_ca, cert=args.tls_cert, key=args.tls_key)
+
+
 def open_client(args: argparse.Namespace) -> DeepfakeClient:
     return DeepfakeClient(
         args.url,
@@ -490,6 +504,7 @@ def open_client(args: argparse.Namespace) -> DeepfakeClient:
         model=args.model,
         timeout_s=args.timeout,
         concurrency=getattr(args, "concurrency", 8),
+        tls=tls_config(args),
     )
 
 

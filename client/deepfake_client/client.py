@@ -19,12 +19,13 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 from .aggregation import Aggregation, video_result
 from .concurrency import bounded_map
 from .ensemble import COMBINER_MODEL, EnsembleSettings
-from .errors import DeepfakeError, ModelNotReadyError, ServerUnavailableError
+from .errors import DeepfakeError, InvalidInputError, ModelNotReadyError, ServerUnavailableError
 from .images import ImageInput, encode_image, encode_rgb_array
 from .results import DetectionResult, FrameResult, VideoResult, parse_outputs
 from .retry import DEFAULT_RETRY, RetryPolicy, call_with_retry
 from .stream import LiveStream
-from .transport import GrpcTransport, HttpTransport, split_url
+from .tls import TlsConfig
+from .transport import GrpcTransport, HttpTransport, parse_url
 from .video import DEFAULT_NUM_FRAMES, StreamSource, VideoFrame, probe_video, read_frames, sample_indices, stream_frames
 
 DEFAULT_MODEL = "deepfake_detector"
@@ -65,13 +66,26 @@ class Health:
         }
 
 
-def resolve_url(url: Optional[str], protocol: Optional[str]) -> Tuple[str, str]:
-    """(host:port, protocol): the argument, else $DEEPFAKE_URL, else the protocol's default port."""
+def resolve_url(url: Optional[str], protocol: Optional[str]) -> Tuple[str, str, Optional[bool]]:
+    """(host:port, protocol, TLS per the scheme or None): the argument, else $DEEPFAKE_URL, else the default port."""
     url = url or os.environ.get(URL_ENVIRONMENT_VARIABLE)
     if url:
-        return split_url(url, protocol)
+        return parse_url(url, protocol)
     protocol = protocol or "grpc"
-    return split_url(DEFAULT_URLS.get(protocol, ""), protocol)
+    return parse_url(DEFAULT_URLS.get(protocol, ""), protocol)
+
+
+def resolve_tls(tls: Union[TlsConfig, bool, None], scheme_tls: Optional[bool], url: str) -> Optional[TlsConfig]:
+    """The TLS to use, its files checked: the argument, else the URL's scheme (grpcs://, https://: default roots)."""
+    if isinstance(tls, bool) or tls is None:
+        if scheme_tls is not None and tls is not None and tls != scheme_tls:
+            raise InvalidInputError(f"tls={tls} contradicts the URL {url}")
+        tls = TlsConfig() if (tls or scheme_tls) else None
+    elif not isinstance(tls, TlsConfig):
+        raise InvalidInputError(f"tls must be a TlsConfig, True or False, got {type(tls).__name__}")
+    elif scheme_tls is False:
+        raise InvalidInputError(f"TLS options given for the plain-text URL {url}: use grpcs:// or https://")
+    return None if tls is None else tls.check()
 
 
 class ClientBase:
@@ -88,18 +102,25 @@ class ClientBase:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         retry: RetryPolicy = DEFAULT_RETRY,
         concurrency: int = DEFAULT_CONCURRENCY,
+        tls: Union[TlsConfig, bool, None] = None,
         transport: Optional[Any] = None,  # advanced: a custom transport (see transport.py), e.g. in tests
     ) -> None:
-        self.url, self.protocol = resolve_url(url, protocol)
+        self.url, self.protocol, scheme_tls = resolve_url(url, protocol)
+        given_scheme = "" if scheme_tls is None else self.protocol + ("s" if scheme_tls else "") + "://"
+        self.tls = resolve_tls(tls, scheme_tls, given_scheme + self.url)
         self.model = model
         self.timeout_s = timeout_s
         self.retry = retry
         self.concurrency = concurrency
-        self._transport = transport or self.transport_classes[self.protocol](self.url, timeout_s)
+        self._transport = transport or self.transport_classes[self.protocol](self.url, timeout_s, tls=self.tls)
         self._warned_untrained = False
 
+    @property
+    def scheme(self) -> str:
+        return self.protocol + ("s" if self.tls is not None else "")
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.protocol}://{self.url}, model={self.model!r})"
+        return f"{type(self).__name__}({self.scheme}://{self.url}, model={self.model!r})"
 
     def _checked(self, result: DetectionResult) -> DetectionResult:
         """Warn once per client when the server serves untrained demo weights."""
@@ -118,10 +139,13 @@ class DeepfakeClient(ClientBase):
     """Synchronous client of the `deepfake_detector` ensemble.
 
     url: "host:port", optionally "grpc://..." or "http://..." (default: $DEEPFAKE_URL,
-    else localhost:8001 for gRPC, localhost:8000 for HTTP). timeout_s bounds each
+    else localhost:8001 for gRPC, localhost:8000 for HTTP); "grpcs://..." or
+    "https://..." use TLS with the default roots. tls: a TlsConfig(ca=, cert=, key=)
+    for a private CA or mutual TLS (True: the default roots); its files are checked
+    here, before any connection. timeout_s bounds each
     request. Requests the server answers UNAVAILABLE (or that cannot connect) are
-    retried per `retry`; nothing else is. `concurrency` bounds the requests in
-    flight for batches and videos. Thread-safe.
+    retried per `retry`; nothing else is (a failed TLS handshake raises TlsError).
+    `concurrency` bounds the requests in flight for batches and videos. Thread-safe.
     """
 
     transport_classes = {"grpc": GrpcTransport, "http": HttpTransport}

@@ -9,6 +9,7 @@ should not have to know either vocabulary.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import Optional
 
 from tritonclient.utils import InferenceServerException
@@ -39,6 +40,11 @@ class ServerUnavailableError(DeepfakeError, ConnectionError):
     """The server cannot be reached, or answered UNAVAILABLE (retried with backoff)."""
 
 
+class TlsError(DeepfakeError, ConnectionError):
+    """The TLS handshake failed: an untrusted server certificate, a client certificate the
+    server requires or refuses (mutual TLS), or TLS on one side only. Not retried."""
+
+
 class RequestTimeoutError(DeepfakeError, TimeoutError):
     """The request did not complete within the client's timeout."""
 
@@ -57,12 +63,41 @@ _MODEL_NOT_READY_MARKERS = ("unknown model", "no available versions", "not at re
 
 _GRPC_PREFIX = "StatusCode."
 
+# gRPC reports TLS failures as UNAVAILABLE connection errors; these words tell them apart.
+_HANDSHAKE_MARKERS = ("handshake failed", "handshake read failed", "ssl_error", "tsi_", "certificate_verify_failed")
+_TLS_HINT = "check the CA, the client certificate (mutual TLS), and that the port serves TLS"
+_UNTRUSTED_HINT = "give the CA that signed it (TlsConfig(ca=...), --tls-ca), and check its host names and dates"
 
-def from_triton_exception(exc: InferenceServerException, model: str) -> DeepfakeError:
-    """Map a tritonclient exception (gRPC or HTTP flavour) to the SDK's error classes."""
+
+def _connection_closed(message: str) -> bool:
+    # TCP connected, then the server hung up before answering: a TLS port reached in
+    # plain text, or (with TLS 1.3, verified after the client's handshake) a client
+    # certificate the server requires or refuses.
+    return "failed to connect" in message and "socket closed" in message
+
+
+def from_triton_exception(exc: InferenceServerException, model: str, tls: bool = False) -> DeepfakeError:
+    """Map a tritonclient exception (gRPC or HTTP flavour) to the SDK's error classes; tls: the client used TLS."""
     status = exc.status() or ""
     message = exc.message() or str(exc)
     code = status[len(_GRPC_PREFIX) :] if status.startswith(_GRPC_PREFIX) else status
+    if code == "UNAVAILABLE":
+        lowered = message.lower()
+        if "certificate_verify_failed" in lowered:
+            return TlsError(f"the server's certificate is not trusted: {_UNTRUSTED_HINT}: {message}", status=status)
+        if any(marker in lowered for marker in _HANDSHAKE_MARKERS):
+            return TlsError(f"TLS handshake with the server failed ({_TLS_HINT}): {message}", status=status)
+        if _connection_closed(lowered):
+            if tls:
+                return TlsError(
+                    "the server closed the connection during the TLS handshake: it requires a client certificate "
+                    f"signed by its CA (mutual TLS), or refused the one given: {message}",
+                    status=status,
+                )
+            return ServerUnavailableError(
+                f"the server closed the connection (if its port serves TLS, connect with grpcs:// or a CA): {message}",
+                status=status,
+            )
     if any(marker in message for marker in _MODEL_NOT_READY_MARKERS):
         return ModelNotReadyError(f"model {model!r} is not ready on the server: {message}", status=status)
     if code in ("INVALID_ARGUMENT", "400"):
@@ -78,7 +113,11 @@ def from_triton_exception(exc: InferenceServerException, model: str) -> Deepfake
 
 def from_transport_exception(exc: BaseException, url: str, timeout_s: float) -> Optional[DeepfakeError]:
     """Map a network-level exception (HTTP clients raise these) to an SDK error, or None."""
-    # TimeoutError subclasses OSError, so it is checked first.
+    # TimeoutError and ssl.SSLError subclass OSError, so they are checked first.
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return TlsError(f"the certificate of {url} is not trusted: {_UNTRUSTED_HINT}: {exc}")
+    if isinstance(exc, ssl.SSLError):
+        return TlsError(f"TLS with {url} failed ({_TLS_HINT}): {exc}")
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
         return RequestTimeoutError(f"no answer from {url} within {timeout_s:g} s")
     if isinstance(exc, OSError):
