@@ -40,8 +40,10 @@ def _translated_errors(
     except InferenceServerException as exc:
         raise from_triton_exception(exc, model, tls=tls) from exc
     except unavailable as exc:
-        if isinstance(exc, ssl.SSLError):  # aiohttp's TLS errors are connection errors too: keep them TLS errors
-            raise from_transport_exception(exc, url, timeout_s) from exc
+        # aiohttp's TLS errors are connection errors too, some wrapping the ssl.SSLError: keep them TLS errors.
+        ssl_error = next((e for e in (exc, exc.__cause__) if isinstance(e, ssl.SSLError)), None)
+        if ssl_error is not None:
+            raise from_transport_exception(ssl_error, url, timeout_s) from exc
         raise ServerUnavailableError(f"cannot reach the server at {url}: {exc}") from exc
     except Exception as exc:
         mapped = from_transport_exception(exc, url, timeout_s)
