@@ -63,17 +63,33 @@ _MODEL_NOT_READY_MARKERS = ("unknown model", "no available versions", "not at re
 
 _GRPC_PREFIX = "StatusCode."
 
-# gRPC reports TLS failures as UNAVAILABLE connection errors; these words tell them apart.
-_HANDSHAKE_MARKERS = ("handshake failed", "handshake read failed", "ssl_error", "tsi_", "certificate_verify_failed")
+_HANDSHAKE_MARKERS = ("handshake failed", "handshake read failed", "ssl_error", "tsi_")
 _TLS_HINT = "check the CA, the client certificate (mutual TLS), and that the port serves TLS"
 _UNTRUSTED_HINT = "give the CA that signed it (TlsConfig(ca=...), --tls-ca), and check its host names and dates"
 
 
-def _connection_closed(message: str) -> bool:
-    # TCP connected, then the server hung up before answering: a TLS port reached in
-    # plain text, or (with TLS 1.3, verified after the client's handshake) a client
-    # certificate the server requires or refuses.
-    return "failed to connect" in message and "socket closed" in message
+def _grpc_connection_error(message: str, status: str, tls: bool) -> Optional[DeepfakeError]:
+    """gRPC reports TLS failures as UNAVAILABLE connection errors: name them, or None."""
+    lowered = message.lower()
+    if "certificate_verify_failed" in lowered:
+        return TlsError(f"the server's certificate is not trusted: {_UNTRUSTED_HINT}: {message}", status=status)
+    if any(marker in lowered for marker in _HANDSHAKE_MARKERS):
+        return TlsError(f"TLS handshake with the server failed ({_TLS_HINT}): {message}", status=status)
+    if "failed to connect" in lowered and "socket closed" in lowered:
+        # TCP connected, then the server hung up: a TLS port reached in plain text or, since
+        # TLS 1.3 servers check the client's certificate after the client's handshake is
+        # done, a client certificate the server requires or refuses.
+        if tls:
+            return TlsError(
+                "the server closed the connection during the TLS handshake: it requires a client certificate "
+                f"signed by its CA (mutual TLS), or refused the one given: {message}",
+                status=status,
+            )
+        return ServerUnavailableError(
+            f"the server closed the connection (if its port serves TLS, connect with grpcs:// or a CA): {message}",
+            status=status,
+        )
+    return None
 
 
 def from_triton_exception(exc: InferenceServerException, model: str, tls: bool = False) -> DeepfakeError:
@@ -81,23 +97,9 @@ def from_triton_exception(exc: InferenceServerException, model: str, tls: bool =
     status = exc.status() or ""
     message = exc.message() or str(exc)
     code = status[len(_GRPC_PREFIX) :] if status.startswith(_GRPC_PREFIX) else status
-    if code == "UNAVAILABLE":
-        lowered = message.lower()
-        if "certificate_verify_failed" in lowered:
-            return TlsError(f"the server's certificate is not trusted: {_UNTRUSTED_HINT}: {message}", status=status)
-        if any(marker in lowered for marker in _HANDSHAKE_MARKERS):
-            return TlsError(f"TLS handshake with the server failed ({_TLS_HINT}): {message}", status=status)
-        if _connection_closed(lowered):
-            if tls:
-                return TlsError(
-                    "the server closed the connection during the TLS handshake: it requires a client certificate "
-                    f"signed by its CA (mutual TLS), or refused the one given: {message}",
-                    status=status,
-                )
-            return ServerUnavailableError(
-                f"the server closed the connection (if its port serves TLS, connect with grpcs:// or a CA): {message}",
-                status=status,
-            )
+    connection_error = _grpc_connection_error(message, status, tls) if code == "UNAVAILABLE" else None
+    if connection_error is not None:
+        return connection_error
     if any(marker in message for marker in _MODEL_NOT_READY_MARKERS):
         return ModelNotReadyError(f"model {model!r} is not ready on the server: {message}", status=status)
     if code in ("INVALID_ARGUMENT", "400"):
