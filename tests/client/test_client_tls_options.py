@@ -480,3 +480,36 @@ def test_tls_to_a_plain_port_is_a_tls_error(certs, https_servers, asynchronous):
 def test_plain_http_to_a_tls_port_is_server_unavailable(https_servers, asynchronous):
     with pytest.raises(ServerUnavailableError, match=f"localhost:{https_servers['tls']}"):
         _http_live(f"http://localhost:{https_servers['tls']}", None, asynchronous)
+
+
+# The local test server passes TLS flags through
+
+
+class _Started(Exception):
+    pass
+
+
+def test_local_server_appends_extra_args_and_keeps_its_defaults(tmp_path, monkeypatch, certs):
+    from deepfake_serving import local_server
+
+    (tmp_path / "deepfake_detector").mkdir()
+    (tmp_path / "deepfake_detector" / "config.pbtxt").write_text("")
+    commands = []
+
+    def popen(command, **kwargs):
+        commands.append(command)
+        raise _Started
+
+    monkeypatch.setattr(local_server.subprocess, "Popen", popen)
+    for extra in ((), certs.triton_args(mutual=True)):
+        server = local_server.LocalTritonServer(tmp_path, local_server.Ports.free(), extra_args=extra)
+        with pytest.raises(_Started):
+            server.start()
+        server.stop()
+    default, with_tls = commands
+    assert not any("ssl" in arg for arg in default)
+    assert with_tls[len(default) :] == certs.triton_args(mutual=True)
+    flag_names = [arg.split("=")[0] for arg in default]  # values differ: each server has its own work folder
+    assert [arg.split("=")[0] for arg in with_tls[: len(default)]] == flag_names
+    with pytest.raises(TypeError, match="sequence of flags"):
+        local_server.LocalTritonServer(tmp_path, extra_args="--grpc-use-ssl=true")
