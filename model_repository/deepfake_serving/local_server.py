@@ -215,7 +215,9 @@ class LocalTritonServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self._process.pid, signal.SIGKILL)
                 self._process.wait()
-        shutil.rmtree(self._workdir / "backends", ignore_errors=True)
+        # Keep the working folder only while it holds the log someone may want to read.
+        keep_log = self.log_path.parent == self._workdir
+        shutil.rmtree(self._workdir / "backends" if keep_log else self._workdir, ignore_errors=True)
 
     def __enter__(self) -> "LocalTritonServer":
         return self.start()
