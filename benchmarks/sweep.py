@@ -3,10 +3,11 @@
     python -m benchmarks.sweep --url grpc://localhost:8001 --out reports/capacity \
         --concurrency 1,2,4,8,16 --duration 60 --slo-p95-ms 50 --target-rps 5000 --rows-per-image 1.2
 
-At each concurrency (closed loop through the SDK): a warm-up, a scrape of
-Triton's metrics, `--duration` seconds of load, another scrape. The client
-gives throughput and latency percentiles; the counter deltas give each model's
-queue and compute time, average batch and busy share (benchmarks/triton_metrics.py).
+At each concurrency (closed loop through the SDK): a warm-up, a snapshot of
+Triton's counters (metrics endpoint and statistics extension), `--duration`
+seconds of load, another snapshot. The client gives throughput and latency
+percentiles; the counter deltas give each model's queue and compute time,
+average batch and busy share (benchmarks/triton_metrics.py).
 The best level under the p95 SLO sizes the deployment (benchmarks/capacity.py).
 
 Writes OUT/capacity.json, OUT/capacity.md, OUT/throughput_latency.png and
@@ -30,7 +31,7 @@ from benchmarks.latency import summarize
 from benchmarks.machine import describe, machine_info
 from benchmarks.report import markdown_table, write_report
 from benchmarks.server import Endpoint, add_server_arguments, serve_from_arguments
-from benchmarks.triton_metrics import activity, scrape
+from benchmarks.triton_metrics import activity, snapshot
 from benchmarks.workload import Workload, format_mix, parse_mix
 from deepfake_client import NO_RETRY, DeepfakeClient, UntrainedModelsWarning
 from deepfake_serving import contract
@@ -44,11 +45,11 @@ def run_level(client: DeepfakeClient, endpoint: Endpoint, workload: Workload, co
     send = lambda request: request.send(client)  # noqa: E731
     if warmup_s > 0:
         run_closed_loop(send, repeat(workload.sequence(64, seed=concurrency)), concurrency, warmup_s)
-    before = scrape(endpoint.metrics_url)
+    before = snapshot(endpoint.url, endpoint.metrics_url)
     started = time.monotonic()
     timings = run_closed_loop(send, repeat(workload.sequence(256, seed=concurrency)), concurrency, duration_s)
     seconds = time.monotonic() - started
-    after = scrape(endpoint.metrics_url)
+    after = snapshot(endpoint.url, endpoint.metrics_url)
     return Level(concurrency, summarize(timings), activity(before, after, seconds))
 
 
@@ -90,9 +91,9 @@ def sweep_markdown(title: str, data: dict, levels: Sequence[Level], best: Level 
              f"Server: `{data['url']}`, mix `{data['mix']}`, {data['duration_s']:g} s per level "
              f"after {data['warmup_s']:g} s of warm-up\n", "## Throughput and latency\n", overview,
              "## Where the time goes (Triton metrics)\n",
-             "Queue and compute are per request of that model; a batch's compute is charged to each of its "
-             "requests, so *busy* (share of the interval the model computed) and *compute ms/row* count each "
-             "batch once.\n", per_model]
+             "Queue and compute are per request of that model (Triton charges each request of a batch the "
+             "whole batch's compute); *busy* (share of the interval the model computed) and *compute ms/row* "
+             "count each batch once (statistics extension).\n", per_model]
     slo = data["slo_p95_ms"]
     if best is None:
         parts.append(f"\n**No level met the p95 SLO of {slo:g} ms** without errors: no capacity to plan with.\n")

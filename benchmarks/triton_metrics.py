@@ -1,16 +1,19 @@
-"""Triton's Prometheus counters, per model, and what they mean between two scrapes.
+"""Triton's cumulative counters, per model, and what they mean between two snapshots.
 
-Triton's latency counters are cumulative microseconds summed over requests;
-for a batching model every request of a batch is charged the whole batch's
-compute time. So between two scrapes, per model:
+From the Prometheus endpoint (latencies are microseconds summed over requests;
+every request of a batch is charged the whole batch's compute time):
 
     requests/s          Δ nv_inference_request_success / seconds
     average batch       Δ nv_inference_count / Δ nv_inference_exec_count   (rows per execution)
     queue ms/request    Δ nv_inference_queue_duration_us / Δ success / 1000
     compute ms/request  Δ (compute_input + compute_infer + compute_output) / Δ success / 1000
-    busy fraction       Δ compute µs × (Δ exec_count / Δ success) / interval µs
-                        (share of the interval the model computed: each batch counted once;
-                        exact when every execution holds the same number of requests)
+
+The time a model computed, each batch counted once, cannot be recovered from
+those sums when batches differ in size, so it comes from the statistics
+extension's per-batch-size execution totals (`batch_stats`):
+
+    busy fraction       Δ Σ batch compute / interval (above 1 only with several instances)
+    busy ms/row         Δ Σ batch compute / Δ nv_inference_count
 
 An ensemble's own durations are the sums over its steps, so read its steps.
 """
@@ -19,8 +22,12 @@ from __future__ import annotations
 
 import re
 import urllib.request
-from dataclasses import dataclass, fields
-from typing import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, Mapping
+
+from tritonclient.utils import InferenceServerException
+
+from deepfake_client.transport import split_url
 
 _SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$")
 _LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -60,6 +67,7 @@ class ModelCounters:
     compute_input_us: float = 0.0
     compute_infer_us: float = 0.0
     compute_output_us: float = 0.0
+    busy_us: float = 0.0  # Σ compute of executions, each batch once (statistics extension)
 
     def minus(self, earlier: "ModelCounters") -> "ModelCounters":
         return ModelCounters(**{f.name: getattr(self, f.name) - getattr(earlier, f.name) for f in fields(self)})
@@ -90,13 +98,48 @@ def model_counters(samples: Mapping[tuple[str, Labels], float]) -> dict[str, Mod
     return {model: ModelCounters(**values) for model, values in totals.items()}
 
 
-def scrape(metrics_url: str, timeout_s: float = 10.0) -> dict[str, ModelCounters]:
+def busy_time_us(statistics: Mapping[str, Any]) -> dict[str, float]:
+    """Per model, the compute time of all its executions (each batch once), in µs, from a
+    statistics-extension response (`get_inference_statistics(as_json=True)`; numbers may be strings)."""
+    busy = {}
+    for model in statistics.get("model_stats", []):
+        total_ns = sum(int(batch.get(phase, {}).get("ns", 0)) for batch in model.get("batch_stats", [])
+                       for phase in ("compute_input", "compute_infer", "compute_output"))
+        busy[model["name"]] = busy.get(model["name"], 0.0) + total_ns / 1e3
+    return busy
+
+
+def _statistics(url: str, timeout_s: float) -> dict[str, Any]:
+    """The statistics extension's answer for every model (`url`: grpc://... or http://...)."""
+    host, protocol = split_url(url, None)
+    if protocol == "grpc":
+        import tritonclient.grpc as grpc_client
+
+        client = grpc_client.InferenceServerClient(host)
+        read = lambda: client.get_inference_statistics(as_json=True, client_timeout=timeout_s)  # noqa: E731
+    else:
+        import tritonclient.http as http_client
+
+        client = http_client.InferenceServerClient(host, connection_timeout=timeout_s, network_timeout=timeout_s)
+        read = client.get_inference_statistics
+    try:
+        return read()
+    except (InferenceServerException, OSError) as exc:
+        raise MetricsError(f"cannot read Triton's statistics at {url}: {exc}") from None
+    finally:
+        client.close()
+
+
+def snapshot(url: str, metrics_url: str, timeout_s: float = 10.0) -> dict[str, ModelCounters]:
+    """Every model's cumulative counters: the Prometheus scrape plus the exact busy time."""
     try:
         with urllib.request.urlopen(metrics_url, timeout=timeout_s) as response:
             text = response.read().decode()
     except OSError as exc:
         raise MetricsError(f"cannot read Triton's metrics at {metrics_url}: {exc}") from None
-    return model_counters(parse_prometheus(text))
+    counters = model_counters(parse_prometheus(text))
+    busy = busy_time_us(_statistics(url, timeout_s))
+    return {model: replace(c, busy_us=busy.get(model, 0.0)) for model, c in counters.items()}
 
 
 @dataclass(frozen=True)
@@ -133,8 +176,6 @@ def activity(before: Mapping[str, ModelCounters], after: Mapping[str, ModelCount
         if any(getattr(delta, f.name) < 0 for f in fields(delta)):
             raise MetricsError(f"{model}: counters went backwards between scrapes (did the server restart?)")
         compute_us = delta.compute_input_us + delta.compute_infer_us + delta.compute_output_us
-        # Every request of a batch is charged the whole batch: count each execution once.
-        busy_us = compute_us * _ratio(delta.executions, delta.success) if delta.success else 0.0
         result[model] = ModelActivity(
             requests=delta.success,
             failures=delta.failure,
@@ -144,7 +185,7 @@ def activity(before: Mapping[str, ModelCounters], after: Mapping[str, ModelCount
             average_batch=_ratio(delta.inferences, delta.executions),
             queue_ms=_ratio(delta.queue_us, delta.success) / 1e3,
             compute_ms=_ratio(compute_us, delta.success) / 1e3,
-            busy_fraction=busy_us / (seconds * 1e6),
-            busy_ms_per_inference=_ratio(busy_us, delta.inferences) / 1e3,
+            busy_fraction=delta.busy_us / (seconds * 1e6),
+            busy_ms_per_inference=_ratio(delta.busy_us, delta.inferences) / 1e3,
         )
     return result

@@ -1,4 +1,4 @@
-"""Triton's Prometheus counters: parsing, per-model sums, and the deltas between two scrapes."""
+"""Triton's counters: Prometheus parsing, per-model sums, batch statistics, the deltas between snapshots."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from benchmarks.triton_metrics import MetricsError, ModelCounters, activity, model_counters, parse_prometheus
+from benchmarks.triton_metrics import (MetricsError, ModelCounters, activity, busy_time_us, model_counters,
+                                       parse_prometheus)
 
 SCRAPE = """\
 # HELP nv_inference_request_success Number of successful inference requests, all batch sizes
@@ -50,12 +51,14 @@ def test_counters_are_summed_over_versions_and_failure_reasons_per_model():
                                                  compute_infer_us=1.2e6)
 
 
-def test_activity_between_two_scrapes():
-    before = {"xception": ModelCounters(success=5, inferences=10, executions=5, queue_us=500, compute_infer_us=1e5)}
-    # 20 more requests in 5 executions (4 per batch, 8 rows per batch), each request charged its batch's 50 ms
+def test_activity_between_two_snapshots():
+    before = {"xception": ModelCounters(success=5, inferences=10, executions=5, queue_us=500, compute_infer_us=1e5,
+                                        busy_us=1e5)}
+    # 20 more requests in 5 executions (4 requests, 8 rows per batch): each request is charged its
+    # batch's 50 ms by the metrics; the statistics extension counts the 5 batches once (250 ms)
     after = {"xception": ModelCounters(success=25, inferences=50, executions=10, queue_us=20500,
                                        compute_input_us=20 * 1000, compute_infer_us=1e5 + 20 * 48_000,
-                                       compute_output_us=20 * 1000)}
+                                       compute_output_us=20 * 1000, busy_us=1e5 + 250_000)}
     (model, a), = activity(before, after, seconds=2.0).items()
     assert model == "xception"
     assert (a.requests, a.inferences, a.executions) == (20, 40, 5)
@@ -63,13 +66,25 @@ def test_activity_between_two_scrapes():
     assert a.average_batch == 8
     assert a.queue_ms == pytest.approx(1.0)
     assert a.compute_ms == pytest.approx(50.0)
-    # 5 batches of 50 ms = 250 ms busy in 2 s; 250 ms over 40 rows
-    assert a.busy_fraction == pytest.approx(0.125)
-    assert a.busy_ms_per_inference == pytest.approx(6.25)
+    assert a.busy_fraction == pytest.approx(0.125)  # 250 ms in 2 s
+    assert a.busy_ms_per_inference == pytest.approx(6.25)  # 250 ms over 40 rows
+
+
+def test_busy_time_counts_every_execution_once_over_batch_sizes_and_phases():
+    statistics = {"model_stats": [
+        {"name": "effort_clip", "version": "1", "batch_stats": [
+            {"batch_size": "1", "compute_input": {"count": "2", "ns": "1000"},
+             "compute_infer": {"count": "2", "ns": "2000000"}, "compute_output": {"count": "2", "ns": "3000"}},
+            {"batch_size": "3", "compute_infer": {"count": "1", "ns": "5000000"}}]},  # JSON omits zero phases
+        {"name": "weighted_average", "version": "1", "batch_stats": [
+            {"batch_size": 1, "compute_infer": {"count": 4, "ns": 8000}}]},  # HTTP gives numbers
+        {"name": "idle", "version": "1"},
+    ]}
+    assert busy_time_us(statistics) == {"effort_clip": pytest.approx(7004.0), "weighted_average": 8.0, "idle": 0.0}
 
 
 def test_a_model_first_seen_in_the_second_scrape_counts_from_zero():
-    after = {"f3net": ModelCounters(success=2, inferences=2, executions=2, compute_infer_us=4000)}
+    after = {"f3net": ModelCounters(success=2, inferences=2, executions=2, compute_infer_us=4000, busy_us=4000)}
     a = activity({}, after, 1.0)["f3net"]
     assert a.compute_ms == pytest.approx(2.0) and a.busy_fraction == pytest.approx(0.004)
 
