@@ -23,7 +23,7 @@ from export import triton_config
 from export.artifacts import BuildArtifacts
 from export.errors import ExportError
 from export.provenance import sha256_file
-from export.specs import CLASSIFIERS, ClassifierSpec
+from export.specs import CLASSIFIERS, EFFORT_CLIP, ClassifierSpec
 
 SOURCES = Path(__file__).resolve().parent.parent / "model_repository"
 MARKER = "repository.json"  # written last; marks a directory this command may overwrite
@@ -94,8 +94,10 @@ def _classifier(out: Path, spec: ClassifierSpec, flavour: triton_config.Flavour,
     runtime = flavour.classifier_runtime
     parameters: dict[str, str] = {}
     if runtime == triton_config.PYTHON_ONNX:
-        # Two cores shared by four classifiers: one onnxruntime thread each avoids oversubscription.
-        parameters["intra_op_threads"] = "1"
+        # Effort's ViT-L/14 is 85% of the FLOPs and scales on onnxruntime's threads (2 cores:
+        # 853 vs 1,725 ms/face at all cores vs 1 thread), so it gets every core ("0"); the three
+        # CNNs take one thread each beside it. Measured end to end in benchmarks/README.md.
+        parameters["intra_op_threads"] = "0" if spec.name == EFFORT_CLIP.name else "1"
     config = triton_config.classifier_config(spec, flavour, parameters)
     if runtime == triton_config.ONNXRUNTIME and options.ort_tensorrt:
         triton_config.add_ort_tensorrt_accelerator(config, cache_dir=f"/tmp/ort_trt_cache/{spec.name}")
