@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
+import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from benchmarks import plots
 from benchmarks.capacity import DEFAULT_UTILISATION, Level, Sizing, best_under_slo, size
@@ -31,8 +32,8 @@ from benchmarks.latency import summarize
 from benchmarks.machine import describe, machine_info
 from benchmarks.report import markdown_table, write_report
 from benchmarks.server import Endpoint, add_server_arguments, serve_from_arguments
-from benchmarks.triton_metrics import activity, snapshot
-from benchmarks.workload import Workload, format_mix, parse_mix
+from benchmarks.triton_metrics import ModelCounters, activity, snapshot
+from benchmarks.workload import Request, Workload, format_mix, parse_mix
 from deepfake_client import NO_RETRY, DeepfakeClient, UntrainedModelsWarning
 from deepfake_serving import contract
 from export.specs import CLASSIFIER_NAMES
@@ -40,16 +41,46 @@ from export.specs import CLASSIFIER_NAMES
 MODELS_SHOWN = (contract.FACE_DETECTOR_NAME, *CLASSIFIER_NAMES, contract.COMBINER_NAME)
 
 
-def run_level(client: DeepfakeClient, endpoint: Endpoint, workload: Workload, concurrency: int,
-              duration_s: float, warmup_s: float) -> Level:
-    send = lambda request: request.send(client)  # noqa: E731
+class CountedSender:
+    """Sends requests through the SDK and counts the ensemble requests they make (one per
+    image or video frame), so that snapshots can wait for Triton to have counted them all:
+    it updates its counters just after answering, and a snapshot taken at once can miss
+    the last answers."""
+
+    def __init__(self, client: DeepfakeClient, endpoint: Endpoint, settle_timeout_s: float = 10.0) -> None:
+        self.client, self.endpoint, self.settle_timeout_s = client, endpoint, settle_timeout_s
+        self.sent = 0
+        self._lock = threading.Lock()
+        self._counted_before = self._counted(snapshot(endpoint.url, endpoint.metrics_url))
+
+    def __call__(self, request: Request) -> None:
+        with self._lock:
+            self.sent += len(request.payloads)
+        request.send(self.client)
+
+    @staticmethod
+    def _counted(counters: Mapping[str, ModelCounters]) -> float:
+        ensemble = counters.get(contract.ENSEMBLE_NAME, ModelCounters())
+        return ensemble.success + ensemble.failure
+
+    def settled_snapshot(self) -> dict[str, ModelCounters]:
+        """A snapshot once Triton has counted every request sent (or after the timeout)."""
+        deadline = time.monotonic() + self.settle_timeout_s
+        while True:
+            counters = snapshot(self.endpoint.url, self.endpoint.metrics_url)
+            if self._counted(counters) - self._counted_before >= self.sent or time.monotonic() > deadline:
+                return counters
+            time.sleep(0.2)
+
+
+def run_level(send: CountedSender, workload: Workload, concurrency: int, duration_s: float, warmup_s: float) -> Level:
     if warmup_s > 0:
         run_closed_loop(send, repeat(workload.sequence(64, seed=concurrency)), concurrency, warmup_s)
-    before = snapshot(endpoint.url, endpoint.metrics_url)
+    before = send.settled_snapshot()
     started = time.monotonic()
     timings = run_closed_loop(send, repeat(workload.sequence(256, seed=concurrency)), concurrency, duration_s)
     seconds = time.monotonic() - started
-    after = snapshot(endpoint.url, endpoint.metrics_url)
+    after = send.settled_snapshot()
     return Level(concurrency, summarize(timings), activity(before, after, seconds))
 
 
@@ -58,9 +89,10 @@ def run_sweep(endpoint: Endpoint, workload: Workload, levels: Sequence[int], dur
     results = []
     with DeepfakeClient(endpoint.url, retry=NO_RETRY, timeout_s=3600, concurrency=8) as client:
         client.wait_until_ready(timeout_s=600)
+        send = CountedSender(client, endpoint)
         for concurrency in levels:
             print(f"sweep: {concurrency} in flight for {duration_s:g} s ...", flush=True)
-            level = run_level(client, endpoint, workload, concurrency, duration_s, warmup_s)
+            level = run_level(send, workload, concurrency, duration_s, warmup_s)
             s = level.summary
             print(f"  {s.throughput_rps:.3g} req/s, p50 {s.p50_ms:,.0f} ms, p95 {s.p95_ms:,.0f} ms, "
                   f"{s.failures} failed", flush=True)
@@ -86,7 +118,7 @@ def sweep_markdown(title: str, data: dict, levels: Sequence[Level], best: Level 
         ["in flight", "model", "queue (ms/req)", "compute (ms/req)", "avg batch", "busy", "compute ms/row"],
         [[lvl.concurrency, name, a.queue_ms, a.compute_ms, a.average_batch, f"{a.busy_fraction:.0%}",
           a.busy_ms_per_inference]
-         for lvl in levels for name, a in lvl.models.items() if name in MODELS_SHOWN])
+         for lvl in levels for name in MODELS_SHOWN if (a := lvl.models.get(name)) is not None])
     parts = [f"# {title}\n", f"Machine: {data['machine_description']}  ",
              f"Server: `{data['url']}`, mix `{data['mix']}`, {data['duration_s']:g} s per level "
              f"after {data['warmup_s']:g} s of warm-up\n", "## Throughput and latency\n", overview,

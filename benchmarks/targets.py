@@ -231,10 +231,12 @@ def render_markdown(checks: Sequence[Check]) -> str:
 
 def _format_limit(metric: str, limit: float) -> str:
     _, is_maximum, unit = METRICS[metric]
-    return f"{'<=' if is_maximum else '>='} {limit:g}{unit}"
+    value = f"{limit:,.0f}" if unit == "ms" and limit >= 1 else f"{limit:g}"
+    return f"{'<=' if is_maximum else '>='} {value}{unit}"
 
 
 def _format_measured(c: Check) -> str:
     if c.measured is None:
         return "no requests"
-    return f"{c.measured:.4g}{METRICS[c.metric][2]}"
+    unit = METRICS[c.metric][2]
+    return f"{c.measured:,.0f}{unit}" if unit == "ms" else f"{c.measured:.4g}{unit}"
