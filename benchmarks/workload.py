@@ -18,7 +18,7 @@ import random
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
 from deepfake_client import DeepfakeClient
 from deepfake_client.images import encode_rgb_array
@@ -143,6 +143,3 @@ class Workload:
         """`count` requests drawn from the mix, the same for the same seed (to replay inputs)."""
         rng = random.Random(seed)
         return [self.choose(rng) for _ in range(count)]
-
-    def names(self) -> Sequence[str]:
-        return [r.name for r in self.requests.values()]

@@ -47,7 +47,7 @@ def test_mixes():
 
 def test_a_workload_draws_its_kinds_by_weight_and_replays_a_sequence():
     workload = Workload({"face": 3, "two_faces": 1})
-    assert sorted(workload.names()) == ["image/face", "image/two_faces"]
+    assert sorted(r.name for r in workload.requests.values()) == ["image/face", "image/two_faces"]
     draws = [r.kind for r in workload.sequence(4000, seed=1)]
     assert 0.72 < draws.count("face") / len(draws) < 0.78
     assert [r.name for r in workload.sequence(50, seed=7)] == [r.name for r in workload.sequence(50, seed=7)]
