@@ -63,11 +63,12 @@ def repeat(requests: Iterable[Request]) -> Iterator[Request]:
     return itertools.cycle(list(requests))
 
 
-def parse_levels(text: str) -> list[int]:
+def parse_levels(text: str, what: str = "concurrency levels") -> list[int]:
+    """'1,2,16' -> [1, 2, 16]: positive integers, comma-separated."""
     try:
         levels = [int(x) for x in text.split(",")]
     except ValueError:
-        raise ValueError(f"concurrency levels must be comma-separated integers, got {text!r}") from None
+        raise ValueError(f"{what} must be comma-separated integers, got {text!r}") from None
     if not levels or min(levels) < 1:
-        raise ValueError(f"concurrency levels must be at least 1, got {text!r}")
+        raise ValueError(f"{what} must be at least 1, got {text!r}")
     return levels

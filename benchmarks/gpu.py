@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from benchmarks import plots
+from benchmarks.closed_loop import parse_levels
 from benchmarks.flops import flops_per_face
 from benchmarks.machine import describe, machine_info
 from benchmarks.report import markdown_table, write_report
@@ -249,7 +250,6 @@ def run_models(artifacts: BuildArtifacts, batches: Sequence[int], flops: Mapping
 
 def run_end_to_end(artifacts: BuildArtifacts, out: Path) -> dict[str, int]:
     """The capacity sweep of each flavour this GPU can serve; the sweep's exit status by flavour."""
-    from benchmarks.closed_loop import parse_levels
     from benchmarks.server import serve
     from benchmarks.sweep import SweepPlan, sweep_and_report
     from benchmarks.workload import Workload
@@ -278,7 +278,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--flops-only", action="store_true", help="count FLOPs per face (CPU) and stop")
     parser.add_argument("--end-to-end", action="store_true", help="also sweep the served ensemble on the GPU")
     args = parser.parse_args(argv)
-    batches = [int(b) for b in args.batch_sizes.split(",")]
+    try:
+        batches = parse_levels(args.batch_sizes, what="batch sizes")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     machine = machine_info()
 
     if args.flops_only:
