@@ -115,7 +115,9 @@ class GrpcTransport:
 
 
 class HttpTransport:
-    """tritonclient's HTTP client is not thread-safe: one client per calling thread."""
+    """tritonclient's HTTP client is not thread-safe: each call borrows an idle client (or
+    makes one) and gives it back, so there are never more clients (and connections) than
+    calls that were in flight at once, however many threads come and go."""
 
     def __init__(self, url: str, timeout_s: float, tls: Optional[TlsConfig] = None) -> None:
         import tritonclient.http as httpclient
@@ -134,48 +136,61 @@ class HttpTransport:
             files = {"ca_certs": tls.ca, "certfile": tls.cert, "keyfile": tls.key}
             options = {name: str(path) for name, path in files.items() if path is not None}
             self._tls_arguments = {"ssl": True, "ssl_options": options}
-        self._local = threading.local()
-        self._clients: list = []
+        self._clients: list = []  # every client made, for close()
+        self._idle: list = []
         self._lock = threading.Lock()
 
-    def _client(self) -> Any:
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = self._module.InferenceServerClient(
-                self.url, connection_timeout=self.timeout_s, network_timeout=self.timeout_s, **self._tls_arguments
-            )
-            self._local.client = client
-            with self._lock:
-                self._clients.append(client)
+    def _new_client(self) -> Any:
+        client = self._module.InferenceServerClient(
+            self.url, connection_timeout=self.timeout_s, network_timeout=self.timeout_s, **self._tls_arguments
+        )
+        with self._lock:
+            self._clients.append(client)
         return client
+
+    @contextmanager
+    def _client(self) -> Iterator[Any]:
+        with self._lock:
+            client = self._idle.pop() if self._idle else None
+        client = client or self._new_client()
+        try:
+            yield client
+        finally:
+            with self._lock:
+                self._idle.append(client)
 
     def _errors(self, model: str):
         return _translated_errors(self.url, model, self.timeout_s, self._unavailable, tls=self.tls is not None)
 
     def infer(self, model: str, image: bytes) -> Outputs:
         with self._errors(model):
-            result = self._client().infer(model, [_image_input(self._module, image)])
+            with self._client() as client:
+                result = client.infer(model, [_image_input(self._module, image)])
             return _outputs(result, [o["name"] for o in result.get_response()["outputs"]])
 
     def server_live(self) -> bool:
         with self._errors(""):
-            return self._client().is_server_live()
+            with self._client() as client:
+                return client.is_server_live()
 
     def model_ready(self, model: str) -> bool:
         with self._errors(model):
-            return self._client().is_model_ready(model)
+            with self._client() as client:
+                return client.is_model_ready(model)
 
     def server_version(self) -> str:
         with self._errors(""):
-            return self._client().get_server_metadata()["version"]
+            with self._client() as client:
+                return client.get_server_metadata()["version"]
 
     def model_parameters(self, model: str) -> Dict[str, str]:
         with self._errors(model):
-            return _string_parameters(self._client().get_model_config(model))
+            with self._client() as client:
+                return _string_parameters(client.get_model_config(model))
 
     def close(self) -> None:
         with self._lock:
-            clients, self._clients = self._clients, []
+            clients, self._clients, self._idle = self._clients, [], []
         for client in clients:
             client.close()
 

@@ -261,9 +261,9 @@ def test_grpc_gets_file_paths(certs, recorded):
 
 def test_http_gets_ssl_options_and_never_insecure(certs, recorded):
     full = TlsConfig(ca=certs.ca, cert=certs.client_cert, key=certs.client_key)
-    HttpTransport("triton:443", 60.0, tls=full)._client()
-    HttpTransport("triton:443", 60.0, tls=TlsConfig())._client()
-    HttpTransport("triton:8000", 60.0)._client()
+    HttpTransport("triton:443", 60.0, tls=full)._new_client()
+    HttpTransport("triton:443", 60.0, tls=TlsConfig())._new_client()
+    HttpTransport("triton:8000", 60.0)._new_client()
     options = [kwargs for _, kwargs in recorded]
     assert options[0]["ssl"] is True
     assert options[0]["ssl_options"] == {
