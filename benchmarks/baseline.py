@@ -14,8 +14,8 @@ face skips the classifiers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -47,7 +47,7 @@ class SeedPipeline:
         self.crop_sizes = tuple(dict.fromkeys(spec.input_size for spec in self.models))
 
     @classmethod
-    def load(cls, artifacts: BuildArtifacts, specs: Sequence[ClassifierSpec] = CLASSIFIERS) -> "SeedPipeline":
+    def load(cls, artifacts: BuildArtifacts, specs: Sequence[ClassifierSpec] = CLASSIFIERS) -> SeedPipeline:
         """The four fixed checkpoints as eager FP32 models on the CPU, and MTCNN with the served settings."""
         models = {spec: load_servable(spec, artifacts.fixed_checkpoint(spec.name), "cpu", torch.float32)
                   for spec in specs}

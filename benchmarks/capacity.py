@@ -22,8 +22,8 @@ open-loop traffic needs the headroom (check with a Locust run at the planned rat
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from benchmarks.latency import Summary
 from benchmarks.triton_metrics import ModelActivity

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from benchmarks.latency import Timing
 from benchmarks.workload import Request

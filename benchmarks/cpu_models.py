@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 import gc
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch

@@ -25,9 +25,9 @@ import gc
 import importlib.util
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 from benchmarks import plots
 from benchmarks.closed_loop import parse_levels

@@ -17,14 +17,22 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
 
 from benchmarks.locust_results import LocustResultsError, RequestStats, read_stats, stats_csv
 from benchmarks.report import write_report
-from benchmarks.targets import (Check, Scenario, TargetsError, check, duration_seconds, load_targets, render_markdown,
-                                render_table)
+from benchmarks.targets import (
+    Check,
+    Scenario,
+    TargetsError,
+    check,
+    duration_seconds,
+    load_targets,
+    render_markdown,
+    render_table,
+)
 from deepfake_client.transport import split_url
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"

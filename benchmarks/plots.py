@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -46,7 +47,7 @@ def comparison_chart(path: Path, baseline: Summary, served: Mapping[int, Summary
     return _save(figure, path)
 
 
-def throughput_latency_chart(path: Path, levels: Sequence["Level"], slo_p95_ms: float, best: "Level | None") -> Path:
+def throughput_latency_chart(path: Path, levels: Sequence[Level], slo_p95_ms: float, best: Level | None) -> Path:
     figure, axes = plt.subplots(figsize=(7, 4.5))
     throughput = [lvl.summary.throughput_rps for lvl in levels]
     for key, style in (("p50_ms", "o-"), ("p95_ms", "s-"), ("p99_ms", "^--")):
@@ -65,7 +66,7 @@ def throughput_latency_chart(path: Path, levels: Sequence["Level"], slo_p95_ms: 
     return _save(figure, path)
 
 
-def time_per_model_chart(path: Path, levels: Sequence["Level"], models: Sequence[str]) -> Path:
+def time_per_model_chart(path: Path, levels: Sequence[Level], models: Sequence[str]) -> Path:
     """Per model and concurrency: queue vs compute time per request (Triton metrics)."""
     shown = [m for m in models if all(m in lvl.models for lvl in levels)]
     figure, axes = plt.subplots(1, len(shown), figsize=(2.6 * len(shown), 3.8), sharey=True, squeeze=False)

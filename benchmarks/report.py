@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 
 def write_report(folder: Path, stem: str, data: dict[str, Any], markdown: str) -> tuple[Path, Path]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from deepfake_client.transport import split_url
 from deepfake_serving.local_server import LocalTritonServer, Ports

@@ -21,9 +21,9 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from benchmarks import plots
 from benchmarks.capacity import DEFAULT_UTILISATION, Level, Sizing, best_under_slo, size

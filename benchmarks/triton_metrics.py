@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import re
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any, Mapping
+from typing import Any
 
 from tritonclient.utils import InferenceServerException
 
@@ -69,7 +70,7 @@ class ModelCounters:
     compute_output_us: float = 0.0
     busy_us: float = 0.0  # Σ compute of executions, each batch once (statistics extension)
 
-    def minus(self, earlier: "ModelCounters") -> "ModelCounters":
+    def minus(self, earlier: ModelCounters) -> ModelCounters:
         return ModelCounters(**{f.name: getattr(self, f.name) - getattr(earlier, f.name) for f in fields(self)})
 
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import random
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from deepfake_client import DeepfakeClient
 from deepfake_client.images import encode_rgb_array

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pickle
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import safetensors.torch
-from safetensors import SafetensorError
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from export.errors import CheckpointMismatchError, CheckpointReadError

@@ -3,8 +3,8 @@ the fake probability (softmax index 1) that users actually see."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnxruntime as ort

@@ -6,10 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 # Modules that do not shape any export output: editing them must not invalidate

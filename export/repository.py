@@ -13,11 +13,10 @@ import dataclasses
 import json
 import os
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
-from deepfake_serving import contract
 from deepfake_serving.combiner import CombinerConfigError, CombinerSettings
 from export import triton_config
 from export.artifacts import BuildArtifacts

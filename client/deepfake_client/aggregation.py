@@ -7,8 +7,8 @@ a face carry no score; they are left out, never counted as real.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from enum import Enum
-from typing import Sequence, Tuple
 
 import numpy as np
 
@@ -79,7 +79,7 @@ def _confident_strategy(scores: np.ndarray) -> np.ndarray:
 
 def verdict(
     scores: Sequence[float], threshold: float, strategy: Aggregation | str = Aggregation.MEAN, *, top_k: int = 5
-) -> Tuple[Label, float]:
+) -> tuple[Label, float]:
     """(label, score) over the scores of frames with a face; NO_FACE when there are none."""
     if not scores:
         return Label.NO_FACE, math.nan

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, List, Optional, Union
 
 from .aggregation import Aggregation, video_result
 from .client import BatchOutcome, ClientBase, Health
@@ -35,7 +35,7 @@ class AsyncDeepfakeClient(ClientBase):
 
     transport_classes = {"grpc": AsyncGrpcTransport, "http": AsyncHttpTransport}
 
-    async def __aenter__(self) -> "AsyncDeepfakeClient":
+    async def __aenter__(self) -> AsyncDeepfakeClient:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -52,8 +52,8 @@ class AsyncDeepfakeClient(ClientBase):
         return self._checked(parse_outputs(outputs))
 
     async def detect_many(
-        self, images: Iterable[ImageInput], *, concurrency: Optional[int] = None
-    ) -> List[BatchOutcome]:
+        self, images: Iterable[ImageInput], *, concurrency: int | None = None
+    ) -> list[BatchOutcome]:
         """Verdicts in input order; an item that fails holds its DeepfakeError instead."""
         slots = asyncio.Semaphore(concurrency or self.concurrency)
 
@@ -76,13 +76,13 @@ class AsyncDeepfakeClient(ClientBase):
 
     async def detect_video(
         self,
-        path: Union[str, Path],
+        path: str | Path,
         *,
         num_frames: int = DEFAULT_NUM_FRAMES,
-        aggregation: Union[Aggregation, str] = Aggregation.MEAN,
+        aggregation: Aggregation | str = Aggregation.MEAN,
         top_k: int = 5,
-        threshold: Optional[float] = None,
-        concurrency: Optional[int] = None,
+        threshold: float | None = None,
+        concurrency: int | None = None,
     ) -> VideoResult:
         """As DeepfakeClient.detect_video."""
         aggregation = Aggregation(aggregation)

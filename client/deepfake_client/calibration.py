@@ -9,8 +9,9 @@ enabled as the server requires); the threshold is then chosen for those weights.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -29,14 +30,14 @@ class Sample:
 
     name: str
     label: int  # 1 fake, 0 real
-    frames: Tuple[np.ndarray, ...]  # per frame with a face: (faces, models) fake probabilities
+    frames: tuple[np.ndarray, ...]  # per frame with a face: (faces, models) fake probabilities
 
 
 @dataclass(frozen=True)
 class Calibration:
     objective: str
-    model_names: Tuple[str, ...]
-    weights: Dict[str, float]
+    model_names: tuple[str, ...]
+    weights: dict[str, float]
     threshold: float
     score: float  # the objective with the new weights (AUC, or F1 at the new threshold)
     baseline_score: float  # the same with the current weights and threshold
@@ -44,7 +45,7 @@ class Calibration:
     baseline_metrics: BinaryMetrics
     candidates: int  # weight vectors tried
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "objective": self.objective,
             "weights": self.weights,
@@ -62,9 +63,9 @@ def weight_grid(num_models: int, step: float = 0.1, min_enabled: int = MIN_ENABL
     units = round(1.0 / step)
     if units < 1 or abs(units * step - 1.0) > 1e-9:
         raise InvalidInputError(f"step must divide 1 evenly (0.1, 0.05, 0.25...), got {step}")
-    rows: List[Tuple[int, ...]] = []
+    rows: list[tuple[int, ...]] = []
 
-    def fill(prefix: Tuple[int, ...], remaining: int) -> None:
+    def fill(prefix: tuple[int, ...], remaining: int) -> None:
         if len(prefix) == num_models - 1:
             rows.append(prefix + (remaining,))
             return
@@ -95,7 +96,7 @@ def sample_scores(
     )
 
 
-def best_threshold(labels: np.ndarray, scores: np.ndarray, objective: str, prior: float) -> Tuple[float, float]:
+def best_threshold(labels: np.ndarray, scores: np.ndarray, objective: str, prior: float) -> tuple[float, float]:
     """(threshold, value) maximising F1 (objective "f1") or Youden's J = TPR - FPR ("auc").
 
     Among equally good thresholds, the one closest to `prior` wins.

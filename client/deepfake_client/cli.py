@@ -21,9 +21,10 @@ import math
 import signal
 import sys
 import warnings
+from collections.abc import Iterable, Sequence
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any
 
 from tqdm import tqdm
 
@@ -119,11 +120,11 @@ def _warn_untrained(models: Sequence[str]) -> None:
         print(f"{line}\n!! WARNING: {untrained_message(models)}\n{line}", file=sys.stderr)
 
 
-def _error_dict(error: DeepfakeError) -> Dict[str, str]:
+def _error_dict(error: DeepfakeError) -> dict[str, str]:
     return {"type": type(error).__name__, "message": error.message}
 
 
-def _progress(args: argparse.Namespace, total: Optional[int], unit: str) -> tqdm:
+def _progress(args: argparse.Namespace, total: int | None, unit: str) -> tqdm:
     # disable=None: shown on a terminal only, so pipes and logs stay clean.
     return tqdm(total=total, unit=unit, file=sys.stderr, disable=True if args.no_progress else None, leave=False)
 
@@ -131,7 +132,7 @@ def _progress(args: argparse.Namespace, total: Optional[int], unit: str) -> tqdm
 # Commands
 
 
-def _result_row(name: str, outcome: Any, model_names: Sequence[str]) -> List[Any]:
+def _result_row(name: str, outcome: Any, model_names: Sequence[str]) -> list[Any]:
     if isinstance(outcome, DeepfakeError):
         return [name, "ERROR", None, None] + [None] * len(model_names) + [outcome.message]
     per_model = outcome.model_probabilities
@@ -169,7 +170,7 @@ def run_image(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
     return _report_results([args.path], [outcome], args)
 
 
-def find_images(folder: Path, recursive: bool, extensions: Sequence[str]) -> List[Path]:
+def find_images(folder: Path, recursive: bool, extensions: Sequence[str]) -> list[Path]:
     if not folder.is_dir():
         raise InvalidInputError(f"not a folder: {folder}")
     pattern = folder.rglob("*") if recursive else folder.glob("*")
@@ -272,7 +273,7 @@ def run_health(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
     return ExitCode.REAL if health.ready else ExitCode.UNAVAILABLE
 
 
-def _metrics_rows(level_name: str, level: Any) -> List[List[Any]]:
+def _metrics_rows(level_name: str, level: Any) -> list[list[Any]]:
     if level.ensemble is None:
         return [[level_name, "(no sample with a face)"] + [None] * 6]
     named = [("ENSEMBLE", level.ensemble)] + list(level.models.items())
@@ -368,7 +369,7 @@ def _probability(text: str) -> float:
     return value
 
 
-def _extensions(text: str) -> List[str]:
+def _extensions(text: str) -> list[str]:
     return ["." + e.strip().lower().lstrip(".") for e in text.split(",") if e.strip()]
 
 
@@ -490,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def tls_config(args: argparse.Namespace) -> Optional[TlsConfig]:
+def tls_config(args: argparse.Namespace) -> TlsConfig | None:
     """The --tls-* options, or None (TLS then depends on the URL's scheme)."""
     if args.tls_ca is None and args.tls_cert is None and args.tls_key is None:
         return None
@@ -508,7 +509,7 @@ def open_client(args: argparse.Namespace) -> DeepfakeClient:
     )
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # exits 2 on usage errors
     warnings.simplefilter("ignore", UntrainedModelsWarning)  # the CLI shows its own banner
     try:

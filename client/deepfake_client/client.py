@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any
 
 from .aggregation import Aggregation, video_result
 from .concurrency import bounded_map
@@ -34,7 +35,7 @@ URL_ENVIRONMENT_VARIABLE = "DEEPFAKE_URL"
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_CONCURRENCY = 8
 
-BatchOutcome = Union[DetectionResult, DeepfakeError]
+BatchOutcome = DetectionResult | DeepfakeError
 
 
 class UntrainedModelsWarning(UserWarning):
@@ -47,14 +48,14 @@ class Health:
     model: str
     live: bool
     model_ready: bool
-    server_version: Optional[str] = None
-    untrained_models: Optional[Tuple[str, ...]] = None  # None when the model is not ready
+    server_version: str | None = None
+    untrained_models: tuple[str, ...] | None = None  # None when the model is not ready
 
     @property
     def ready(self) -> bool:
         return self.live and self.model_ready
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "url": self.url,
             "model": self.model,
@@ -66,7 +67,7 @@ class Health:
         }
 
 
-def resolve_url(url: Optional[str], protocol: Optional[str]) -> Tuple[str, str, Optional[bool]]:
+def resolve_url(url: str | None, protocol: str | None) -> tuple[str, str, bool | None]:
     """(host:port, protocol, TLS per the scheme or None): the argument, else $DEEPFAKE_URL, else the default port."""
     url = url or os.environ.get(URL_ENVIRONMENT_VARIABLE)
     if url:
@@ -75,7 +76,7 @@ def resolve_url(url: Optional[str], protocol: Optional[str]) -> Tuple[str, str, 
     return parse_url(DEFAULT_URLS.get(protocol, ""), protocol)
 
 
-def resolve_tls(tls: Union[TlsConfig, bool, None], scheme_tls: Optional[bool], url: str) -> Optional[TlsConfig]:
+def resolve_tls(tls: TlsConfig | bool | None, scheme_tls: bool | None, url: str) -> TlsConfig | None:
     """The TLS to use, its files checked: the argument, else the URL's scheme (grpcs://, https://: default roots)."""
     if isinstance(tls, bool) or tls is None:
         if scheme_tls is not None and tls is not None and tls != scheme_tls:
@@ -91,19 +92,19 @@ def resolve_tls(tls: Union[TlsConfig, bool, None], scheme_tls: Optional[bool], u
 class ClientBase:
     """Options shared by the sync and asyncio clients."""
 
-    transport_classes: Dict[str, type]  # protocol -> transport
+    transport_classes: dict[str, type]  # protocol -> transport
 
     def __init__(
         self,
-        url: Optional[str] = None,
+        url: str | None = None,
         *,
-        protocol: Optional[str] = None,
+        protocol: str | None = None,
         model: str = DEFAULT_MODEL,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         retry: RetryPolicy = DEFAULT_RETRY,
         concurrency: int = DEFAULT_CONCURRENCY,
-        tls: Union[TlsConfig, bool, None] = None,
-        transport: Optional[Any] = None,  # advanced: a custom transport (see transport.py), e.g. in tests
+        tls: TlsConfig | bool | None = None,
+        transport: Any | None = None,  # advanced: a custom transport (see transport.py), e.g. in tests
     ) -> None:
         self.url, self.protocol, scheme_tls = resolve_url(url, protocol)
         given_scheme = "" if scheme_tls is None else self.protocol + ("s" if scheme_tls else "") + "://"
@@ -150,7 +151,7 @@ class DeepfakeClient(ClientBase):
 
     transport_classes = {"grpc": GrpcTransport, "http": HttpTransport}
 
-    def __enter__(self) -> "DeepfakeClient":
+    def __enter__(self) -> DeepfakeClient:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -173,14 +174,14 @@ class DeepfakeClient(ClientBase):
         self,
         images: Iterable[ImageInput],
         *,
-        concurrency: Optional[int] = None,
-        on_result: Optional[Callable[[int, BatchOutcome], None]] = None,
-    ) -> List[BatchOutcome]:
+        concurrency: int | None = None,
+        on_result: Callable[[int, BatchOutcome], None] | None = None,
+    ) -> list[BatchOutcome]:
         """Verdicts in input order; an item that fails holds its DeepfakeError instead.
 
         `on_result(position, outcome)` is called as items complete (e.g. for progress).
         """
-        outcomes: Dict[int, BatchOutcome] = {}
+        outcomes: dict[int, BatchOutcome] = {}
         for position, outcome in bounded_map(self.detect, images, concurrency or self.concurrency):
             outcomes[position] = outcome
             if on_result is not None:
@@ -191,14 +192,14 @@ class DeepfakeClient(ClientBase):
 
     def detect_video(
         self,
-        path: Union[str, Path],
+        path: str | Path,
         *,
         num_frames: int = DEFAULT_NUM_FRAMES,
-        aggregation: Union[Aggregation, str] = Aggregation.MEAN,
+        aggregation: Aggregation | str = Aggregation.MEAN,
         top_k: int = 5,
-        threshold: Optional[float] = None,
-        concurrency: Optional[int] = None,
-        on_frame: Optional[Callable[[FrameResult], None]] = None,
+        threshold: float | None = None,
+        concurrency: int | None = None,
+        on_frame: Callable[[FrameResult], None] | None = None,
     ) -> VideoResult:
         """The verdict on a video from `num_frames` frames sampled uniformly, scored concurrently.
 
@@ -217,7 +218,7 @@ class DeepfakeClient(ClientBase):
             result = self._detect_bytes(encode_rgb_array(frame.rgb))
             return FrameResult(index=frame.index, timestamp_s=frame.timestamp_s, result=result)
 
-        frames: List[FrameResult] = []
+        frames: list[FrameResult] = []
         for _, outcome in bounded_map(score, read_frames(info, indices), concurrency or self.concurrency):
             if isinstance(outcome, DeepfakeError):
                 raise outcome
@@ -234,12 +235,12 @@ class DeepfakeClient(ClientBase):
         *,
         max_in_flight: int = 4,
         window: int = 16,
-        aggregation: Union[Aggregation, str] = Aggregation.MEAN,
+        aggregation: Aggregation | str = Aggregation.MEAN,
         top_k: int = 5,
-        threshold: Optional[float] = None,
-        max_frames: Optional[int] = None,
-        max_seconds: Optional[float] = None,
-        realtime: Optional[bool] = None,
+        threshold: float | None = None,
+        max_frames: int | None = None,
+        max_seconds: float | None = None,
+        realtime: bool | None = None,
     ) -> LiveStream:
         """Live scoring of a webcam (index), an RTSP/HTTP URL or a video file; iterate the result.
 

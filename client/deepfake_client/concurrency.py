@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Callable, Dict, Iterable, Iterator, Tuple, TypeVar, Union
+from typing import TypeVar
 
 from .errors import DeepfakeError, InvalidInputError
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-Outcome = Union[R, DeepfakeError]
+Outcome = R | DeepfakeError
 
 
-def bounded_map(fn: Callable[[T], R], items: Iterable[T], concurrency: int) -> Iterator[Tuple[int, Outcome]]:
+def bounded_map(fn: Callable[[T], R], items: Iterable[T], concurrency: int) -> Iterator[tuple[int, Outcome]]:
     """Yield (position, result or DeepfakeError) as calls complete.
 
     Items are pulled from `items` only when a slot frees up, so a long or lazy
@@ -24,7 +25,7 @@ def bounded_map(fn: Callable[[T], R], items: Iterable[T], concurrency: int) -> I
     if concurrency < 1:
         raise InvalidInputError(f"concurrency must be at least 1, got {concurrency}")
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deepfake") as pool:
-        pending: Dict[Future, int] = {}
+        pending: dict[Future, int] = {}
         iterator = iter(enumerate(items))
         try:
             while True:

@@ -11,8 +11,8 @@ faces; FAKE when that score is above the threshold.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Dict, Mapping, Sequence, Tuple
 
 import numpy as np
 
@@ -27,13 +27,13 @@ MIN_ENABLED_MODELS = 2  # the combiner refuses to load with fewer models of weig
 class EnsembleSettings:
     """The weighted_average configuration: what decides a verdict."""
 
-    weights: Dict[str, float]
+    weights: dict[str, float]
     threshold: float = 0.5
     image_score: str = "max"
-    untrained_models: Tuple[str, ...] = ()
+    untrained_models: tuple[str, ...] = ()
 
     @classmethod
-    def from_parameters(cls, parameters: Mapping[str, str]) -> "EnsembleSettings":
+    def from_parameters(cls, parameters: Mapping[str, str]) -> EnsembleSettings:
         try:
             weights = json.loads(parameters["weights"])
             return cls(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Optional
 
 from tritonclient.utils import InferenceServerException
 
@@ -18,7 +17,7 @@ from tritonclient.utils import InferenceServerException
 class DeepfakeError(Exception):
     """Base class of every error raised by deepfake_client."""
 
-    def __init__(self, message: str, *, status: Optional[str] = None) -> None:
+    def __init__(self, message: str, *, status: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status  # the transport's status code, when the server answered
@@ -68,7 +67,7 @@ _TLS_HINT = "check the CA, the client certificate (mutual TLS), and that the por
 _UNTRUSTED_HINT = "give the CA that signed it (TlsConfig(ca=...), --tls-ca), and check its host names and dates"
 
 
-def _grpc_connection_error(message: str, status: str, tls: bool) -> Optional[DeepfakeError]:
+def _grpc_connection_error(message: str, status: str, tls: bool) -> DeepfakeError | None:
     """gRPC reports TLS failures as UNAVAILABLE connection errors: name them, or None."""
     lowered = message.lower()
     if "certificate_verify_failed" in lowered:
@@ -113,7 +112,7 @@ def from_triton_exception(exc: InferenceServerException, model: str, tls: bool =
     return ServerError(f"the server failed the request ({status or 'no status'}): {message}", status=status)
 
 
-def from_transport_exception(exc: BaseException, url: str, timeout_s: float) -> Optional[DeepfakeError]:
+def from_transport_exception(exc: BaseException, url: str, timeout_s: float) -> DeepfakeError | None:
     """Map a network-level exception (HTTP clients raise these) to an SDK error, or None."""
     # TimeoutError and ssl.SSLError subclass OSError, so they are checked first.
     if isinstance(exc, ssl.SSLCertVerificationError):

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import numpy as np
 
@@ -58,21 +59,21 @@ class ScoredFrame:
 @dataclass(frozen=True)
 class ScoredFile:
     file: LabelledFile
-    frames: Tuple[ScoredFrame, ...]
+    frames: tuple[ScoredFrame, ...]
 
     @property
-    def face_frames(self) -> Tuple[ScoredFrame, ...]:
+    def face_frames(self) -> tuple[ScoredFrame, ...]:
         return tuple(f for f in self.frames if f.has_face)
 
 
 @dataclass(frozen=True)
 class ScoringRun:
-    model_names: Tuple[str, ...]
-    files: Tuple[ScoredFile, ...]
-    skipped: Tuple[Tuple[Path, str], ...] = ()  # files rejected as invalid input, with the reason
-    untrained_models: Tuple[str, ...] = ()
+    model_names: tuple[str, ...]
+    files: tuple[ScoredFile, ...]
+    skipped: tuple[tuple[Path, str], ...] = ()  # files rejected as invalid input, with the reason
+    untrained_models: tuple[str, ...] = ()
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "model_names": list(self.model_names),
             "untrained_models": list(self.untrained_models),
@@ -96,7 +97,7 @@ class ScoringRun:
         }
 
     @classmethod
-    def from_dict(cls, data: Dict[str, Any]) -> "ScoringRun":
+    def from_dict(cls, data: dict[str, Any]) -> ScoringRun:
         names = tuple(data["model_names"])
         return cls(
             model_names=names,
@@ -119,7 +120,7 @@ class ScoringRun:
         )
 
 
-def find_labelled_files(folder: Union[str, Path]) -> List[LabelledFile]:
+def find_labelled_files(folder: str | Path) -> list[LabelledFile]:
     """Images and videos under `folder`/real and `folder`/fake (recursively), sorted."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -149,7 +150,7 @@ def score_files(
     files: Sequence[LabelledFile],
     *,
     num_frames: int = DEFAULT_NUM_FRAMES,
-    on_file: Optional[Callable[[LabelledFile], None]] = None,
+    on_file: Callable[[LabelledFile], None] | None = None,
 ) -> ScoringRun:
     """Run every file through the server (images as one batch, then each video).
 
@@ -157,7 +158,7 @@ def score_files(
     (unavailable, timeout, ...) aborts: metrics over a partial set would mislead.
     """
     images = [f for f in files if not f.is_video]
-    outcomes: List[Tuple[LabelledFile, Union[List[Tuple[int, DetectionResult]], DeepfakeError]]] = []
+    outcomes: list[tuple[LabelledFile, list[tuple[int, DetectionResult]] | DeepfakeError]] = []
     batch = client.detect_many(
         [f.path for f in images], on_result=None if on_file is None else lambda i, _: on_file(images[i])
     )
@@ -192,7 +193,7 @@ def score_files(
     )
 
 
-def frame_samples(run: ScoringRun) -> List[Sample]:
+def frame_samples(run: ScoringRun) -> list[Sample]:
     """One calibration sample per frame with a face."""
     return [
         Sample(name=f"{s.file.path}#{f.index}", label=s.file.label, frames=(f.face_model_probabilities,))
@@ -201,7 +202,7 @@ def frame_samples(run: ScoringRun) -> List[Sample]:
     ]
 
 
-def video_samples(run: ScoringRun) -> List[Sample]:
+def video_samples(run: ScoringRun) -> list[Sample]:
     """One calibration sample per file with a face in some frame."""
     return [
         Sample(
@@ -217,11 +218,11 @@ class LevelReport:
     without_face: int  # frames (or files) left out
     labels: np.ndarray
     ensemble_scores: np.ndarray
-    model_scores: Dict[str, np.ndarray]
-    ensemble: Optional[BinaryMetrics]  # None when no sample had a face
-    models: Dict[str, BinaryMetrics]
+    model_scores: dict[str, np.ndarray]
+    ensemble: BinaryMetrics | None  # None when no sample had a face
+    models: dict[str, BinaryMetrics]
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "samples": int(self.labels.size),
             "without_face": self.without_face,
@@ -231,9 +232,9 @@ class LevelReport:
 
 
 def _level_report(
-    labels: List[int],
-    ensemble: List[float],
-    per_model: List[np.ndarray],
+    labels: list[int],
+    ensemble: list[float],
+    per_model: list[np.ndarray],
     without_face: int,
     model_names: Sequence[str],
     threshold: float,
@@ -290,7 +291,7 @@ class Evaluation:
     frame: LevelReport
     video: LevelReport
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "folder": str(self.folder),
             "server_settings": {
@@ -307,12 +308,12 @@ class Evaluation:
 
 def evaluate(
     client: DeepfakeClient,
-    folder: Union[str, Path],
+    folder: str | Path,
     *,
     num_frames: int = DEFAULT_NUM_FRAMES,
     aggregation: Aggregation | str = Aggregation.MEAN,
     top_k: int = 5,
-    on_file: Optional[Callable[[LabelledFile], None]] = None,
+    on_file: Callable[[LabelledFile], None] | None = None,
 ) -> Evaluation:
     aggregation = Aggregation(aggregation)
     files = find_labelled_files(folder)
@@ -328,7 +329,7 @@ def evaluate(
     )
 
 
-def load_scores(report_path: Union[str, Path]) -> ScoringRun:
+def load_scores(report_path: str | Path) -> ScoringRun:
     """The scores saved in an evaluation report (report.json), to calibrate without re-inference."""
     try:
         data = json.loads(Path(report_path).read_text())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -32,11 +32,11 @@ class BinaryMetrics:
     f1: float
     roc_auc: float
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {k: (json_number(v) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def _as_arrays(labels: Any, scores: Any) -> Tuple[np.ndarray, np.ndarray]:
+def _as_arrays(labels: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(labels).reshape(-1)
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     if y.shape != s.shape:
@@ -101,7 +101,7 @@ def roc_auc(labels: Any, scores: Any) -> float:
     return float((rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives))
 
 
-def roc_curve(labels: Any, scores: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc_curve(labels: Any, scores: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(false positive rates, true positive rates, thresholds), from (0, 0) to (1, 1).
 
     Point i counts scores >= thresholds[i] as fake; thresholds[0] is +inf.
@@ -129,7 +129,7 @@ def threshold_candidates(scores: np.ndarray) -> np.ndarray:
     return np.sort(np.r_[candidates, extras])
 
 
-def counts_at(labels: Any, scores: Any, thresholds: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def counts_at(labels: Any, scores: Any, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(true positives, false positives) when scores above each threshold count as fake."""
     y, s = _as_arrays(labels, scores)
     fake_scores = np.sort(s[y])

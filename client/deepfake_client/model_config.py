@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 from google.protobuf import text_encoding, text_format
 from tritonclient.grpc import model_config_pb2
@@ -38,7 +38,7 @@ class _Token:
         self.kind, self.text, self.start, self.end = kind, text, start, end
 
 
-def _tokens(text: str) -> List[_Token]:
+def _tokens(text: str) -> list[_Token]:
     tokens = []
     position = 0
     while position < len(text):
@@ -51,7 +51,7 @@ def _tokens(text: str) -> List[_Token]:
     return tokens
 
 
-def _closing(tokens: List[_Token], open_index: int) -> int:
+def _closing(tokens: list[_Token], open_index: int) -> int:
     """Index of the bracket closing tokens[open_index]."""
     depth = 0
     for index in range(open_index, len(tokens)):
@@ -64,7 +64,7 @@ def _closing(tokens: List[_Token], open_index: int) -> int:
     raise InvalidInputError("unbalanced brackets in the config")
 
 
-def _parameter_entries(tokens: List[_Token]) -> Iterator[Tuple[int, int]]:
+def _parameter_entries(tokens: list[_Token]) -> Iterator[tuple[int, int]]:
     """(open, close) token indices of each top-level `parameters` map entry."""
     index = 0
     while index < len(tokens):
@@ -90,7 +90,7 @@ def _parameter_entries(tokens: List[_Token]) -> Iterator[Tuple[int, int]]:
         index += 1
 
 
-def _string_after(tokens: List[_Token], field: str, start: int, end: int) -> Optional[Tuple[int, int]]:
+def _string_after(tokens: list[_Token], field: str, start: int, end: int) -> tuple[int, int] | None:
     """(first, last) token indices of the (possibly concatenated) string value of `field`."""
     for index in range(start, end):
         if tokens[index].kind == "word" and tokens[index].text == field:
@@ -104,7 +104,7 @@ def _string_after(tokens: List[_Token], field: str, start: int, end: int) -> Opt
     return None
 
 
-def _unquote(tokens: List[_Token], first: int, last: int) -> str:
+def _unquote(tokens: list[_Token], first: int, last: int) -> str:
     return "".join(text_encoding.CUnescape(tokens[i].text[1:-1]).decode("utf-8") for i in range(first, last + 1))
 
 
@@ -115,7 +115,7 @@ def _quote(value: str) -> str:
 def set_string_parameters(text: str, values: Mapping[str, str]) -> str:
     """`text` with the string values of these `parameters` keys replaced (or appended)."""
     tokens = _tokens(text)
-    replacements: Dict[str, Tuple[int, int]] = {}
+    replacements: dict[str, tuple[int, int]] = {}
     for open_index, close_index in _parameter_entries(tokens):
         key_span = _string_after(tokens, "key", open_index + 1, close_index)
         if key_span is None:
@@ -139,14 +139,14 @@ def set_string_parameters(text: str, values: Mapping[str, str]) -> str:
     return new_text
 
 
-def parse_config(text: str, source: Union[str, Path] = "config") -> model_config_pb2.ModelConfig:
+def parse_config(text: str, source: str | Path = "config") -> model_config_pb2.ModelConfig:
     try:
         return text_format.Parse(text, model_config_pb2.ModelConfig())
     except text_format.ParseError as exc:
         raise InvalidInputError(f"{source} is not a valid Triton model config: {exc}") from exc
 
 
-def config_path(repository: Union[str, Path]) -> Path:
+def config_path(repository: str | Path) -> Path:
     """The weighted_average config inside a model repository (or the config file itself)."""
     path = Path(repository)
     if path.is_file():

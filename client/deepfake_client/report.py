@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Tuple
 
 from .evaluation import Evaluation, LevelReport
 from .metrics import roc_curve
@@ -16,7 +15,7 @@ from .metrics import roc_curve
 REPORT_FILE = "report.json"
 
 
-def write_report(evaluation: Evaluation, out_dir: Path) -> Tuple[List[Path], str]:
+def write_report(evaluation: Evaluation, out_dir: Path) -> tuple[list[Path], str]:
     """(files written, note about plots left out or "")."""
     out_dir.mkdir(parents=True, exist_ok=True)
     report = out_dir / REPORT_FILE

@@ -7,16 +7,17 @@ plus the optional extras FACE_LANDMARKS and MODEL_UNTRAINED.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
 from .errors import ServerError
 
-Box = Tuple[float, float, float, float]
-Point = Tuple[float, float]
+Box = tuple[float, float, float, float]
+Point = tuple[float, float]
 
 
 class Label(str, Enum):
@@ -33,10 +34,10 @@ class Face:
     box: Box  # x1, y1, x2, y2 in original image pixels
     detector_score: float  # face detector confidence
     fake_probability: float  # ensemble score of this face
-    model_probabilities: Dict[str, float]  # per classifier, keyed by model name
-    landmarks: Optional[Tuple[Point, ...]] = None  # eyes, nose, mouth corners (when served)
+    model_probabilities: dict[str, float]  # per classifier, keyed by model name
+    landmarks: tuple[Point, ...] | None = None  # eyes, nose, mouth corners (when served)
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "box": list(self.box),
             "detector_score": self.detector_score,
@@ -52,9 +53,9 @@ class DetectionResult:
 
     label: Label
     fake_probability: float  # image score (the server's most-fake face by default); NaN for NO_FACE
-    faces: Tuple[Face, ...]
-    model_names: Tuple[str, ...]
-    untrained_models: Tuple[str, ...] = ()  # models serving untrained demo weights
+    faces: tuple[Face, ...]
+    model_names: tuple[str, ...]
+    untrained_models: tuple[str, ...] = ()  # models serving untrained demo weights
 
     @property
     def is_fake(self) -> bool:
@@ -69,7 +70,7 @@ class DetectionResult:
         return bool(self.untrained_models)
 
     @property
-    def model_probabilities(self) -> Dict[str, float]:
+    def model_probabilities(self) -> dict[str, float]:
         """Per model, its most-fake face: the score that model alone would give the image.
 
         Empty when no face was found.
@@ -78,7 +79,7 @@ class DetectionResult:
             name: max(face.model_probabilities[name] for face in self.faces) for name in self.model_names if self.faces
         }
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "label": self.label.value,
             "fake_probability": json_number(self.fake_probability),
@@ -89,12 +90,12 @@ class DetectionResult:
         }
 
 
-def json_number(value: Optional[float]) -> Optional[float]:
+def json_number(value: float | None) -> float | None:
     """JSON has no NaN: a missing score is null."""
     return None if value is None or math.isnan(value) else value
 
 
-def parse_outputs(outputs: Mapping[str, Optional[np.ndarray]]) -> DetectionResult:
+def parse_outputs(outputs: Mapping[str, np.ndarray | None]) -> DetectionResult:
     """Build a result from the ensemble's output arrays, checking they agree with each other."""
     try:
         return _parse(outputs)
@@ -102,7 +103,7 @@ def parse_outputs(outputs: Mapping[str, Optional[np.ndarray]]) -> DetectionResul
         raise ServerError(f"the server's answer does not follow the deepfake_detector contract: {exc}") from exc
 
 
-def _required(outputs: Mapping[str, Optional[np.ndarray]], name: str) -> np.ndarray:
+def _required(outputs: Mapping[str, np.ndarray | None], name: str) -> np.ndarray:
     array = outputs.get(name)
     if array is None:
         raise KeyError(f"output {name} is missing")
@@ -113,7 +114,7 @@ def _text(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def _parse(outputs: Mapping[str, Optional[np.ndarray]]) -> DetectionResult:
+def _parse(outputs: Mapping[str, np.ndarray | None]) -> DetectionResult:
     label = Label(_text(_required(outputs, "LABEL").reshape(-1)[0]))
     probability = float(_required(outputs, "FAKE_PROBABILITY").reshape(-1)[0])
     num_faces = int(_required(outputs, "NUM_FACES").reshape(-1)[0])
@@ -167,7 +168,7 @@ class FrameResult:
     """One sampled video frame and the server's verdict on it."""
 
     index: int  # frame number in the video, from 0
-    timestamp_s: Optional[float]  # None when the container reports no frame rate
+    timestamp_s: float | None  # None when the container reports no frame rate
     result: DetectionResult
 
     @property
@@ -178,7 +179,7 @@ class FrameResult:
     def fake_probability(self) -> float:
         return self.result.fake_probability
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "timestamp_s": self.timestamp_s, **self.result.to_dict()}
 
 
@@ -190,20 +191,20 @@ class VideoResult:
     fake_probability: float  # aggregated score; NaN for NO_FACE
     aggregation: str
     threshold: float  # FAKE when fake_probability > threshold
-    frames: Tuple[FrameResult, ...]  # the timeline, in frame order
+    frames: tuple[FrameResult, ...]  # the timeline, in frame order
     frame_count: int  # frames in the whole video
-    fps: Optional[float]
+    fps: float | None
 
     @property
     def is_fake(self) -> bool:
         return self.label is Label.FAKE
 
     @property
-    def face_frames(self) -> Tuple[FrameResult, ...]:
+    def face_frames(self) -> tuple[FrameResult, ...]:
         return tuple(f for f in self.frames if f.result.has_face)
 
     @property
-    def no_face_frames(self) -> Tuple[int, ...]:
+    def no_face_frames(self) -> tuple[int, ...]:
         """Indices of sampled frames without a face: not counted, and never as real."""
         return tuple(f.index for f in self.frames if not f.result.has_face)
 
@@ -216,10 +217,10 @@ class VideoResult:
         return sum(f.result.is_fake for f in judged) / len(judged)
 
     @property
-    def untrained_models(self) -> Tuple[str, ...]:
+    def untrained_models(self) -> tuple[str, ...]:
         return self.frames[0].result.untrained_models if self.frames else ()
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "label": self.label.value,
             "fake_probability": json_number(self.fake_probability),

@@ -10,9 +10,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Callable, Deque, Iterable, Iterator, Optional, Set
 
 from .aggregation import Aggregation, verdict
 from .errors import InvalidInputError
@@ -61,8 +61,8 @@ class LiveStream:
         window: int = 16,
         aggregation: Aggregation | str = Aggregation.MEAN,
         top_k: int = 5,
-        max_frames: Optional[int] = None,
-        max_seconds: Optional[float] = None,
+        max_frames: int | None = None,
+        max_seconds: float | None = None,
     ) -> None:
         if max_in_flight < 1 or window < 1:
             raise InvalidInputError("max_in_flight and window must be at least 1")
@@ -74,18 +74,18 @@ class LiveStream:
         self.top_k = top_k
         self.max_frames = max_frames
         self.max_seconds = max_seconds
-        self._window: Deque[FrameResult] = deque(maxlen=window)
+        self._window: deque[FrameResult] = deque(maxlen=window)
         self._stop = threading.Event()
         self.scored = 0
         self.dropped = 0
-        self.last_update: Optional[StreamUpdate] = None
+        self.last_update: StreamUpdate | None = None
 
     def stop(self) -> None:
         self._stop.set()
 
     def __iter__(self) -> Iterator[StreamUpdate]:
         iterator = iter(self._frames)
-        pending: Set[Future] = set()
+        pending: set[Future] = set()
         pool = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="deepfake-stream")
         started = time.monotonic()
         taken = 0
@@ -117,7 +117,7 @@ class LiveStream:
     def _score_frame(self, frame: VideoFrame) -> FrameResult:
         return FrameResult(index=frame.index, timestamp_s=frame.timestamp_s, result=self._score(frame))
 
-    def _collect(self, pending: Set[Future], *, block: bool) -> Iterator[StreamUpdate]:
+    def _collect(self, pending: set[Future], *, block: bool) -> Iterator[StreamUpdate]:
         done, _ = wait(pending, timeout=None if block else 0, return_when=FIRST_COMPLETED)
         pending.difference_update(done)
         # result() re-raises a failed frame's error, which ends the stream.

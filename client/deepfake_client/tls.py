@@ -11,7 +11,7 @@ import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Union
 
 from .errors import InvalidInputError
 
@@ -29,9 +29,9 @@ class TlsConfig:
     server that requires mutual TLS; both or neither.
     """
 
-    ca: Optional[PathLike] = None
-    cert: Optional[PathLike] = None
-    key: Optional[PathLike] = None
+    ca: PathLike | None = None
+    cert: PathLike | None = None
+    key: PathLike | None = None
 
     def __post_init__(self) -> None:
         if (self.cert is None) != (self.key is None):
@@ -61,7 +61,7 @@ class TlsConfig:
                 ) from exc
         return context
 
-    def check(self) -> "TlsConfig":
+    def check(self) -> TlsConfig:
         """This config once its files are known to be usable (no connection is made)."""
         self.ssl_context()
         return self

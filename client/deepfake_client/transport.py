@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import ssl
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, Optional, Tuple, Type
+from typing import Any
 
 import numpy as np
 from tritonclient.utils import InferenceServerException
@@ -20,7 +21,7 @@ from tritonclient.utils import InferenceServerException
 from .errors import InvalidInputError, ServerUnavailableError, from_transport_exception, from_triton_exception
 from .tls import TlsConfig
 
-Outputs = Dict[str, np.ndarray]
+Outputs = dict[str, np.ndarray]
 IMAGE_INPUT = "IMAGE"
 PROTOCOLS = ("grpc", "http")
 # scheme -> (protocol, TLS)
@@ -32,7 +33,7 @@ def _translated_errors(
     url: str,
     model: str,
     timeout_s: float,
-    unavailable: Tuple[Type[BaseException], ...] = (),
+    unavailable: tuple[type[BaseException], ...] = (),
     tls: bool = False,
 ) -> Iterator[None]:
     try:
@@ -62,11 +63,11 @@ def _outputs(result: Any, names: list) -> Outputs:
     return {name: result.as_numpy(name) for name in names}
 
 
-def _string_parameters(config: Dict[str, Any]) -> Dict[str, str]:
+def _string_parameters(config: dict[str, Any]) -> dict[str, str]:
     return {key: value.get("string_value", "") for key, value in config.get("parameters", {}).items()}
 
 
-def _grpc_tls_arguments(tls: Optional[TlsConfig]) -> Dict[str, Any]:
+def _grpc_tls_arguments(tls: TlsConfig | None) -> dict[str, Any]:
     """tritonclient.grpc's TLS arguments: it takes file paths and reads them (2.40 to 2.73, sync and aio alike)."""
     if tls is None:
         return {}
@@ -75,7 +76,7 @@ def _grpc_tls_arguments(tls: Optional[TlsConfig]) -> Dict[str, Any]:
 
 
 class GrpcTransport:
-    def __init__(self, url: str, timeout_s: float, tls: Optional[TlsConfig] = None) -> None:
+    def __init__(self, url: str, timeout_s: float, tls: TlsConfig | None = None) -> None:
         import tritonclient.grpc as grpcclient
 
         self.url = url
@@ -105,7 +106,7 @@ class GrpcTransport:
         with self._errors(""):
             return self._client.get_server_metadata(as_json=True, client_timeout=self.timeout_s)["version"]
 
-    def model_parameters(self, model: str) -> Dict[str, str]:
+    def model_parameters(self, model: str) -> dict[str, str]:
         with self._errors(model):
             response = self._client.get_model_config(model, as_json=True, client_timeout=self.timeout_s)
             return _string_parameters(response["config"])
@@ -119,7 +120,7 @@ class HttpTransport:
     makes one) and gives it back, so there are never more clients (and connections) than
     calls that were in flight at once, however many threads come and go."""
 
-    def __init__(self, url: str, timeout_s: float, tls: Optional[TlsConfig] = None) -> None:
+    def __init__(self, url: str, timeout_s: float, tls: TlsConfig | None = None) -> None:
         import tritonclient.http as httpclient
         from geventhttpclient.response import HTTPConnectionClosed
 
@@ -129,7 +130,7 @@ class HttpTransport:
         self._module = httpclient
         # The server hung up without answering (e.g. a TLS port reached in plain text).
         self._unavailable = (HTTPConnectionClosed,)
-        self._tls_arguments: Dict[str, Any] = {}
+        self._tls_arguments: dict[str, Any] = {}
         if tls is not None:
             # geventhttpclient builds a verifying context (hostname checked) from these; no
             # ca_certs keeps its default roots. `insecure` (no hostname check) is never set.
@@ -183,7 +184,7 @@ class HttpTransport:
             with self._client() as client:
                 return client.get_server_metadata()["version"]
 
-    def model_parameters(self, model: str) -> Dict[str, str]:
+    def model_parameters(self, model: str) -> dict[str, str]:
         with self._errors(model):
             with self._client() as client:
                 return _string_parameters(client.get_model_config(model))
@@ -196,14 +197,14 @@ class HttpTransport:
 
 
 class AsyncGrpcTransport:
-    def __init__(self, url: str, timeout_s: float, tls: Optional[TlsConfig] = None) -> None:
+    def __init__(self, url: str, timeout_s: float, tls: TlsConfig | None = None) -> None:
         import tritonclient.grpc.aio as grpcaio
 
         self.url = url
         self.timeout_s = timeout_s
         self.tls = tls
         self._module = grpcaio
-        self._client_instance: Optional[Any] = None
+        self._client_instance: Any | None = None
 
     @property
     def _client(self) -> Any:
@@ -233,7 +234,7 @@ class AsyncGrpcTransport:
             metadata = await self._client.get_server_metadata(as_json=True, client_timeout=self.timeout_s)
             return metadata["version"]
 
-    async def model_parameters(self, model: str) -> Dict[str, str]:
+    async def model_parameters(self, model: str) -> dict[str, str]:
         with self._errors(model):
             response = await self._client.get_model_config(model, as_json=True, client_timeout=self.timeout_s)
             return _string_parameters(response["config"])
@@ -245,7 +246,7 @@ class AsyncGrpcTransport:
 
 
 class AsyncHttpTransport:
-    def __init__(self, url: str, timeout_s: float, tls: Optional[TlsConfig] = None) -> None:
+    def __init__(self, url: str, timeout_s: float, tls: TlsConfig | None = None) -> None:
         import aiohttp
         import tritonclient.http.aio as httpaio
 
@@ -256,7 +257,7 @@ class AsyncHttpTransport:
         # aiohttp takes an ssl.SSLContext: ours verifies the certificate and the hostname.
         self._tls_arguments = {} if tls is None else {"ssl": True, "ssl_context": tls.ssl_context()}
         self._unavailable = (aiohttp.ClientConnectionError,)
-        self._client_instance: Optional[Any] = None
+        self._client_instance: Any | None = None
 
     @property
     def _client(self) -> Any:
@@ -287,7 +288,7 @@ class AsyncHttpTransport:
         with self._errors(""):
             return (await self._client.get_server_metadata())["version"]
 
-    async def model_parameters(self, model: str) -> Dict[str, str]:
+    async def model_parameters(self, model: str) -> dict[str, str]:
         with self._errors(model):
             return _string_parameters(await self._client.get_model_config(model))
 
@@ -297,7 +298,7 @@ class AsyncHttpTransport:
             self._client_instance = None
 
 
-def parse_url(url: str, protocol: Optional[str]) -> Tuple[str, str, Optional[bool]]:
+def parse_url(url: str, protocol: str | None) -> tuple[str, str, bool | None]:
     """(host:port, protocol, TLS) from a URL that may carry a grpc://, grpcs://, http:// or https:// scheme.
 
     TLS is None without a scheme: the URL does not say.
@@ -318,7 +319,7 @@ def parse_url(url: str, protocol: Optional[str]) -> Tuple[str, str, Optional[boo
     return url.rstrip("/"), protocol, None
 
 
-def split_url(url: str, protocol: Optional[str]) -> Tuple[str, str]:
+def split_url(url: str, protocol: str | None) -> tuple[str, str]:
     """(host:port, protocol) for callers without TLS support: a TLS scheme is refused, never silently dropped."""
     address, protocol, tls = parse_url(url, protocol)
     if tls:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -16,17 +16,17 @@ from .errors import InvalidInputError, VideoError
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 DEFAULT_NUM_FRAMES = 32  # DeepfakeBench's test frames per video
 
-StreamSource = Union[int, str, Path]
+StreamSource = int | str | Path
 
 
 @dataclass(frozen=True)
 class VideoFrame:
     index: int  # frame number in the video, from 0
-    timestamp_s: Optional[float]
+    timestamp_s: float | None
     rgb: np.ndarray  # HxWx3 uint8
 
 
-def sample_indices(frame_count: int, num_frames: int = DEFAULT_NUM_FRAMES) -> List[int]:
+def sample_indices(frame_count: int, num_frames: int = DEFAULT_NUM_FRAMES) -> list[int]:
     """`num_frames` indices spread evenly from the first to the last frame (as DeepfakeBench).
 
     Short videos give each frame once rather than repeats.
@@ -39,7 +39,7 @@ def sample_indices(frame_count: int, num_frames: int = DEFAULT_NUM_FRAMES) -> Li
 
 
 @contextmanager
-def _capture(source: Union[int, str]) -> Iterator[cv2.VideoCapture]:
+def _capture(source: int | str) -> Iterator[cv2.VideoCapture]:
     capture = cv2.VideoCapture(source)
     try:
         if not capture.isOpened():
@@ -49,12 +49,12 @@ def _capture(source: Union[int, str]) -> Iterator[cv2.VideoCapture]:
         capture.release()
 
 
-def _fps(capture: cv2.VideoCapture) -> Optional[float]:
+def _fps(capture: cv2.VideoCapture) -> float | None:
     fps = capture.get(cv2.CAP_PROP_FPS)
     return float(fps) if fps and fps > 0 and np.isfinite(fps) else None
 
 
-def _existing_file(path: Union[str, Path]) -> Path:
+def _existing_file(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise InvalidInputError(f"video file not found: {path}")
@@ -76,10 +76,10 @@ def _count_frames(path: Path) -> int:
 class VideoInfo:
     path: Path
     frame_count: int
-    fps: Optional[float]
+    fps: float | None
 
 
-def probe_video(path: Union[str, Path]) -> VideoInfo:
+def probe_video(path: str | Path) -> VideoInfo:
     """Frame count and rate; raises VideoError when the file holds no frame."""
     path = _existing_file(path)
     with _capture(str(path)) as capture:
@@ -117,7 +117,7 @@ def read_frames(info: VideoInfo, indices: Sequence[int]) -> Iterator[VideoFrame]
         raise VideoError(f"no frame of {info.path} could be decoded")
 
 
-def parse_stream_source(source: StreamSource) -> Union[int, str]:
+def parse_stream_source(source: StreamSource) -> int | str:
     """A webcam index ("0"), a URL (rtsp://, http://...) or an existing video file."""
     if isinstance(source, int):
         return source
@@ -129,7 +129,7 @@ def parse_stream_source(source: StreamSource) -> Union[int, str]:
     return str(_existing_file(text))
 
 
-def stream_frames(source: StreamSource, *, realtime: Optional[bool] = None) -> Iterator[VideoFrame]:
+def stream_frames(source: StreamSource, *, realtime: bool | None = None) -> Iterator[VideoFrame]:
     """Frames as they arrive from a camera, a URL or a file, until the source ends.
 
     Cameras and network streams pace themselves. A file is replayed at its own

@@ -6,12 +6,12 @@ Each network takes the normalised NCHW float image and returns logits [N, 2]
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 
-from export.architectures.effort import Effort
 from export.architectures.efficientnet_b4 import EfficientNetB4
+from export.architectures.effort import Effort
 from export.architectures.f3net import F3Net
 from export.architectures.xception import Xception
 from export.specs import ClassifierSpec

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -62,7 +62,7 @@ class CombinerSettings:
         return w / w.sum()
 
     @classmethod
-    def from_parameters(cls, params: Mapping[str, str]) -> "CombinerSettings":
+    def from_parameters(cls, params: Mapping[str, str]) -> CombinerSettings:
         """Build from Triton config `parameters` (string values)."""
         model_names = _json_parameter(params, "model_names", list)
         weights = _json_parameter(params, "weights", dict)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from deepfake_client import cli
 from deepfake_serving import samples

@@ -22,7 +22,14 @@ import numpy as np
 import torch
 from facenet_pytorch import MTCNN
 
-from .landmarks import DEFAULT_LANDMARK_METHOD, DLIB68, LANDMARK_METHODS, MTCNN_CALIBRATED, DlibRefiner, calibrated_points
+from .landmarks import (
+    DEFAULT_LANDMARK_METHOD,
+    DLIB68,
+    LANDMARK_METHODS,
+    MTCNN_CALIBRATED,
+    DlibRefiner,
+    calibrated_points,
+)
 
 # facenet-pytorch's own default minimum face size; PNet's window is 12 pixels.
 MIN_DETECTION_FACE = 20.0

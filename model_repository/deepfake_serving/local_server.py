@@ -24,9 +24,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 # APIs that change server state or expose memory; closed unless a key is given.
 RESTRICTED_APIS = "model-repository,shared-memory,logging,trace"
@@ -43,7 +43,7 @@ class Ports:
     metrics: int = 8002
 
     @classmethod
-    def free(cls) -> "Ports":
+    def free(cls) -> Ports:
         """Three ports nobody listens on right now (tests, side-by-side servers)."""
         sockets = [socket.socket() for _ in range(3)]
         try:
@@ -159,7 +159,7 @@ class LocalTritonServer:
     def metrics_url(self) -> str:
         return f"http://localhost:{self.ports.metrics}/metrics"
 
-    def start(self, timeout_s: float = 600.0) -> "LocalTritonServer":
+    def start(self, timeout_s: float = 600.0) -> LocalTritonServer:
         command = server_command(self.repository, _backend_directory(self._workdir), self.ports,
                                  self.admin_key, self.log_verbose) + list(self.extra_args)
         log = open(self.log_path, "ab")
@@ -219,7 +219,7 @@ class LocalTritonServer:
         keep_log = self.log_path.parent == self._workdir
         shutil.rmtree(self._workdir / "backends" if keep_log else self._workdir, ignore_errors=True)
 
-    def __enter__(self) -> "LocalTritonServer":
+    def __enter__(self) -> LocalTritonServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
-from typing import Callable, Mapping, Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 

@@ -46,7 +46,7 @@ def test_one_face_runs_each_model_once_at_batch_one_on_the_served_crops(pipeline
     verdict = seed(image)
     (served,) = detect_faces([image], detector)
     assert [call[0] for call in calls] == list(models.values())  # one after another, in order
-    for (model, faces, inference_mode), spec in zip(calls, CLASSIFIERS):
+    for (_model, faces, inference_mode), spec in zip(calls, CLASSIFIERS):
         assert faces.shape == (1, spec.input_size, spec.input_size, 3) and faces.dtype == torch.uint8
         assert np.array_equal(faces.numpy(), served.crops[spec.input_size][:1])
         assert inference_mode

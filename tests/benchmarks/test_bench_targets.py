@@ -9,8 +9,15 @@ import pytest
 import yaml
 
 from benchmarks.locust_results import RequestStats
-from benchmarks.targets import TargetsError, check, duration_seconds, load_targets, parse_targets, render_markdown, \
-    render_table
+from benchmarks.targets import (
+    TargetsError,
+    check,
+    duration_seconds,
+    load_targets,
+    parse_targets,
+    render_markdown,
+    render_table,
+)
 
 TARGETS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "targets"
 

@@ -6,8 +6,14 @@ import math
 
 import pytest
 
-from benchmarks.triton_metrics import (MetricsError, ModelCounters, activity, busy_time_us, model_counters,
-                                       parse_prometheus)
+from benchmarks.triton_metrics import (
+    MetricsError,
+    ModelCounters,
+    activity,
+    busy_time_us,
+    model_counters,
+    parse_prometheus,
+)
 
 SCRAPE = """\
 # HELP nv_inference_request_success Number of successful inference requests, all batch sizes

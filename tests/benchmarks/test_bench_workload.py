@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.workload import (UnexpectedResultError, Workload, WorkloadError, image_requests, parse_mix,
-                                 video_request)
+from benchmarks.workload import UnexpectedResultError, Workload, WorkloadError, image_requests, parse_mix, video_request
 from deepfake_client import InvalidImageError
 
 

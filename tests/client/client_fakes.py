@@ -9,14 +9,15 @@ import io
 import json
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
-from deepfake_client import DeepfakeClient
-from deepfake_client.retry import RetryPolicy
 from google.protobuf import text_format
 from PIL import Image
 from tritonclient.grpc import model_config_pb2 as mc
+
+from deepfake_client import DeepfakeClient
+from deepfake_client.retry import RetryPolicy
 
 MODEL_NAMES = ("xception", "efficientnet_b4", "f3net", "effort_clip")
 UNIFORM_WEIGHTS = {name: 0.25 for name in MODEL_NAMES}
@@ -29,7 +30,7 @@ def ensemble_outputs(
     threshold: float = 0.5,
     untrained: Sequence[bool] = (False, False, False, False),
     with_landmarks: bool = True,
-) -> Dict[str, np.ndarray]:
+) -> dict[str, np.ndarray]:
     """The deepfake_detector outputs for faces with these per-model probabilities,
     with tritonclient's dtypes: BYTES as object arrays of bytes, BOOL as bool."""
     per_model = np.array(face_model_probabilities, dtype=np.float32).reshape(-1, len(MODEL_NAMES))
@@ -65,9 +66,9 @@ class FakeTransport:
 
     def __init__(
         self,
-        respond: Callable[[bytes], Dict[str, np.ndarray]],
+        respond: Callable[[bytes], dict[str, np.ndarray]],
         *,
-        parameters: Optional[Dict[str, str]] = None,
+        parameters: dict[str, str] | None = None,
         live: bool = True,
         model_ready: bool = True,
     ) -> None:
@@ -80,13 +81,13 @@ class FakeTransport:
         }
         self.live = live
         self.ready = model_ready
-        self.calls: List[bytes] = []
+        self.calls: list[bytes] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self.closed = False
         self._lock = threading.Lock()
 
-    def infer(self, model: str, image: bytes) -> Dict[str, np.ndarray]:
+    def infer(self, model: str, image: bytes) -> dict[str, np.ndarray]:
         with self._lock:
             self.calls.append(image)
             self.in_flight += 1
@@ -106,7 +107,7 @@ class FakeTransport:
     def server_version(self) -> str:
         return "2.51.0"
 
-    def model_parameters(self, model: str) -> Dict[str, str]:
+    def model_parameters(self, model: str) -> dict[str, str]:
         return self.parameters
 
     def close(self) -> None:
@@ -118,13 +119,13 @@ def fake_client(transport: FakeTransport, **options) -> DeepfakeClient:
     return DeepfakeClient("localhost:1", transport=transport, **options)
 
 
-def one_face(probability: float) -> Dict[str, np.ndarray]:
+def one_face(probability: float) -> dict[str, np.ndarray]:
     """Outputs for one face that every model scores `probability`."""
     return ensemble_outputs([[probability] * len(MODEL_NAMES)])
 
 
-def sleepy(seconds: float, respond: Callable[[bytes], Dict[str, np.ndarray]]):
-    def slow(image: bytes) -> Dict[str, np.ndarray]:
+def sleepy(seconds: float, respond: Callable[[bytes], dict[str, np.ndarray]]):
+    def slow(image: bytes) -> dict[str, np.ndarray]:
         time.sleep(seconds)
         return respond(image)
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from client_fakes import ensemble_outputs, one_face
+
 from deepfake_client import Aggregation, InvalidInputError, Label, aggregate
 from deepfake_client.aggregation import aggregate_columns, video_result
 from deepfake_client.results import FrameResult, parse_outputs

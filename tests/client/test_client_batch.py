@@ -7,6 +7,7 @@ import time
 
 import pytest
 from client_fakes import FakeTransport, ensemble_outputs, fake_client, one_face
+
 from deepfake_client import (
     AsyncDeepfakeClient,
     DetectionResult,

@@ -7,6 +7,7 @@ from math import comb
 import numpy as np
 import pytest
 from client_fakes import MODEL_NAMES
+
 from deepfake_client import EnsembleSettings, InvalidInputError
 from deepfake_client.calibration import Sample, best_threshold, calibrate, sample_scores, weight_grid
 from deepfake_client.ensemble import score_frames

@@ -20,6 +20,7 @@ from client_fakes import (
     png_pixel,
     rendered_config,
 )
+
 from deepfake_client import (
     InvalidImageError,
     Label,

@@ -7,6 +7,8 @@ import socket
 
 import pytest
 from client_fakes import FakeTransport, fake_client, one_face
+from tritonclient.utils import InferenceServerException
+
 from deepfake_client import (
     NO_RETRY,
     AsyncDeepfakeClient,
@@ -22,7 +24,6 @@ from deepfake_client import (
 )
 from deepfake_client.errors import from_transport_exception, from_triton_exception
 from deepfake_client.retry import acall_with_retry, call_with_retry
-from tritonclient.utils import InferenceServerException
 
 # (status, message) pairs as Triton 2.51 sends them, measured with tritonclient 2.73 over
 # gRPC ("StatusCode.X") and HTTP (the HTTP status code), and the SDK error each must become.

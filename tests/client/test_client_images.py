@@ -7,9 +7,10 @@ import io
 import numpy as np
 import pytest
 from client_fakes import random_rgb
+from PIL import Image
+
 from deepfake_client import InvalidInputError
 from deepfake_client.images import encode_image
-from PIL import Image
 
 
 def decode(data: bytes) -> Image.Image:

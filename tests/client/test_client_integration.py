@@ -16,6 +16,8 @@ import socket
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
+
 from deepfake_client import (
     NO_RETRY,
     AsyncDeepfakeClient,
@@ -33,7 +35,6 @@ from deepfake_client.ensemble import score_frames
 from deepfake_client.model_config import parse_config, read_settings
 from deepfake_client.video import sample_indices
 from deepfake_serving import samples
-from PIL import Image
 
 # The test server serves demo weights: the warning is checked once (astronaut), silenced elsewhere.
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::deepfake_client.UntrainedModelsWarning")]

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from deepfake_client.metrics import binary_metrics, midranks, roc_auc, roc_curve, threshold_candidates
 
 LABELS = [0, 0, 1, 1]

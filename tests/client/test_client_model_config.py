@@ -6,6 +6,8 @@ import json
 
 import pytest
 from client_fakes import MODEL_NAMES, rendered_config
+from tritonclient.grpc import model_config_pb2 as mc
+
 from deepfake_client import InvalidInputError
 from deepfake_client.model_config import (
     config_path,
@@ -14,7 +16,6 @@ from deepfake_client.model_config import (
     set_string_parameters,
     write_calibration,
 )
-from tritonclient.grpc import model_config_pb2 as mc
 
 NEW_WEIGHTS = {"xception": 0.7, "efficientnet_b4": 0.1, "f3net": 0.2, "effort_clip": 0.0}
 

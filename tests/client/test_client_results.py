@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from client_fakes import MODEL_NAMES, ensemble_outputs
+
 from deepfake_client import DetectionResult, Label, ServerError
 from deepfake_client.results import parse_outputs
 

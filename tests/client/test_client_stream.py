@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from client_fakes import FakeTransport, ensemble_outputs, fake_client, one_face
+
 from deepfake_client import InvalidImageError, InvalidInputError, Label
 from deepfake_client.results import parse_outputs
 from deepfake_client.stream import LiveStream

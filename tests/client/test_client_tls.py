@@ -14,6 +14,8 @@ import asyncio
 import json
 
 import pytest
+from tls_certificates import Certificates, make_certificates
+
 from deepfake_client import (
     NO_RETRY,
     AsyncDeepfakeClient,
@@ -24,7 +26,6 @@ from deepfake_client import (
 )
 from deepfake_client.cli import ExitCode, main
 from deepfake_serving import samples
-from tls_certificates import Certificates, make_certificates
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::deepfake_client.UntrainedModelsWarning")]
 

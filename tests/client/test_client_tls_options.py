@@ -17,6 +17,9 @@ import tritonclient.grpc
 import tritonclient.grpc.aio
 import tritonclient.http
 import tritonclient.http.aio
+from tls_certificates import Certificates, make_certificates
+from tritonclient.utils import InferenceServerException
+
 from deepfake_client import (
     NO_RETRY,
     AsyncDeepfakeClient,
@@ -39,8 +42,6 @@ from deepfake_client.transport import (
     parse_url,
     split_url,
 )
-from tls_certificates import Certificates, make_certificates
-from tritonclient.utils import InferenceServerException
 
 
 @pytest.fixture(scope="module")
@@ -244,7 +245,7 @@ def test_grpc_gets_file_paths(certs, recorded):
     GrpcTransport("triton:8001", 60.0, tls=full)
     GrpcTransport("triton:8001", 60.0, tls=TlsConfig())
     GrpcTransport("triton:8001", 60.0)
-    AsyncGrpcTransport("triton:8001", 60.0, tls=full)._client
+    _ = AsyncGrpcTransport("triton:8001", 60.0, tls=full)._client  # a property: builds the client
     expected_full = {
         "ssl": True,
         "root_certificates": str(certs.ca),
@@ -277,7 +278,7 @@ def test_http_gets_ssl_options_and_never_insecure(certs, recorded):
 
 
 def test_async_http_gets_a_verifying_ssl_context(certs, recorded):
-    AsyncHttpTransport("triton:443", 60.0, tls=TlsConfig(ca=certs.ca))._client
+    _ = AsyncHttpTransport("triton:443", 60.0, tls=TlsConfig(ca=certs.ca))._client  # a property: builds the client
     (_, kwargs), = recorded
     context = kwargs["ssl_context"]
     assert kwargs["ssl"] is True

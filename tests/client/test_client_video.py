@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from client_fakes import FakeTransport, ensemble_outputs, fake_client, one_face, png_pixel
+
 from deepfake_client import AsyncDeepfakeClient, InvalidImageError, InvalidInputError, Label, VideoError
 from deepfake_client.video import probe_video, read_frames, sample_indices
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from deepfake_serving import local_server
 from deploy_files import load_entrypoint
 
+from deepfake_serving import local_server
 from export import triton_config
 from export.artifacts import BuildArtifacts
-from export.specs import CLASSIFIER_NAMES, CLASSIFIERS
 from export.provenance import sha256_file
+from export.specs import CLASSIFIER_NAMES, CLASSIFIERS
 from export.tensorrt_build import build_flags, plan_sidecar, precision_mode
 
 entrypoint = load_entrypoint()

@@ -97,6 +97,7 @@ def test_the_real_server_exports_the_queried_metrics(deepfake_server, sample_med
     """Triton 2.51 (the local server, CPU) after one image: every non-GPU metric queried exists."""
     import numpy as np
     import tritonclient.grpc as grpcclient
+
     from deepfake_serving import contract, samples
 
     data = (sample_media / samples.FACE_IMAGE).read_bytes()

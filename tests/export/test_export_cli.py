@@ -8,11 +8,10 @@ import sys
 
 import pytest
 import torch
+from released_files import save
 
 from export.demo_weights import demo_state_dict
 from export.specs import CLASSIFIERS, EFFICIENTNET_B4, F3NET, XCEPTION
-
-from released_files import save
 
 
 def cli(*args: str):

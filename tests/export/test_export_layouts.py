@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from released_files import float_elements
 
 from export.architectures import Effort, build_network
 from export.checkpoints import shapes
@@ -12,8 +13,6 @@ from export.demo_weights import demo_state_dict
 from export.errors import UnknownLayoutError
 from export.layouts import detect_layout, layout_by_name, released_shapes, strip_ddp_prefix
 from export.specs import EFFICIENTNET_B4, EFFORT_CLIP, F3NET, XCEPTION
-
-from released_files import float_elements
 
 DOCUMENTED = {  # spec: (keys, float elements) of the released file
     XCEPTION: (283, 21_916_714),

@@ -8,6 +8,7 @@ import logging
 import pytest
 import safetensors.torch
 import torch
+from released_files import released_effort_state_dict, save, small_effort, tag_storages_cuda
 
 from export.architectures import build_network
 from export.artifacts import BuildArtifacts
@@ -17,8 +18,6 @@ from export.errors import CheckpointMismatchError, CheckpointReadError, WrongArc
 from export.fixing import canonicalize, fix_checkpoint, identify
 from export.layouts import fold_svd_residual
 from export.specs import F3NET, XCEPTION
-
-from released_files import released_effort_state_dict, save, small_effort, tag_storages_cuda
 
 
 def load_released(state_dict, network, source="file.pth"):

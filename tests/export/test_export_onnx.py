@@ -11,6 +11,7 @@ import onnx
 import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
+from released_files import SMALL_EFFORT_SPEC, save, small_effort
 
 from export.artifacts import BuildArtifacts
 from export.demo_weights import demo_state_dict, sidecar_path
@@ -21,8 +22,6 @@ from export.parity import fake_probability, measure, onnxruntime_runner, parity_
 from export.provenance import sha256_file, write_json
 from export.servable import build_servable, load_servable
 from export.specs import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, CLASSIFIERS, XCEPTION
-
-from released_files import SMALL_EFFORT_SPEC, save, small_effort
 
 
 def io_signature(model: onnx.ModelProto):
@@ -134,7 +133,10 @@ def test_mixed_precision_keeps_sensitive_ops_and_io_in_fp32():
     x = np.random.default_rng(1).normal(size=(3, 8)).astype(np.float32)
     import onnxruntime as ort
 
-    run = lambda model: ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    def run(model):
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        return session.run(None, {"x": x})[0]
+
     expected, actual = run(original), run(converted)
     assert actual.dtype == np.float32
     np.testing.assert_allclose(actual, expected, rtol=1e-2, atol=1e-3)

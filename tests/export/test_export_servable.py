@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from released_files import save
 from torch import nn
 
 from export.architectures import build_network
@@ -14,8 +15,6 @@ from export.errors import InvalidFacesError
 from export.fixing import fix_checkpoint
 from export.servable import build_servable, load_servable
 from export.specs import CLIP_MEAN_STD, DEEPFAKEBENCH_MEAN_STD, EFFORT_CLIP, XCEPTION
-
-from released_files import save
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 

@@ -7,20 +7,20 @@ from __future__ import annotations
 
 import json
 import math
-from concurrent.futures import ThreadPoolExecutor
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
+from triton_calls import infer_image
 from tritonclient.utils import InferenceServerException
 
 from deepfake_serving import contract, samples
 from deepfake_serving.images import ImageLimits
 from export.specs import CLASSIFIERS
-from triton_calls import infer_image
 
 pytestmark = pytest.mark.integration
 

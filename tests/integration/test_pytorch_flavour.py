@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from triton_calls import infer_image
 
 from deepfake_serving import samples
 from deepfake_serving.local_server import LocalTritonServer, Ports
 from export.repository import RepositoryOptions, assemble
-from triton_calls import infer_image
 
 pytestmark = pytest.mark.integration
 
