@@ -27,7 +27,7 @@ from deepfake_serving.faces import FaceDetector
 from deepfake_serving.images import InvalidImageError
 from export.artifacts import BuildArtifacts
 from export.servable import load_servable
-from export.specs import CLASSIFIERS, ClassifierSpec
+from export.specs import CLASSIFIERS, ClassifierSpec, crop_sizes
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class SeedPipeline:
         self.detector = detector
         names = tuple(spec.name for spec in self.models)
         self.combiner = CombinerSettings(model_names=names, weights=weights or {name: 1.0 for name in names})
-        self.crop_sizes = tuple(dict.fromkeys(spec.input_size for spec in self.models))
+        self.crop_sizes = crop_sizes(self.models)
 
     @classmethod
     def load(cls, artifacts: BuildArtifacts, specs: Sequence[ClassifierSpec] = CLASSIFIERS) -> SeedPipeline:

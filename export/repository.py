@@ -9,12 +9,11 @@ from model_repository/; model files (ONNX, plans) are hard-linked when possible.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from deepfake_serving.combiner import CombinerConfigError, CombinerSettings
@@ -22,7 +21,7 @@ from export import triton_config
 from export.artifacts import BuildArtifacts
 from export.errors import ExportError
 from export.provenance import sha256_file
-from export.specs import CLASSIFIERS, EFFORT_CLIP, ClassifierSpec
+from export.specs import CLASSIFIERS, EFFORT_CLIP, ClassifierSpec, crop_sizes
 
 SOURCES = Path(__file__).resolve().parent.parent / "model_repository"
 MARKER = "repository.json"  # written last; marks a directory this command may overwrite
@@ -121,7 +120,7 @@ def assemble(artifacts_dir: Path, out: Path, options: RepositoryOptions = Reposi
     if options.cpu_instances:
         if flavour.classifier_runtime not in (triton_config.PYTHON_ONNX, triton_config.PYTORCH):
             raise RepositoryError(f"the {flavour.name} flavour's classifiers need a GPU")
-        flavour = dataclasses.replace(flavour, gpu=False, warmup=False)
+        flavour = replace(flavour, gpu=False, warmup=False)
     artifacts = BuildArtifacts(Path(artifacts_dir))
     names = [spec.name for spec in classifiers]
     manifests = {name: artifacts.manifest(name) for name in names}
@@ -151,9 +150,7 @@ def assemble(artifacts_dir: Path, out: Path, options: RepositoryOptions = Reposi
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        crop_sizes = tuple(dict.fromkeys(spec.input_size for spec in classifiers))
-        detector_parameters["crop_sizes"] = json.dumps(list(crop_sizes))
-        configs = [triton_config.face_detector_config(flavour, crop_sizes, detector_parameters)]
+        configs = [triton_config.face_detector_config(flavour, crop_sizes(classifiers), detector_parameters)]
         _write_model(staging, configs[-1], "face_detector")
         for spec in classifiers:
             configs.append(_classifier(staging, spec, flavour, artifacts, options))

@@ -7,6 +7,7 @@ and nowhere else; export, repository assembly, tests and benchmarks read it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 # Tensor names shared by every exported classifier (ONNX, TensorRT plan, Triton config).
@@ -88,6 +89,11 @@ EFFORT_CLIP = ClassifierSpec(
 # Column order of MODEL_FAKE_PROBABILITY / MODEL_NAMES in the ensemble output.
 CLASSIFIERS: tuple[ClassifierSpec, ...] = (XCEPTION, EFFICIENTNET_B4, F3NET, EFFORT_CLIP)
 CLASSIFIER_NAMES: tuple[str, ...] = tuple(spec.name for spec in CLASSIFIERS)
+
+
+def crop_sizes(classifiers: Sequence[ClassifierSpec] = CLASSIFIERS) -> tuple[int, ...]:
+    """The distinct crop sizes the face detector must emit for these classifiers, in order."""
+    return tuple(dict.fromkeys(spec.input_size for spec in classifiers))
 
 
 def spec_by_name(name: str) -> ClassifierSpec:

@@ -7,6 +7,7 @@ the four near-identical classifier configs come from one function.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from deepfake_serving.contract import TensorSpec
 from deepfake_serving.faces import DetectorSettings
 from deepfake_serving.images import ImageLimits
 from deepfake_serving.runtime import from_parameters, to_parameters
-from export.specs import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, ClassifierSpec
+from export.specs import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, ClassifierSpec, crop_sizes
 
 # How the classifiers run in each flavour of the repository (ARCHITECTURE.md §5).
 PYTHON_ONNX = "python_onnxruntime"  # python backend + onnxruntime (pip-installable Triton)
@@ -102,7 +103,8 @@ def face_detector_config(flavour: Flavour, crop_sizes: tuple[int, ...], paramete
     _add_tensors(config.input, [contract.IMAGE])
     _add_tensors(config.output, contract.detector_outputs(crop_sizes))
     config.instance_group.add(kind=flavour.instance_kind, count=flavour.face_detector_instances)
-    _set_parameters(config, parameters)
+    # The model emits exactly the crop tensors declared above.
+    _set_parameters(config, {**parameters, "crop_sizes": json.dumps(list(crop_sizes))})
     return config
 
 
@@ -171,12 +173,12 @@ def _step(model: str, inputs: Mapping[str, str], outputs: Mapping[str, str]):
 
 def ensemble_config(classifiers: Sequence[ClassifierSpec]) -> mc.ModelConfig:
     names = [spec.name for spec in classifiers]
-    crop_sizes = tuple(dict.fromkeys(spec.input_size for spec in classifiers))
+    sizes = crop_sizes(classifiers)
     config = mc.ModelConfig(name=contract.ENSEMBLE_NAME, platform="ensemble", max_batch_size=0)
     _add_tensors(config.input, [contract.IMAGE])
     _add_tensors(config.output, contract.ensemble_outputs(len(names)))
 
-    detector_out = {t.name: t.name for t in contract.detector_outputs(crop_sizes)}
+    detector_out = {t.name: t.name for t in contract.detector_outputs(sizes)}
     steps = [_step(contract.FACE_DETECTOR_NAME, {contract.IMAGE.name: contract.IMAGE.name}, detector_out)]
     for spec in classifiers:
         steps.append(_step(spec.name, {CLASSIFIER_INPUT: contract.crop_tensor(spec.input_size).name},
