@@ -36,10 +36,10 @@ repository: export
 	$(BIN)/deepfake-export repository --flavour $(FLAVOUR) --artifacts $(BUILD) --out $(REPOSITORY)
 
 serve: repository
-	$(BIN)/python -m deepfake_serving.local_server --repository $(REPOSITORY)
+	$(BIN)/python -m deepfake_dev.local_server --repository $(REPOSITORY)
 
 demo: repository
-	$(BIN)/python -m deepfake_serving.demo --repository $(REPOSITORY)
+	$(BIN)/python -m deepfake_dev.demo --repository $(REPOSITORY)
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from deepfake_serving import samples
+from deepfake_dev import samples
 from deepfake_serving.alignment import (
     align_face,
     crop_displacement,

@@ -25,9 +25,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import deepfake_contract as contract
 from benchmarks.latency import Summary
 from benchmarks.triton_metrics import ModelActivity
-from deepfake_serving import contract
 from export.specs import CLASSIFIER_NAMES
 
 DEFAULT_UTILISATION = 0.7

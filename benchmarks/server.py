@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deepfake_client.transport import split_url
-from deepfake_serving.local_server import LocalTritonServer, Ports
+from deepfake_dev.local_server import LocalTritonServer, Ports
 
 DEFAULT_METRICS_PORT = 8002
 

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import deepfake_contract as contract
 from benchmarks import plots
 from benchmarks.capacity import DEFAULT_UTILISATION, Level, Sizing, best_under_slo, size
 from benchmarks.closed_loop import parse_levels, repeat, run_closed_loop
@@ -35,7 +36,6 @@ from benchmarks.server import Endpoint, add_server_arguments, serve_from_argumen
 from benchmarks.triton_metrics import ModelCounters, activity, snapshot
 from benchmarks.workload import Request, Workload, format_mix, parse_mix
 from deepfake_client import NO_RETRY, DeepfakeClient, UntrainedModelsWarning
-from deepfake_serving import contract
 from export.specs import CLASSIFIER_NAMES
 
 MODELS_SHOWN = (contract.FACE_DETECTOR_NAME, *CLASSIFIER_NAMES, contract.COMBINER_NAME)

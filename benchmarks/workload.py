@@ -3,7 +3,7 @@
 Every load tool (Locust, the closed-loop driver of the baseline comparison and
 the capacity sweep) draws requests from one `Workload`, so their figures are for
 the same inputs. The media are the project's offline samples
-(deepfake_serving.samples): the astronaut (one face), the coffee cup (no face),
+(deepfake_dev.samples): the astronaut (one face), the coffee cup (no face),
 the cameraman beside the astronaut (two faces), and a video of the astronaut.
 
 Videos are sent as the SDK sends them (DeepfakeClient.detect_video): frames
@@ -23,7 +23,7 @@ from pathlib import Path
 from deepfake_client import DeepfakeClient
 from deepfake_client.images import encode_rgb_array
 from deepfake_client.video import probe_video, read_frames, sample_indices
-from deepfake_serving import samples
+from deepfake_dev import samples
 
 IMAGE_KINDS = ("face", "no_face", "two_faces")
 VIDEO_KIND = "video"

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 # Tensor names shared by every exported classifier (ONNX, TensorRT plan, Triton config).
-from deepfake_serving.contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT  # noqa: F401
+from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT  # noqa: F401
 
 DEEPFAKEBENCH_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 CLIP_MEAN_STD = (

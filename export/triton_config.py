@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from deepfake_serving import contract
-from deepfake_serving.contract import TensorSpec
+import deepfake_contract as contract
+from deepfake_contract import TensorSpec
 from deepfake_serving.faces import DetectorSettings
 from deepfake_serving.images import ImageLimits
 from deepfake_serving.runtime import from_parameters, to_parameters

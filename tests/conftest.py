@@ -20,7 +20,7 @@ TEST_ARTIFACTS = REPO_ROOT / "build" / "test-artifacts"
 @pytest.fixture(scope="session")
 def sample_media(tmp_path_factory) -> Path:
     """The standard sample set (face, no face, two faces, video, invalid inputs)."""
-    from deepfake_serving import samples
+    from deepfake_dev import samples
 
     folder = tmp_path_factory.mktemp("samples")
     samples.write_samples(folder)
@@ -48,7 +48,7 @@ def cpu_repository(export_artifacts, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def deepfake_server(cpu_repository, tmp_path_factory):
     """The real Triton server (nvidia-pytriton's tritonserver 2.51) on the cpu repository."""
-    from deepfake_serving.local_server import LocalTritonServer, Ports
+    from deepfake_dev.local_server import LocalTritonServer, Ports
 
     log = tmp_path_factory.mktemp("triton") / "tritonserver.log"
     server = LocalTritonServer(cpu_repository, Ports.free(), log_path=log)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FLAVOUR = "tensorrt"
-# Same closed set as the local server (deepfake_serving.local_server): admin APIs need the key.
+# Same closed set as the local server (deepfake_dev.local_server): admin APIs need the key.
 RESTRICTED_APIS = "model-repository,shared-memory,logging,trace"
 HARDENED_FLAGS = (
     "--disable-auto-complete-config",  # only our generated configs

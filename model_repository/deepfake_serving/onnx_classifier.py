@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from deepfake_serving.contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
+from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
 
 
 class OnnxClassifier:

@@ -34,7 +34,7 @@ from deepfake_client.cli import ExitCode, main
 from deepfake_client.ensemble import score_frames
 from deepfake_client.model_config import parse_config, read_settings
 from deepfake_client.video import sample_indices
-from deepfake_serving import samples
+from deepfake_dev import samples
 
 # The test server serves demo weights: the warning is checked once (astronaut), silenced elsewhere.
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::deepfake_client.UntrainedModelsWarning")]
@@ -76,7 +76,7 @@ def disposable_server(deepfake_server, tmp_path_factory):
     up on a request in flight (triton-inference-server/server#7368, fixed upstream by
     PR #7840): seen here. The session's shared server must not pay for that test.
     """
-    from deepfake_serving.local_server import LocalTritonServer, Ports
+    from deepfake_dev.local_server import LocalTritonServer, Ports
 
     log = tmp_path_factory.mktemp("triton-disposable") / "tritonserver.log"
     server = LocalTritonServer(deepfake_server.repository, Ports(unused_port(), unused_port(), unused_port()), log)

@@ -25,7 +25,7 @@ from deepfake_client import (
     TlsError,
 )
 from deepfake_client.cli import ExitCode, main
-from deepfake_serving import samples
+from deepfake_dev import samples
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::deepfake_client.UntrainedModelsWarning")]
 
@@ -39,7 +39,7 @@ def certs(tmp_path_factory) -> Certificates:
 
 @pytest.fixture(scope="module")
 def tls_server(cpu_repository, certs, tmp_path_factory):
-    from deepfake_serving.local_server import LocalTritonServer, Ports
+    from deepfake_dev.local_server import LocalTritonServer, Ports
 
     log = tmp_path_factory.mktemp("triton-tls") / "tritonserver.log"
     server = LocalTritonServer(cpu_repository, Ports.free(), log_path=log, extra_args=certs.triton_args(mutual=True))

@@ -491,7 +491,7 @@ class _Started(Exception):
 
 
 def test_local_server_appends_extra_args_and_keeps_its_defaults(tmp_path, monkeypatch, certs):
-    from deepfake_serving import local_server
+    from deepfake_dev import local_server
 
     (tmp_path / "deepfake_detector").mkdir()
     (tmp_path / "deepfake_detector" / "config.pbtxt").write_text("")

@@ -9,7 +9,7 @@ import json
 import pytest
 from deploy_files import load_entrypoint
 
-from deepfake_serving import local_server
+from deepfake_dev import local_server
 from export import triton_config
 from export.artifacts import BuildArtifacts
 from export.provenance import sha256_file

@@ -169,7 +169,7 @@ def _imports(paths: list[Path]) -> set[str]:
 # Imports the image does not install: provided by Triton, installed by its own step, or opt-in.
 PROVIDED = {"triton_python_backend_utils": "Triton's python backend", "tensorrt": "install-tensorrt-python.sh",
             "dlib": "opt-in dlib68 landmarks (DetectorSettings.landmarks), not in the image"}
-OWN = {"export", "deepfake_serving", "benchmarks", "deepfake_client"}
+OWN = {"export", "deepfake_serving", "deepfake_contract", "deepfake_dev", "benchmarks", "deepfake_client"}
 
 
 def _modules_of_distributions(distributions: set[str]) -> set[str]:
@@ -181,9 +181,8 @@ def _modules_of_distributions(distributions: set[str]) -> set[str]:
 
 
 def test_the_serving_image_installs_every_module_its_code_imports():
-    sources = [*(REPO / "export").rglob("*.py"), *(REPO / "model_repository").rglob("*.py"), DOCKER / "serving" / "entrypoint.py"]
-    # Local-only tools: the pip-installable local server and the demo (they use nvidia-pytriton and the SDK).
-    sources = [p for p in sources if p.name not in ("local_server.py", "demo.py", "samples.py")]
+    sources = [*(REPO / "export").rglob("*.py"), *(REPO / "model_repository").rglob("*.py"),
+               *(REPO / "client" / "deepfake_contract").rglob("*.py"), DOCKER / "serving" / "entrypoint.py"]
     facenet = Requirement((REPO / "requirements" / "facenet.txt").read_text().split()[-1])
     installed = _installed_closure(image_packages("serving")) | {canonicalize_name(facenet.name)}
     # facenet-pytorch is installed --no-deps: its imports must come from the list itself.
@@ -199,7 +198,7 @@ def test_the_load_image_installs_every_module_locust_imports():
     # which this image leaves out (docker/README.md runs the sweep from the project's venv).
     sources = [REPO / "benchmarks" / name for name in ("locustfile.py", "workload.py", "locust_results.py",
                                                       "loadtest.py", "targets.py")]
-    sources += [REPO / "model_repository" / "deepfake_serving" / name for name in ("samples.py", "images.py")]
+    sources += [REPO / "deepfake_dev" / "samples.py", REPO / "model_repository" / "deepfake_serving" / "images.py"]
     sources += list((REPO / "client" / "deepfake_client").glob("*.py"))
     installed = _installed_closure(image_packages("load"))
     optional = {"matplotlib"}  # the SDK's plots extra (deepfake evaluate), guarded by an ImportError

@@ -98,7 +98,8 @@ def test_the_real_server_exports_the_queried_metrics(deepfake_server, sample_med
     import numpy as np
     import tritonclient.grpc as grpcclient
 
-    from deepfake_serving import contract, samples
+    import deepfake_contract as contract
+    from deepfake_dev import samples
 
     data = (sample_media / samples.FACE_IMAGE).read_bytes()
     image = grpcclient.InferInput(contract.IMAGE.name, [len(data)], "UINT8")

@@ -18,7 +18,8 @@ import tritonclient.http as httpclient
 from triton_calls import infer_image
 from tritonclient.utils import InferenceServerException
 
-from deepfake_serving import contract, samples
+import deepfake_contract as contract
+from deepfake_dev import samples
 from deepfake_serving.images import ImageLimits
 from export.specs import CLASSIFIERS
 

@@ -12,7 +12,8 @@ import pytest
 import torch
 import tritonclient.grpc as grpcclient
 
-from deepfake_serving import contract, samples
+import deepfake_contract as contract
+from deepfake_dev import samples
 from deepfake_serving.combiner import fake_probability
 from deepfake_serving.detection import detect_faces
 from deepfake_serving.faces import FaceDetector

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from triton_calls import infer_image
 
-from deepfake_serving import samples
-from deepfake_serving.local_server import LocalTritonServer, Ports
+from deepfake_dev import samples
+from deepfake_dev.local_server import LocalTritonServer, Ports
 from export.repository import RepositoryOptions, assemble
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tritonclient.grpc as grpcclient
 
-from deepfake_serving import contract
+import deepfake_contract as contract
 from export.specs import CLASSIFIERS
 
 OUTPUTS = [t.name for t in contract.ensemble_outputs(len(CLASSIFIERS))]

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
+from deepfake_contract import ENSEMBLE_NAME
 from deepfake_serving.combiner import CombinerSettings
-from deepfake_serving.contract import ENSEMBLE_NAME
 from export import triton_config
 from export.artifacts import BuildArtifacts
 from export.errors import MissingArtifactError

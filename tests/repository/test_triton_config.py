@@ -3,7 +3,7 @@
 import pytest
 from tritonclient.grpc import model_config_pb2 as mc
 
-from deepfake_serving import contract
+import deepfake_contract as contract
 from export import triton_config
 from export.specs import CLASSIFIERS
 

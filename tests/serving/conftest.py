@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepfake_serving import samples
+from deepfake_dev import samples
 from deepfake_serving.faces import Face, FaceDetector
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from deepfake_serving import samples
+from deepfake_dev import samples
 from deepfake_serving.alignment import align_face, resize_crop
 from deepfake_serving.detection import DEFAULT_CROP_SIZES, FaceDetection, detect_faces
 from deepfake_serving.images import ImageLimits, InvalidImageError, decode_image

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepfake_serving import samples
+from deepfake_dev import samples
 from deepfake_serving.faces import DetectorSettings, FaceDetector
 
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile, WebPImagePlugin
 
-from deepfake_serving import samples
+from deepfake_dev import samples
+from deepfake_dev.samples import encode_image as encode
 from deepfake_serving.images import ImageLimits, InvalidImageError, decode_image
-from deepfake_serving.samples import encode_image as encode
 
 RNG = np.random.default_rng(1234)
 # Asymmetric, so any flip or rotation changes it.

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from benchmarks.alignment_fidelity import cameraman, grace_hopper, lfw_faces, overlap, variations
-from deepfake_serving import dlib_landmarks, samples
+from deepfake_dev import samples
+from deepfake_serving import dlib_landmarks
 from deepfake_serving.alignment import align_face, crop_displacement, deepfakebench_template, estimate_similarity
 from deepfake_serving.detection import detect_faces
 from deepfake_serving.dlib_landmarks import (

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepfake_serving import samples
+from deepfake_dev import samples
 from deepfake_serving.images import ImageLimits, decode_image
 
 

@@ -9,7 +9,7 @@ import json
 import torch
 import triton_python_backend_utils as pb_utils
 
-from deepfake_serving import contract
+import deepfake_contract as contract
 from deepfake_serving.detection import detect_faces
 from deepfake_serving.faces import DetectorSettings, FaceDetector
 from deepfake_serving.images import ImageLimits, InvalidImageError

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
 
-from deepfake_serving.contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
+from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
 from deepfake_serving.onnx_classifier import OnnxClassifier
 from deepfake_serving.runtime import model_parameters, run_in_one_batch
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import triton_python_backend_utils as pb_utils
 
-from deepfake_serving.contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
+from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
 from deepfake_serving.runtime import run_in_one_batch
 from export.servable import load_servable
 from export.specs import spec_by_name

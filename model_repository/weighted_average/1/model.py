@@ -5,7 +5,7 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from deepfake_serving import contract
+import deepfake_contract as contract
 from deepfake_serving.combiner import CombinerSettings, combine
 from deepfake_serving.runtime import model_parameters
 

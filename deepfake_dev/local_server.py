@@ -5,7 +5,7 @@ but no Docker and no GPU are needed. We start the binary ourselves with
 production-like flags: explicit configs only, model control off, strict
 readiness, exit on error, admin APIs closed.
 
-    python -m deepfake_serving.local_server --repository build/repository/cpu
+    python -m deepfake_dev.local_server --repository build/repository/cpu
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 from skimage import data as skimage_data
 
-from .images import ImageLimits
+from deepfake_serving.images import ImageLimits
 
 # x1, y1, x2, y2 of the astronaut's face as MTCNN finds it (p ~ 0.99999).
 ASTRONAUT_FACE_BOX = (180.0, 61.0, 268.0, 172.0)

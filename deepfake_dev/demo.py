@@ -1,6 +1,6 @@
 """The demo: serve an assembled repository on the real Triton server and judge sample media.
 
-    python -m deepfake_serving.demo --repository build/repository/cpu     (what `make demo` runs)
+    python -m deepfake_dev.demo --repository build/repository/cpu     (what `make demo` runs)
 
 Starts Triton (nvidia-pytriton's tritonserver), writes sample images made from
 skimage's astronaut photo (one face, no face, two faces) and a short video, runs
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deepfake_client import cli
-from deepfake_serving import samples
-from deepfake_serving.local_server import LocalTritonServer, Ports, ServerStartError
+from deepfake_dev import samples
+from deepfake_dev.local_server import LocalTritonServer, Ports, ServerStartError
 
 DEMO_IMAGES = (samples.FACE_IMAGE, samples.NO_FACE_IMAGE, samples.TWO_FACES_IMAGE)
 # Exit codes of the `deepfake` CLI that still mean "answered": REAL, FAKE, no face.
