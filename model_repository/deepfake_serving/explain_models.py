@@ -1,0 +1,24 @@
+"""Where the explainer gets its PyTorch networks: the one import of `export` it makes.
+
+The networks are defined in export/architectures and loaded from the fixed
+(safetensors) checkpoints exactly as the `pytorch` flavour's classifier does.
+Keep this the only place the explainer touches `export`, so moving the networks
+means changing this function only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def load_classifier(name: str, checkpoint: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, int]:
+    """The eval-mode FP32 torch classifier `name` (UINT8 NHWC RGB crops in, FP32 logits
+    [N, 2] out, index 1 = fake) loaded strictly from its fixed checkpoint, and its crop side."""
+    from export.servable import load_servable
+    from export.specs import spec_by_name
+
+    spec = spec_by_name(name)
+    return load_servable(spec, Path(checkpoint), device, torch.float32), spec.input_size
