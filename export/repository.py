@@ -43,6 +43,8 @@ class RepositoryOptions:
     plan_filter: Mapping[str, str] = field(default_factory=dict)
     # Run a GPU flavour's models on CPU instances (tests the pytorch flavour without a GPU).
     cpu_instances: bool = False
+    # Also serve `deepfake_explainer` (Grad-CAM heatmaps; model_repository/README.md).
+    explainer: bool = False
 
 
 def _place(source: Path, target: Path) -> None:
@@ -112,6 +114,23 @@ def _classifier(out: Path, spec: ClassifierSpec, flavour: triton_config.Flavour,
     return config
 
 
+def _explainer(out: Path, flavour: triton_config.Flavour, classifiers: Sequence[ClassifierSpec],
+               artifacts: BuildArtifacts, weights: Mapping[str, float]) -> list:
+    """The explainer model (the fixed checkpoints of every classifier) and its ensemble."""
+    from deepfake_serving.explain import ExplainerSettings
+    from deepfake_serving.runtime import to_parameters
+
+    names = [spec.name for spec in classifiers]
+    parameters = {**to_parameters(ExplainerSettings()), "weights": json.dumps({n: weights[n] for n in names})}
+    config = triton_config.explainer_config(flavour, names, crop_sizes(classifiers), parameters)
+    version_dir = _write_model(out, config, "explainer")
+    for name in names:
+        _place(artifacts.fixed_checkpoint(name), version_dir / f"{name}.safetensors")
+    ensemble = triton_config.explainer_ensemble_config(classifiers)
+    _write_model(out, ensemble)
+    return [config, ensemble]
+
+
 def assemble(artifacts_dir: Path, out: Path, options: RepositoryOptions = RepositoryOptions(),
              classifiers: Sequence[ClassifierSpec] = CLASSIFIERS) -> Path:
     if options.flavour not in triton_config.FLAVOURS:
@@ -158,7 +177,11 @@ def assemble(artifacts_dir: Path, out: Path, options: RepositoryOptions = Reposi
         _write_model(staging, configs[-1], "weighted_average")
         configs.append(triton_config.ensemble_config(classifiers))
         _write_model(staging, configs[-1])
+        if options.explainer:
+            configs += _explainer(staging, flavour, classifiers, artifacts, combiner.weights)
         problems = triton_config.check_ensemble({c.name: c for c in configs})
+        if options.explainer:
+            problems += triton_config.check_ensemble({c.name: c for c in configs}, configs[-1].name)
         if problems:
             raise RepositoryError("inconsistent ensemble (a bug):\n  " + "\n  ".join(problems))
         summary = {
@@ -190,6 +213,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="onnxruntime flavour: run through the TensorRT execution provider (FP16)")
     parser.add_argument("--cpu-instances", action="store_true",
                         help="pytorch flavour: CPU instances (to test it on a machine without a GPU)")
+    parser.add_argument("--explainer", action="store_true",
+                        help="also serve deepfake_explainer (Grad-CAM heatmaps, PyTorch on the fixed checkpoints)")
     parser.add_argument("--plan-filter", type=_key_values, default={},
                         help="tensorrt flavour: pick plans whose build record matches, "
                              "e.g. tensorrt_version=10.5.0,compute_capability=9.0")
@@ -213,6 +238,7 @@ def run(args: argparse.Namespace) -> int:
         cpu_instances=args.cpu_instances,
         ort_tensorrt=args.ort_tensorrt,
         plan_filter=args.plan_filter,
+        explainer=args.explainer,
     )
     out = assemble(args.artifacts, args.out, options)
     summary = json.loads((out / MARKER).read_text())

@@ -253,3 +253,39 @@ def check_ensemble(configs: Mapping[str, mc.ModelConfig], ensemble_name: str = c
                             f"{list(t.dims)} but produced as {mc.DataType.Name(available[t.name][0])} "
                             f"{list(available[t.name][1])}")
     return problems
+
+
+def explainer_config(flavour: Flavour, model_names: Sequence[str], sizes: tuple[int, ...],
+                     parameters: Mapping[str, str]) -> mc.ModelConfig:
+    """The explainer model: Grad-CAM of every classifier for the first max_faces faces."""
+    config = mc.ModelConfig(name=contract.EXPLAINER_NAME, backend="python", max_batch_size=0)
+    _add_tensors(config.input, [contract.crop_tensor(s) for s in sizes] + [contract.NUM_FACES, contract.FACE_LANDMARKS])
+    _add_tensors(config.output, contract.explainer_outputs(len(model_names)))
+    # One request at a time holds the instance for seconds on a CPU: a bounded queue
+    # with the flavour's timeout, like the classifiers'.
+    batching = config.dynamic_batching
+    policy = batching.default_queue_policy
+    policy.max_queue_size = EXPLAINER_MAX_QUEUE_SIZE
+    policy.timeout_action = mc.ModelQueuePolicy.REJECT
+    policy.default_timeout_microseconds = flavour.queue_timeout_us
+    config.instance_group.add(kind=flavour.instance_kind, count=1)
+    _set_parameters(config, {**parameters, "model_names": json.dumps(list(model_names)),
+                             "crop_sizes": json.dumps(list(sizes))})
+    return config
+
+
+# Explanations cost seconds per face on a CPU: few may wait.
+EXPLAINER_MAX_QUEUE_SIZE = 8
+
+
+def explainer_ensemble_config(classifiers: Sequence[ClassifierSpec]) -> mc.ModelConfig:
+    """`deepfake_explainer`: the deepfake_detector ensemble's steps and outputs, plus the
+    explainer step and its heatmaps. The plain ensemble is not changed."""
+    config = ensemble_config(classifiers)
+    config.name = contract.EXPLAINER_ENSEMBLE_NAME
+    _add_tensors(config.output, contract.explainer_outputs(len(classifiers)))
+    inputs = [contract.crop_tensor(s) for s in crop_sizes(classifiers)] + [contract.NUM_FACES, contract.FACE_LANDMARKS]
+    outputs = contract.explainer_outputs(len(classifiers))
+    config.ensemble_scheduling.step.append(
+        _step(contract.EXPLAINER_NAME, {t.name: t.name for t in inputs}, {t.name: t.name for t in outputs}))
+    return config

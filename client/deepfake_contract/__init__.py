@@ -63,3 +63,24 @@ def detector_outputs(crop_sizes: tuple[int, ...]) -> tuple[TensorSpec, ...]:
 def ensemble_outputs(num_models: int) -> tuple[TensorSpec, ...]:
     """The ensemble's outputs: what the detector reports about faces, then the verdict."""
     return (NUM_FACES, FACE_BOXES, FACE_SCORES, FACE_LANDMARKS) + combiner_outputs(num_models)
+
+
+# Explanations (issue 11): a second ensemble with every deepfake_detector output plus
+# Grad-CAM heatmaps. F rows = min(faces found, the explainer's max_faces), most
+# confident faces first; heatmaps live on the 256 aligned crop's pixel grid.
+EXPLAINER_NAME = "explainer"
+EXPLAINER_ENSEMBLE_NAME = "deepfake_explainer"
+HEATMAP_SIZE = 256
+
+
+def explainer_outputs(num_models: int) -> tuple[TensorSpec, ...]:
+    return (
+        TensorSpec("HEATMAPS", "FP32", (-1, num_models, HEATMAP_SIZE, HEATMAP_SIZE)),
+        TensorSpec("ENSEMBLE_HEATMAP", "FP32", (-1, HEATMAP_SIZE, HEATMAP_SIZE)),
+        TensorSpec("CROP_TO_IMAGE", "FP32", (-1, 2, 3)),
+        TensorSpec("HEATMAP_WEIGHTS", "FP32", (num_models,)),
+    )
+
+
+def explainer_ensemble_outputs(num_models: int) -> tuple[TensorSpec, ...]:
+    return ensemble_outputs(num_models) + explainer_outputs(num_models)
