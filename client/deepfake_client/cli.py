@@ -170,6 +170,27 @@ def run_image(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
     return _report_results([args.path], [outcome], args)
 
 
+def run_explain(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
+    """`deepfake explain photo.jpg --out overlay.png`: verdict + heatmaps, drawn."""
+    from .images import read_image_file
+    from .overlay import render_overlay
+
+    data = read_image_file(Path(args.path))
+    explanation = client.explain(data)
+    _warn_untrained(explanation.detection.untrained_models)
+    if args.out:
+        Path(args.out).write_bytes(render_overlay(data, explanation))
+    if args.json:
+        _print_json({"input": args.path, **explanation.to_dict(heatmaps=args.heatmaps), "overlay": args.out})
+    else:
+        model_names = explanation.detection.model_names
+        headers = ["input", "label", "p(fake)", "faces", *model_names, "error"]
+        print(format_table(headers, [_result_row(args.path, explanation.detection, model_names)]))
+        if args.out:
+            print(f"overlay: {args.out} ({len(explanation.faces)} face(s) explained)")
+    return verdict_exit_code([explanation.detection.label], [])
+
+
 def find_images(folder: Path, recursive: bool, extensions: Sequence[str]) -> list[Path]:
     if not folder.is_dir():
         raise InvalidInputError(f"not a folder: {folder}")
@@ -463,6 +484,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-realtime", action="store_true", help="read a file as fast as it decodes, not at its frame rate"
     )
     p.set_defaults(handler=run_stream)
+
+    p = commands.add_parser("explain", parents=[common], help="judge one image and draw where the models looked")
+    p.add_argument("path")
+    p.add_argument("--out", help="write the overlay PNG here")
+    p.add_argument("--heatmaps", action="store_true", help="with --json: include the heatmap arrays")
+    # Grad-CAM runs the four networks backwards: seconds per face on a CPU server.
+    p.set_defaults(handler=run_explain, timeout=300.0)
 
     p = commands.add_parser("health", parents=[common], help="is the server live and the model ready?")
     p.set_defaults(handler=run_health)
