@@ -32,7 +32,7 @@ INK = (20, 20, 20)
 BOX = (255, 215, 0)
 FAKE_INK = (200, 30, 30)
 REAL_INK = (20, 120, 40)
-READING = ("Colour: where a model found evidence for FAKE, relative to that map's strongest point. "
+READING = ("Colour (transparent at 0): where a model found evidence for FAKE, relative to that map's strongest point. "
            "Not a score, not a mask of manipulated pixels.")
 
 
@@ -137,7 +137,7 @@ def _strip(canvas, draw, rgb, explanation: ExplanationResult, face: FaceExplanat
 
 
 def _legend(canvas, draw, top, small) -> None:
-    bar_w, bar_h = WIDTH - 2 * GAP - 120, 16
+    bar_w, bar_h = WIDTH - 2 * GAP - 150, 16
     ramp = np.tile(np.linspace(0.0, 1.0, bar_w, dtype=np.float32), (bar_h, 1))
     x0, y0 = GAP + 60, top + 8
     canvas.paste(Image.fromarray(colourise(ramp)), (x0, y0))

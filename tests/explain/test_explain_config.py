@@ -1,0 +1,47 @@
+"""The deepfake_explainer ensemble and explainer configs (no server)."""
+
+from __future__ import annotations
+
+import json
+
+import deepfake_contract as contract
+from export import triton_config
+from export.specs import CLASSIFIERS, crop_sizes
+
+
+def configs(flavour: str = "cpu"):
+    names = [spec.name for spec in CLASSIFIERS]
+    flavour_config = triton_config.FLAVOURS[flavour]
+    weights = json.dumps(dict.fromkeys(names, 1.0))
+    return {c.name: c for c in (
+        triton_config.face_detector_config(flavour_config, crop_sizes(), triton_config.face_detector_parameters()),
+        *(triton_config.classifier_config(spec, flavour_config, {}) for spec in CLASSIFIERS),
+        triton_config.combiner_config(names, {}),
+        triton_config.ensemble_config(CLASSIFIERS),
+        triton_config.explainer_config(flavour_config, names, crop_sizes(), {"weights": weights}),
+        triton_config.explainer_ensemble_config(CLASSIFIERS),
+    )}
+
+
+def test_the_explainer_ensemble_is_wired_and_the_plain_one_is_unchanged():
+    built = configs()
+    assert triton_config.check_ensemble(built, contract.EXPLAINER_ENSEMBLE_NAME) == []
+    assert triton_config.check_ensemble(built) == []
+    plain = built[contract.ENSEMBLE_NAME]
+    explainer = built[contract.EXPLAINER_ENSEMBLE_NAME]
+    # Every plain step and output is there, in the same order, plus the explainer's.
+    assert list(explainer.ensemble_scheduling.step)[:-1] == list(plain.ensemble_scheduling.step)
+    assert explainer.ensemble_scheduling.step[-1].model_name == contract.EXPLAINER_NAME
+    assert [t.name for t in explainer.output] == [t.name for t in contract.explainer_ensemble_outputs(4)]
+    assert [t.name for t in plain.output] == [t.name for t in contract.ensemble_outputs(4)]
+    assert all(step.model_name != contract.EXPLAINER_NAME for step in plain.ensemble_scheduling.step)
+
+
+def test_the_explainer_is_bounded_and_follows_the_flavour_device():
+    for flavour in ("cpu", "pytorch"):
+        config = configs(flavour)[contract.EXPLAINER_NAME]
+        policy = config.dynamic_batching.default_queue_policy
+        assert policy.max_queue_size == triton_config.EXPLAINER_MAX_QUEUE_SIZE
+        assert policy.default_timeout_microseconds == triton_config.FLAVOURS[flavour].queue_timeout_us
+        assert config.instance_group[0].kind == triton_config.FLAVOURS[flavour].instance_kind
+        assert json.loads(config.parameters["model_names"].string_value) == [s.name for s in CLASSIFIERS]
