@@ -9,6 +9,8 @@ BUILD ?= build
 CHECKPOINTS ?= weights
 FLAVOUR ?= cpu
 REPOSITORY ?= $(BUILD)/repository/$(FLAVOUR)
+# 1: the repository also serves deepfake_explainer (Grad-CAM heatmaps; ~1.5 GB more memory).
+EXPLAINER ?= 1
 PYTEST_ARGS ?=
 
 REQUIREMENTS := requirements/server.txt requirements/facenet.txt requirements/dev.txt \
@@ -33,7 +35,8 @@ export: setup
 	$(BIN)/deepfake-export all --checkpoints $(CHECKPOINTS) --out $(BUILD) --demo-if-missing
 
 repository: export
-	$(BIN)/deepfake-export repository --flavour $(FLAVOUR) --artifacts $(BUILD) --out $(REPOSITORY)
+	$(BIN)/deepfake-export repository --flavour $(FLAVOUR) --artifacts $(BUILD) --out $(REPOSITORY) \
+		$(if $(filter 1,$(EXPLAINER)),--explainer)
 
 serve: repository
 	$(BIN)/python -m deepfake_dev.local_server --repository $(REPOSITORY)

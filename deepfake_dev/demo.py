@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import deepfake_contract as contract
 from deepfake_client import cli
 from deepfake_dev import samples
 from deepfake_dev.local_server import LocalTritonServer, Ports, ServerStartError
@@ -22,6 +23,7 @@ from deepfake_dev.local_server import LocalTritonServer, Ports, ServerStartError
 DEMO_IMAGES = (samples.FACE_IMAGE, samples.NO_FACE_IMAGE, samples.TWO_FACES_IMAGE)
 # Exit codes of the `deepfake` CLI that still mean "answered": REAL, FAKE, no face.
 ANSWERED = {0, 1, 5}
+OVERLAY = "explain_overlay.png"  # `deepfake explain` on the face image, written beside the media
 
 
 def write_demo_media(folder: Path) -> tuple[Path, Path]:
@@ -51,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         commands = [["folder", str(images)], ["video", str(video), "--frames", "8"]]
+        if (args.repository / contract.EXPLAINER_NAME).is_dir():  # assembled with --explainer
+            commands.append(["explain", str(images / samples.FACE_IMAGE), "--out", str(args.media / OVERLAY)])
         codes = []
         for command in commands:
             full = [*command, "--url", server.grpc_url]
