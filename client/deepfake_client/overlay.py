@@ -25,15 +25,18 @@ TILE = 150  # side of a strip tile, pixels
 GAP = 10
 WIDTH = 6 * TILE + 7 * GAP  # crop, ensemble, four models
 MAX_PHOTO_HEIGHT = 640
-ALPHA = 0.6  # opacity of the colour at heatmap value 1 (0 is transparent)
+ALPHA = 0.65  # opacity of the colour at heatmap value 1
+# Opacity grows with the square of the value: weak evidence fades out, so the crop's
+# square edge does not show on the photo where a map is faint but not zero.
+OPACITY_POWER = 2.0
 COLORMAP = cv2.COLORMAP_JET
 BACKGROUND = (250, 250, 250)
 INK = (20, 20, 20)
 BOX = (255, 215, 0)
 FAKE_INK = (200, 30, 30)
 REAL_INK = (20, 120, 40)
-READING = ("Colour (transparent at 0): where a model found evidence for FAKE, relative to that map's strongest point. "
-           "Not a score, not a mask of manipulated pixels.")
+READING = ("Colour (fading out towards 0): where a model found evidence for FAKE, relative to that map's "
+           "strongest point. Not a score, not a mask of manipulated pixels.")
 
 
 def colourise(heatmap: np.ndarray) -> np.ndarray:
@@ -43,10 +46,17 @@ def colourise(heatmap: np.ndarray) -> np.ndarray:
 
 
 def blend(rgb: np.ndarray, heatmap: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
-    """The heatmap's colours over `rgb`, opaque in proportion to the value (0: untouched)."""
-    weight = (alpha * np.clip(np.nan_to_num(heatmap, nan=0.0), 0.0, 1.0))[..., None]
+    """The heatmap's colours over `rgb`, more opaque where the value is higher (0: untouched)."""
+    weight = (alpha * np.clip(np.nan_to_num(heatmap, nan=0.0), 0.0, 1.0) ** OPACITY_POWER)[..., None]
     return (rgb.astype(np.float32) * (1.0 - weight) + colourise(heatmap).astype(np.float32) * weight).round().astype(
         np.uint8)
+
+
+def stretched(ensemble: np.ndarray) -> np.ndarray:
+    """The ensemble map divided by its peak, drawn like the per-model maps (1 = strongest
+    point). Its peak, shown beside it, says how much the models agree (1: all on one spot)."""
+    peak = float(np.nanmax(ensemble)) if ensemble.size else 0.0
+    return ensemble / peak if peak > 0 else ensemble
 
 
 def render_overlay(image_bytes: bytes, explanation: ExplanationResult) -> bytes:
@@ -55,7 +65,7 @@ def render_overlay(image_bytes: bytes, explanation: ExplanationResult) -> bytes:
     height, width = rgb.shape[:2]
     photo = rgb.copy()
     for face in explanation.faces:
-        photo = blend(photo, face.to_image(face.ensemble, width, height))
+        photo = blend(photo, face.to_image(stretched(face.ensemble), width, height))
 
     scale = min((WIDTH - 2 * GAP) / width, MAX_PHOTO_HEIGHT / height)
     shown = cv2.resize(photo, (max(1, round(width * scale)), max(1, round(height * scale))),
@@ -120,7 +130,9 @@ def _strip(canvas, draw, rgb, explanation: ExplanationResult, face: FaceExplanat
     top += caption_h
     size = contract.HEATMAP_SIZE
     crop = cv2.warpAffine(rgb, face.crop_to_image, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-    tiles = [("aligned crop", "", crop), ("ensemble", "weighted mean", blend(crop, face.ensemble))]
+    peak = float(face.ensemble.max())
+    tiles = [("aligned crop", "", crop), ("ensemble", f"weighted mean, peak {peak:.2f}",
+                                          blend(crop, stretched(face.ensemble)))]
     for name in explanation.detection.model_names:
         weight = explanation.weights.get(name, 0.0)
         score = detected.model_probabilities.get(name, float("nan"))
