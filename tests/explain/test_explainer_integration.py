@@ -1,6 +1,6 @@
 """deepfake_explainer through the real Triton server (cpu flavour with the explainer,
 demo weights), with the SDK and the CLI. One face is explained per request: the four
-full-size networks backwards take tens of seconds on 2 cores."""
+full-size networks with gradients take seconds per face on 2 cores."""
 
 from __future__ import annotations
 
