@@ -328,7 +328,12 @@ def create_app(
         path = _temporary_copy(data, Path(file.filename or "").suffix)
         del data
         try:
-            info = await gateway.call(probe_video, path)
+            try:
+                info = await gateway.call(probe_video, path)
+            except GatewayError as error:
+                if error.status != 415:
+                    raise
+                raise GatewayError(415, error.code, f"{file.filename or 'the upload'!r} is not a video OpenCV can read") from error
             seconds = info.frame_count / info.fps if info.fps else None
             if seconds is not None and seconds > limits.max_video_seconds:
                 raise too_large("the video", seconds, limits.max_video_seconds, "seconds")
@@ -447,6 +452,7 @@ def create_app(
             "fake_probability": fields["fake_probability"],
             "processing_time": round(elapsed, 4),
             **{k: fields[k] for k in ("num_faces", "faces", "untrained")},
+            "threshold": settings.threshold,
         }
 
     return app
