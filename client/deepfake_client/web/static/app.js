@@ -224,7 +224,9 @@ $("batch-files").addEventListener("change", (e) => e.target.files.length && runB
 
 // Video: the timeline grows as frames are judged.
 
-function drawTimeline(svg, points, threshold, { width = 600, height = 200, pad = 12, span } = {}) {
+function drawTimeline(svg, points, threshold, { height = 200, pad = 12, span } = {}) {
+  const width = svg.clientWidth || 600;  // user units = pixels, so dots stay round
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   const x = (t) => pad + ((width - 2 * pad) * t) / Math.max(span, 1e-9);
   const y = (p) => height - pad - (height - 2 * pad) * p;
   const judged = points.filter((p) => p.p !== null);
@@ -322,7 +324,7 @@ function onWebcamResult(event) {
   webcam.points = webcam.points.slice(-40);
   const first = webcam.points[0].t;
   drawTimeline($("webcam-chart"), webcam.points.map((p) => ({ ...p, t: p.t - first })), r.threshold,
-    { width: 300, height: 80, pad: 6, span: 39 });
+    { height: 80, pad: 6, span: 39 });
 }
 
 $("webcam-start").addEventListener("click", async () => {
