@@ -24,7 +24,6 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def gateway_url(deepfake_server):
-    pytest.importorskip("fastapi", reason="the web extra is not installed")
     import uvicorn
 
     from deepfake_client import DeepfakeClient
@@ -68,7 +67,8 @@ def fake_camera(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def browser(fake_camera):
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    from selenium import webdriver
+
     if not (Path(CHROMEDRIVER).exists() and shutil.which("chromium")):
         pytest.fail("the browser tests need Debian's chromium and chromium-driver: apt-get install chromium chromium-driver "
                     "(.ci/run installs them)")

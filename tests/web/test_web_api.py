@@ -9,13 +9,10 @@ import os
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("fastapi", reason="the web extra is not installed")
-
-from fastapi.testclient import TestClient  # noqa: E402
-from starlette.formparsers import MultiPartParser  # noqa: E402
-from starlette.websockets import WebSocketDisconnect  # noqa: E402
-from web_fakes import (  # noqa: E402
+from fastapi.testclient import TestClient
+from starlette.formparsers import MultiPartParser
+from starlette.websockets import WebSocketDisconnect
+from web_fakes import (
     NO_FACE_WIDTH,
     THRESHOLD,
     WEIGHTS,
@@ -25,7 +22,7 @@ from web_fakes import (  # noqa: E402
     image_bytes,
 )
 
-from deepfake_client.errors import (  # noqa: E402
+from deepfake_client.errors import (
     DeepfakeError,
     InvalidImageError,
     ModelNotReadyError,
@@ -33,7 +30,7 @@ from deepfake_client.errors import (  # noqa: E402
     ServerError,
     ServerUnavailableError,
 )
-from deepfake_client.web import Limits, create_app  # noqa: E402
+from deepfake_client.web import Limits, create_app
 
 # The seed's response fields (issue 12), which existing clients read.
 SEED_IMAGE_FIELDS = {
