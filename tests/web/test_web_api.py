@@ -114,6 +114,16 @@ def test_gradcam_without_the_explanations_api_is_a_clear_501():
     assert response.json()["error"] == "gradcam_unavailable" and response.json()["detail"].startswith("gradcam unavailable")
 
 
+def test_gradcam_without_an_explainer_on_the_server_is_a_clear_501():
+    class NoExplainer(ExplainingClient):
+        def explain(self, image):
+            raise ModelNotReadyError("model 'deepfake_explainer' is not ready on the server: unknown model")
+
+    with gateway(NoExplainer(), overlay=fake_overlay) as web:
+        response = web.post("/api/detect/image", files=upload(), data={"generate_gradcam": "true"})
+    assert response.status_code == 501 and "deepfake_explainer" in response.json()["detail"]
+
+
 @pytest.mark.parametrize("how", ["form", "query"])
 def test_gradcam_maps_the_explanation_and_its_overlay(how):
     client = ExplainingClient()

@@ -36,7 +36,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.formparsers import MultiPartParser
 
 from ..ensemble import EnsembleSettings
-from ..errors import DeepfakeError
+from ..errors import DeepfakeError, ModelNotReadyError
 from ..results import DetectionResult, FrameResult
 from ..video import probe_video
 from . import seed
@@ -62,12 +62,15 @@ def _version() -> str:
 
 
 def default_overlay() -> Overlay | None:
-    """The SDK's heatmap drawing (deepfake_client.explain.render_overlay), when this SDK has it."""
-    try:
-        module = importlib.import_module("deepfake_client.explain")
-    except ImportError:
-        return None
-    return getattr(module, "render_overlay", None)
+    """The SDK's heatmap drawing, render_overlay(image_bytes, explanation) -> PNG, when this SDK has it."""
+    for name in ("deepfake_client.overlay", "deepfake_client.explain"):
+        try:
+            draw = getattr(importlib.import_module(name), "render_overlay", None)
+        except ImportError:
+            continue
+        if draw is not None:
+            return draw
+    return None
 
 
 class Gateway:
@@ -108,7 +111,12 @@ class Gateway:
         if explain is None or self.overlay is None:
             raise GatewayError(501, "gradcam_unavailable", "gradcam unavailable: this SDK has no explanations (client.explain)")
         started = time.perf_counter()
-        explanation = await self.call(explain, data)
+        try:
+            explanation = await self.call(explain, data)
+        except GatewayError as error:
+            if isinstance(error.__cause__, ModelNotReadyError):  # Triton serves no explainer model
+                raise GatewayError(501, "gradcam_unavailable", f"gradcam unavailable: {error.__cause__.message}") from error
+            raise
         elapsed = time.perf_counter() - started
         png = await self.call(self.overlay, data, explanation)
         return explanation.detection, elapsed, base64.b64encode(png).decode("ascii")
