@@ -89,7 +89,7 @@ def take(url: str, media: Path, camera: Path, out: Path) -> list[Path]:
         frames.clear()
         frames.send_keys("8")
         driver.find_element(By.ID, "video-file").send_keys(str(media / samples.FACE_VIDEO))
-        _wait(driver, lambda d: d.find_element(By.ID, "video-verdict-line").is_displayed())
+        _wait(driver, lambda d: d.find_element(By.ID, "video-verdict").text in ("FAKE", "REAL", "NO FACE"))
         written.append(out / "web-video.png")
         driver.save_screenshot(str(written[-1]))
 

@@ -148,7 +148,8 @@ def test_page_video_draws_the_timeline(browser, gateway_url, sample_media):
     frames.clear()
     frames.send_keys("4")
     browser.find_element(by.ID, "video-file").send_keys(str(sample_media / samples.FACE_VIDEO))
-    _wait(browser, lambda b: b.find_element(by.ID, "video-verdict-line").is_displayed(), "no video verdict")
+    _wait(browser, lambda b: b.find_element(by.ID, "video-verdict").text in VERDICTS, "no video verdict")
+    assert browser.find_element(by.ID, "video-verdict-line").is_displayed()
     assert len(browser.find_elements(by.CSS_SELECTOR, "#timeline circle.point")) == 4
     assert browser.find_element(by.ID, "video-verdict").text in VERDICTS
     assert browser.find_element(by.ID, "video-count").text == "4 / 4 frames"
