@@ -166,3 +166,18 @@ def test_page_webcam_results_arrive(browser, gateway_url):
         assert not browser.find_element(by.ID, "webcam-error").is_displayed()
     finally:
         browser.find_element(by.ID, "webcam-stop").click()
+
+
+def test_page_fits_a_phone_screen(browser, gateway_url, sample_media):
+    size = browser.get_window_size()
+    browser.set_window_size(390, 844)
+    try:
+        by = _open(browser, gateway_url, "image")
+        browser.find_element(by.ID, "image-file").send_keys(str(sample_media / samples.FACE_IMAGE))
+        _wait(browser, lambda b: b.find_element(by.ID, "image-verdict").text in VERDICTS, "no verdict shown")
+        for tab in ("image", "batch", "video", "webcam"):
+            browser.find_element(by.CSS_SELECTOR, f'nav button[data-tab="{tab}"]').click()
+            overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"the {tab} tab is {overflow} px wider than a phone's screen"
+    finally:
+        browser.set_window_size(size["width"], size["height"])
