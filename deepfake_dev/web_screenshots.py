@@ -106,7 +106,6 @@ def take(url: str, media: Path, camera: Path, out: Path) -> list[Path]:
         _tab(driver, url, "image")
         driver.find_element(By.ID, "image-file").send_keys(str(media / samples.FACE_IMAGE))
         _wait(driver, lambda d: d.find_element(By.ID, "image-verdict").text in ("FAKE", "REAL"))
-        driver.execute_script("document.getElementById('image-verdict').scrollIntoView()")
         written.append(out / "web-phone.png")
         driver.save_screenshot(str(written[-1]))
     finally:

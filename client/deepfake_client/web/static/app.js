@@ -224,15 +224,21 @@ $("batch-files").addEventListener("change", (e) => e.target.files.length && runB
 
 // Video: the timeline grows as frames are judged.
 
-function drawTimeline(svg, points, threshold, { height = 200, pad = 12, span } = {}) {
+function drawTimeline(svg, points, threshold, { height = 200, pad = 12, span, axis = "" } = {}) {
   const width = svg.clientWidth || 600;  // user units = pixels, so dots stay round
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  const x = (t) => pad + ((width - 2 * pad) * t) / Math.max(span, 1e-9);
+  const left = axis ? pad + 22 : pad;
+  const x = (t) => left + ((width - left - pad) * t) / Math.max(span, 1e-9);
   const y = (p) => height - pad - (height - 2 * pad) * p;
+  const labels = axis
+    ? [[1, "1"], [threshold, fmt(threshold, 2)], [0, "0"]].map(([p, text]) =>
+      `<text x="2" y="${y(p) + 4}" font-size="11" fill="#6c757d">${text}</text>`).join("") +
+      `<text x="${width - pad}" y="${height - 1}" font-size="11" fill="#6c757d" text-anchor="end">${esc(axis)}</text>`
+    : "";
   const judged = points.filter((p) => p.p !== null);
   const path = judged.map((p, i) => `${i ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.p).toFixed(1)}`).join("");
-  svg.innerHTML =
-    `<line x1="${pad}" x2="${width - pad}" y1="${y(threshold)}" y2="${y(threshold)}" stroke="#212529" stroke-dasharray="6 4" stroke-width="1"/>` +
+  svg.innerHTML = labels +
+    `<line x1="${left}" x2="${width - pad}" y1="${y(threshold)}" y2="${y(threshold)}" stroke="#212529" stroke-dasharray="6 4" stroke-width="1"/>` +
     `<path d="${path}" fill="none" stroke="#1c7ed6" stroke-width="2" vector-effect="non-scaling-stroke"/>` +
     points.map((p) => p.p === null
       ? `<circle class="point" cx="${x(p.t)}" cy="${height - 4}" r="3" fill="none" stroke="${COLORS.NO_FACE}"/>`
@@ -265,12 +271,12 @@ async function runVideo(file) {
           points.push({ t: f.frame, p: f.fake_probability, label: f.prediction,
             title: `frame ${f.frame}${f.timestamp !== null ? ` (${fmt(f.timestamp, 2)} s)` : ""}: ${f.prediction} ${fmt(f.fake_probability)}` });
           points.sort((a, b) => a.t - b.t);
-          drawTimeline(svg, points, threshold, { span });
+          drawTimeline(svg, points, threshold, { span, axis: `frame ${span}` });
         } else if (line.type === "result") {
           const o = line.overall_result, info = line.processing_info;
           threshold = o.threshold;
           progress.value = 1;
-          drawTimeline(svg, points, threshold, { span });
+          drawTimeline(svg, points, threshold, { span, axis: `frame ${span}` });
           verdict("video-verdict", o.prediction);
           $("video-verdict-line").hidden = false;
           $("video-summary").textContent = `p(fake) ${fmt(o.fake_probability)} (${o.aggregation}) · fake frames ` +
