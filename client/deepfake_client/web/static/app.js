@@ -210,6 +210,9 @@ async function runBatch(files) {
         } else if (line.type === "summary") {
           progress.value = 1;
           batchStats(line);
+          rows.splice(0, rows.length, ...line.results);  // input order (the progress lines come as judged)
+          $("batch-results").innerHTML =
+            `<tr><th>file</th><th>verdict</th><th class="num">p(fake)</th><th class="num">faces</th></tr>${rows.map(batchRow).join("")}`;
         } else if (line.type === "error") {
           showError("batch-error", errorText(line.status, JSON.stringify(line)));
         }
