@@ -187,6 +187,11 @@ function batchRow(r) {
     `<td class="num">${r.error ? "" : r.num_faces}</td></tr>`;
 }
 
+function batchTable(rows) {
+  $("batch-results").innerHTML =
+    `<tr><th>file</th><th>verdict</th><th class="num">p(fake)</th><th class="num">faces</th></tr>${rows.map(batchRow).join("")}`;
+}
+
 async function runBatch(files) {
   showError("batch-error", "");
   const progress = $("batch-progress");
@@ -205,14 +210,12 @@ async function runBatch(files) {
           progress.value = line.done / line.total;
           $("batch-count").textContent = `${line.done} / ${line.total}`;
           rows.push(line.result);
-          $("batch-results").innerHTML =
-            `<tr><th>file</th><th>verdict</th><th class="num">p(fake)</th><th class="num">faces</th></tr>${rows.map(batchRow).join("")}`;
+          batchTable(rows);
         } else if (line.type === "summary") {
           progress.value = 1;
           batchStats(line);
           rows.splice(0, rows.length, ...line.results);  // input order (the progress lines come as judged)
-          $("batch-results").innerHTML =
-            `<tr><th>file</th><th>verdict</th><th class="num">p(fake)</th><th class="num">faces</th></tr>${rows.map(batchRow).join("")}`;
+          batchTable(rows);
         } else if (line.type === "error") {
           showError("batch-error", errorText(line.status, JSON.stringify(line)));
         }
