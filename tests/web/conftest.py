@@ -7,6 +7,8 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +24,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def gateway_url(deepfake_server):
+@contextmanager
+def serve_gateway(triton_grpc_url: str) -> Iterator[str]:
+    """The gateway on a DeepfakeClient of that Triton, in a thread; yields host:port."""
     import uvicorn
 
     from deepfake_client import DeepfakeClient
     from deepfake_client.web import create_app
 
-    client = DeepfakeClient(deepfake_server.grpc_url, timeout_s=300)
+    client = DeepfakeClient(triton_grpc_url, timeout_s=300)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(client, close_client=True), host="127.0.0.1", port=port,
                                            log_level="warning"))
@@ -39,9 +42,37 @@ def gateway_url(deepfake_server):
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "the gateway did not start"
         time.sleep(0.05)
-    yield f"127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=60)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def gateway_url(deepfake_server):
+    with serve_gateway(deepfake_server.grpc_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def explaining_gateway_url(request, tmp_path_factory):
+    """A gateway on a Triton that also serves deepfake_explainer (opt-in in the assembly).
+
+    Started only for the heatmap tests, and only once the SDK has explanations (issue 11).
+    """
+    from deepfake_client import DeepfakeClient
+
+    if not hasattr(DeepfakeClient, "explain"):
+        pytest.skip("this SDK has no explanations API yet (DeepfakeClient.explain, issue 11): no heatmap to show")
+    from deepfake_dev.local_server import LocalTritonServer, Ports
+    from export.repository import RepositoryOptions, assemble
+
+    folder = tmp_path_factory.mktemp("explainer")
+    repository = assemble(request.getfixturevalue("export_artifacts"), folder / "cpu", RepositoryOptions(explainer=True))
+    with LocalTritonServer(repository, Ports.free(), log_path=folder / "tritonserver.log") as triton, \
+            serve_gateway(triton.grpc_url) as url:
+        yield url
 
 
 def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 8) -> Path:

@@ -10,7 +10,6 @@ import math
 import httpx
 import pytest
 
-from deepfake_client import DeepfakeClient
 from deepfake_dev import samples
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
@@ -119,14 +118,27 @@ def test_page_image_shows_the_verdict_and_the_face_box(browser, gateway_url, sam
     assert "threshold" in browser.find_element(by.ID, "consensus-note").text
 
 
-def test_page_image_heatmap_overlay(browser, gateway_url, sample_media):
-    if not hasattr(DeepfakeClient, "explain"):
-        pytest.skip("this SDK has no explanations API yet (DeepfakeClient.explain, issue 11): no heatmap to show")
-    by = _open(browser, gateway_url, "image")
+def test_gradcam_through_the_explainer(explaining_gateway_url, sample_media):
+    face = (sample_media / samples.FACE_IMAGE).read_bytes()
+    with httpx.Client(base_url=f"http://{explaining_gateway_url}", timeout=900) as http:
+        response = http.post("/api/detect/image", files={"file": ("face.jpg", face)}, data={"generate_gradcam": "true"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert base64.b64decode(body["gradcam"]).startswith(b"\x89PNG") and body["num_faces"] == 1
+    assert body["prediction"] in VERDICTS and set(body["model_predictions"]) == MODELS
+
+
+def test_page_image_heatmap_overlay(browser, explaining_gateway_url, sample_media):
+    by = _open(browser, explaining_gateway_url, "image")
     browser.find_element(by.ID, "image-gradcam").click()
     browser.find_element(by.ID, "image-file").send_keys(str(sample_media / samples.FACE_IMAGE))
-    _wait(browser, lambda b: b.find_element(by.ID, "heatmap-controls").is_displayed(), "no heatmap controls shown")
+    _wait(browser, lambda b: b.find_element(by.ID, "heatmap-controls").is_displayed(), "no heatmap controls shown", 900)
     assert browser.find_element(by.CSS_SELECTOR, ".legend").is_displayed()
+    assert browser.find_element(by.ID, "heatmap-toggle").is_selected()  # the overlay is shown first
+    overlay_width = browser.execute_script("return document.getElementById('image-canvas').width")
+    browser.find_element(by.ID, "heatmap-toggle").click()  # back to the photo with the boxes
+    photo_width = browser.execute_script("return document.getElementById('image-canvas').width")
+    assert photo_width == 512 and overlay_width > 0
 
 
 def test_page_batch_progress_reaches_the_end(browser, gateway_url, sample_media):
