@@ -62,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             codes.append(cli.main(full))
     finally:
         server.stop()
-    print("\nThe server is stopped. Serve it yourself with `make serve`, then use the same `deepfake` commands.")
+    print("\nThe server is stopped. Serve it yourself with `make serve`, then use the same `deepfake` commands,")
+    print("or the web console: `deepfake web --url localhost:8001`, then open http://127.0.0.1:8080.")
     return 0 if all(code in ANSWERED for code in codes) else 1
 
 

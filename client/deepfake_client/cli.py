@@ -283,6 +283,16 @@ def run_stream(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
     return verdict_exit_code([] if last is None else [last.window_label])
 
 
+def run_web(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
+    try:
+        from .web.server import serve  # the `web` extra: FastAPI, uvicorn
+    except ImportError as error:
+        print(f"error: `deepfake web` needs the web extra (pip install 'deepfake-client[web]'): {error}", file=sys.stderr)
+        return ExitCode.USAGE
+    serve(client, host=args.host, port=args.port)
+    return ExitCode.REAL
+
+
 def run_health(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
     health = client.health()
     if health.untrained_models:
@@ -494,6 +504,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("health", parents=[common], help="is the server live and the model ready?")
     p.set_defaults(handler=run_health)
+
+    p = commands.add_parser("web", parents=[common], help="serve the web console and the seed's REST/WebSocket API")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s: this machine only)")
+    p.add_argument("--port", type=int, default=8080, help="default %(default)s")
+    p.set_defaults(handler=run_web)
 
     p = commands.add_parser(
         "evaluate", parents=[common, frames, aggregation], help="metrics over a labelled folder (real/, fake/)"

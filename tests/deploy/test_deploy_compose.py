@@ -147,3 +147,27 @@ def test_prometheus_and_grafana_are_wired(compose):
     dashboard = json.loads((DOCKER / "grafana" / "dashboards" / home).read_text())
     used = {t["datasource"]["uid"] for p in dashboard["panels"] for t in p["targets"]}
     assert used == {datasource["uid"]}
+
+
+def test_gateway_service_serves_the_web_console_from_triton(compose):
+    gateway = compose["services"]["gateway"]
+    pins = read_env()
+    assert gateway["image"] == f"deepfake-web:{pins['TRITON_TAG']}"
+    assert (REPO / gateway["build"]["dockerfile"]) == DOCKER / "web" / "Dockerfile"
+    assert gateway["build"]["args"] == {"PYTHON_IMAGE": pins["PYTHON_IMAGE"]}
+    command = gateway["command"]
+    assert command[command.index("--url") + 1] == "grpc://triton:8001"
+    port = command[command.index("--port") + 1]
+    assert gateway["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert f"http://127.0.0.1:{port}/health" in " ".join(gateway["healthcheck"]["test"])
+    assert gateway["depends_on"]["triton"]["condition"] == "service_healthy"
+    assert gateway["user"].split(":")[0] not in ("0", "root") and gateway["read_only"] is True
+    assert "/tmp" in gateway["tmpfs"]  # video uploads' temporary copies on a read-only root
+    # The image's entrypoint is `deepfake web`; the command parses as its arguments.
+    from deepfake_client.cli import build_parser
+
+    args = build_parser().parse_args(["web", *command])
+    assert (args.url, args.host, args.port) == ("grpc://triton:8001", "0.0.0.0", int(port))
+    prometheus = yaml.safe_load((DOCKER / "prometheus" / "prometheus.yml").read_text())
+    targets = [t for job in prometheus["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
+    assert f"gateway:{port}" in targets

@@ -24,7 +24,8 @@ from deploy_files import (
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-IMAGES = {"serving": DOCKER / "serving" / "Dockerfile", "load": DOCKER / "load" / "Dockerfile"}
+IMAGES = {"serving": DOCKER / "serving" / "Dockerfile", "load": DOCKER / "load" / "Dockerfile",
+          "web": DOCKER / "web" / "Dockerfile"}
 README = DOCKER / "README.md"
 
 
@@ -125,7 +126,7 @@ def test_constraints_are_the_project_pins():
             assert f"=={version}" in requirements
 
 
-@pytest.mark.parametrize("image", ["serving", "load"])
+@pytest.mark.parametrize("image", ["serving", "load", "web"])
 def test_every_image_package_is_pinned(image):
     pins = constraints()
     for requirement in image_packages(image):
@@ -140,18 +141,18 @@ def _installed_closure(requirements: list[Requirement]) -> set[str]:
     """Distributions pip installs for these requirements (their dependencies, extras included),
     as resolved in this environment, which has the same pins."""
     seen: set[str] = set()
-    todo = [(r, frozenset(r.extras)) for r in requirements]
+    # (requirement, the extras asked of the package that requires it: what its marker is evaluated with)
+    todo = [(r, frozenset()) for r in requirements]
     while todo:
-        requirement, extras = todo.pop()
+        requirement, parent_extras = todo.pop()
         name = canonicalize_name(requirement.name)
-        if requirement.marker and not any(requirement.marker.evaluate({"extra": e}) for e in (extras or {""})):
+        if requirement.marker and not any(requirement.marker.evaluate({"extra": e}) for e in (parent_extras or {""})):
             continue
         if name in seen:
             continue
         seen.add(name)
         for dependency in metadata.requires(name) or []:
-            dependency = Requirement(dependency)
-            todo.append((dependency, frozenset(requirement.extras) | frozenset(dependency.extras)))
+            todo.append((Requirement(dependency), frozenset(requirement.extras)))
     return seen
 
 
@@ -204,6 +205,16 @@ def test_the_load_image_installs_every_module_locust_imports():
     optional = {"matplotlib"}  # the SDK's plots extra (deepfake evaluate), guarded by an ImportError
     missing = _imports(sources) - _modules_of_distributions(installed) - set(sys.stdlib_module_names) - OWN - optional
     assert not missing, f"imported by the load generator but not installed in the image: {sorted(missing)}"
+
+
+def test_the_web_image_installs_every_module_the_gateway_imports():
+    web = dockerfile_instructions(IMAGES["web"])
+    assert web[0] == ("ARG", "PYTHON_IMAGE") and [a for k, a in web if k == "FROM"] == ["${PYTHON_IMAGE}"]
+    sources = list((REPO / "client" / "deepfake_client").rglob("*.py"))
+    installed = _installed_closure(image_packages("web"))
+    optional = {"matplotlib"}  # the SDK's plots extra (deepfake evaluate), guarded by an ImportError
+    missing = _imports(sources) - _modules_of_distributions(installed) - set(sys.stdlib_module_names) - OWN - optional
+    assert not missing, f"imported by the SDK and its gateway but not installed in the image: {sorted(missing)}"
 
 
 def test_the_import_check_finds_a_missing_package():

@@ -73,7 +73,7 @@ def test_the_validator_rejects_mistakes():
 def test_images_come_from_the_pin():
     tag = read_env()["TRITON_TAG"]
     used = {c["image"] for _, obj in all_objects() if pod_spec(obj) for c in pod_spec(obj)["containers"]}
-    assert used == {"deepfake-triton", "deepfake-load"}
+    assert used == {"deepfake-triton", "deepfake-load", "deepfake-web"}
     for folder in ("", "loadtest", "tools"):
         kustomization = yaml.safe_load((K8S / folder / "kustomization.yaml").read_text())
         images = {image["name"]: image for image in kustomization["images"]}
@@ -84,7 +84,7 @@ def test_images_come_from_the_pin():
 
 def test_every_pod_is_non_root_and_unprivileged():
     pods = [(obj["metadata"]["name"], pod_spec(obj)) for _, obj in all_objects() if pod_spec(obj)]
-    assert len(pods) == 5
+    assert len(pods) == 6
     for name, spec in pods:
         security = spec["securityContext"]
         assert security["runAsNonRoot"] is True and security["runAsUser"] != 0, name
@@ -215,3 +215,24 @@ def test_manifests_do_not_carry_secret_values():
     for path in Path(K8S).rglob("*.yaml"):
         for obj in yaml.safe_load_all(path.read_text()):
             assert not (obj and obj.get("kind") == "Secret"), f"{path}: create Secrets with kubectl, never commit them"
+
+
+def test_gateway_deployment_and_service_reach_triton():
+    deployment = find("Deployment", "gateway")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    triton = find("Service", "triton")
+    assert args[args.index("--url") + 1] == f"grpc://{triton['metadata']['name']}:{entrypoint.PORTS['grpc']}"
+    port = int(args[args.index("--port") + 1])
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": port}
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health"  # 503 until Triton is ready
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert "/tmp" in mounts  # video uploads' temporary copies
+    service = find("Service", "gateway")
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+    from deepfake_client.cli import build_parser
+
+    parsed = build_parser().parse_args(["web", *args])  # the image's entrypoint is `deepfake web`
+    assert parsed.host == "0.0.0.0" and parsed.port == port

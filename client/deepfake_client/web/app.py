@@ -1,0 +1,510 @@
+"""The FastAPI app: the seed system's endpoints and the web page, on a `DeepfakeClient`.
+
+Handlers are async; each SDK call (blocking gRPC/HTTP) runs on the gateway's own
+thread pool (`Limits.max_in_flight` threads), so the event loop never waits on
+Triton and the pool, not the default executor's few threads, bounds the work
+in flight. Uploads stay in memory (bounded by the per-route body limit); a video
+is written to one temporary file because OpenCV reads from a path, and that file
+is removed when its detection ends, whatever happens to the request.
+
+No `from __future__ import annotations` here: FastAPI reads the parameters' annotations at run time.
+"""
+
+
+import asyncio
+import base64
+import functools
+import importlib
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.formparsers import MultiPartParser
+
+from ..ensemble import EnsembleSettings
+from ..errors import DeepfakeError, ModelNotReadyError
+from ..results import DetectionResult, FrameResult
+from ..video import probe_video
+from . import seed
+from .limits import DEFAULT_LIMITS, GatewayError, Limits, check_image, decode_base64_frame, from_sdk_error, too_large
+from .metrics import GatewayMetrics, MetricsMiddleware
+
+log = logging.getLogger("deepfake_client.web")
+
+STATIC = Path(__file__).parent / "static"
+SERVICE = "deepfake-detector gateway"
+DEVICE = "triton"  # the seed reported its torch device; the models now run wherever Triton runs them
+SETTINGS_TTL_S = 30.0
+NDJSON = "application/x-ndjson"
+
+Overlay = Callable[[bytes, Any], bytes]
+
+
+def _version() -> str:
+    try:
+        return version("deepfake-client")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def default_overlay() -> Overlay | None:
+    """The SDK's heatmap drawing, render_overlay(image_bytes, explanation) -> PNG, when this SDK has it."""
+    for name in ("deepfake_client.overlay", "deepfake_client.explain"):
+        try:
+            draw = getattr(importlib.import_module(name), "render_overlay", None)
+        except ImportError:
+            continue
+        if draw is not None:
+            return draw
+    return None
+
+
+class Gateway:
+    """The state behind the routes: the SDK client, its thread pool, cached settings, sessions."""
+
+    def __init__(self, client: Any, limits: Limits, overlay: Overlay | None) -> None:
+        self.client = client
+        self.limits = limits
+        self.overlay = overlay
+        self.executor = ThreadPoolExecutor(max_workers=limits.max_in_flight, thread_name_prefix="deepfake-web")
+        self.webcam_sessions = 0
+        self._settings: EnsembleSettings | None = None
+        self._settings_at = -math.inf
+
+    async def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking SDK call on the pool; SDK errors become HTTP answers."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.executor, functools.partial(function, *args, **kwargs))
+        except DeepfakeError as error:
+            raise from_sdk_error(error) from error
+
+    async def settings(self) -> EnsembleSettings:
+        """weighted_average's weights and threshold (fixed while Triton runs: model control is off)."""
+        if self._settings is None or time.monotonic() - self._settings_at > SETTINGS_TTL_S:
+            self._settings = await self.call(self.client.ensemble_settings)
+            self._settings_at = time.monotonic()
+        return self._settings
+
+    async def detect(self, data: bytes) -> tuple[DetectionResult, float]:
+        started = time.perf_counter()
+        result = await self.call(self.client.detect, data)
+        return result, time.perf_counter() - started
+
+    async def explain(self, data: bytes) -> tuple[DetectionResult, float, str]:
+        """Detection plus the heatmap overlay (base64 PNG), from the SDK's explain API."""
+        explain = getattr(self.client, "explain", None)
+        if explain is None or self.overlay is None:
+            raise GatewayError(501, "gradcam_unavailable", "gradcam unavailable: this SDK has no explanations (client.explain)")
+        started = time.perf_counter()
+        try:
+            explanation = await self.call(explain, data)
+        except GatewayError as error:
+            if isinstance(error.__cause__, ModelNotReadyError):  # Triton serves no explainer model
+                raise GatewayError(501, "gradcam_unavailable", f"gradcam unavailable: {error.__cause__.message}") from error
+            raise
+        elapsed = time.perf_counter() - started
+        png = await self.call(self.overlay, data, explanation)
+        return explanation.detection, elapsed, base64.b64encode(png).decode("ascii")
+
+
+def _error_response(error: GatewayError) -> JSONResponse:
+    headers = {"Retry-After": str(error.retry_after_s)} if error.retry_after_s else None
+    return JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
+
+
+class BodyLimitMiddleware:
+    """Refuses an upload over its route's limit from its Content-Length, before reading it.
+
+    uvicorn never reads past a declared Content-Length, so the check bounds what is read;
+    a body without one (chunked) is refused with 411.
+    """
+
+    def __init__(self, app: Any, limits: Limits) -> None:
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        limit = self.limits.body_limit(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if limit is not None:
+            headers = dict(scope["headers"])
+            length = headers.get(b"content-length")
+            if length is None or not length.isdigit():
+                error = GatewayError(411, "length_required", "send the upload with a Content-Length")
+                return await _error_response(error)(scope, receive, send)
+            if int(length) > limit:
+                error = too_large("the upload", int(length), limit, "bytes")
+                return await _error_response(error)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    client: Any,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    overlay: Overlay | None | str = "auto",
+    close_client: bool = False,
+) -> FastAPI:
+    """The gateway on `client` (a DeepfakeClient, or anything with its methods).
+
+    overlay: the heatmap drawing for generate_gradcam ("auto": the SDK's, if it has one).
+    close_client: close the client when the app shuts down.
+    """
+    gateway = Gateway(client, limits, default_overlay() if overlay == "auto" else overlay)
+    metrics = GatewayMetrics()
+    # Multipart files within the limits stay in memory: Starlette spools parts over 1 MiB to disk.
+    MultiPartParser.spool_max_size = max(limits.body_limit(p) or 0 for p in ("/api/detect/batch", "/api/video/detect"))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        gateway.executor.shutdown(wait=True)  # requests in flight are finished, never abandoned
+        if close_client:
+            client.close()
+
+    app = FastAPI(
+        title="Deepfake detector",
+        version=_version(),
+        summary="The seed system's REST/WebSocket API and a web console, on the Triton deepfake_detector ensemble.",
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    app.add_middleware(BodyLimitMiddleware, limits=limits)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(GatewayError)
+    async def gateway_error(_: Request, error: GatewayError) -> JSONResponse:
+        return _error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'request'}: {e['msg']}" for e in error.errors())
+        return JSONResponse({"error": "invalid_request", "detail": problems}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(_: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=error)
+        return JSONResponse({"error": "internal", "detail": "internal error (see the gateway's log)"}, status_code=500)
+
+    # Service
+
+    @app.get("/", summary="Service information (JSON); a browser gets the web page")
+    async def root(request: Request) -> Any:
+        if "text/html" in request.headers.get("accept", ""):
+            return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+        try:
+            models = list((await gateway.settings()).weights)
+            status = "running"
+        except GatewayError:
+            models, status = [], "degraded"
+        return {"service": SERVICE, "version": _version(), "status": status, "models": models}
+
+    @app.get("/health", summary="Readiness of Triton and the ensemble (503 when not ready)")
+    async def health() -> JSONResponse:
+        state = await gateway.call(client.health)
+        settings = None
+        if state.ready:
+            try:
+                settings = await gateway.settings()
+            except GatewayError:
+                pass
+        ready = state.ready and settings is not None
+        body = {
+            "status": "healthy" if ready else "unhealthy",
+            "models_loaded": len(settings.weights) if ready else 0,
+            "total_models": len(settings.weights) if settings else 0,
+            "device": DEVICE,
+            # New.
+            "triton_live": state.live,
+            "triton_version": state.server_version,
+            "untrained": bool(state.untrained_models),
+            "untrained_models": list(state.untrained_models or ()),
+            "threshold": settings.threshold if settings else None,
+            "weights": dict(settings.weights) if settings else None,
+            "limits": {
+                "max_image_bytes": limits.max_image_bytes,
+                "max_batch_files": limits.max_batch_files,
+                "max_video_bytes": limits.max_video_bytes,
+                "max_video_frames": limits.max_video_frames,
+                "max_webcam_fps": limits.max_ws_fps,
+            },
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics of the gateway's own requests")
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.exposition(), media_type=metrics.content_type)
+
+    # Images
+
+    async def read_image(upload: UploadFile) -> tuple[bytes, tuple[int, int]]:
+        if upload.size is not None and upload.size > limits.max_image_bytes:
+            raise too_large(repr(upload.filename), upload.size, limits.max_image_bytes, "bytes")
+        data = await upload.read()
+        return data, check_image(data, limits, repr(upload.filename or "the image"))
+
+    async def judge_image(upload: UploadFile, gradcam: bool) -> dict[str, Any]:
+        data, size = await read_image(upload)
+        settings = await gateway.settings()
+        heatmap = None
+        if gradcam:
+            result, elapsed, heatmap = await gateway.explain(data)
+        else:
+            result, elapsed = await gateway.detect(data)
+        metrics.count_prediction(result.label.value)
+        return seed.image_response(
+            upload.filename or "", result, settings, processing_time=elapsed, device=DEVICE, image_size=size, gradcam=heatmap
+        )
+
+    @app.post("/api/detect/image", summary="Judge one image (multipart `file`)")
+    async def detect_image(
+        file: Annotated[UploadFile, File(description="JPEG, PNG, WebP or BMP")],
+        generate_gradcam: Annotated[bool, Form(description="add the heatmap overlay (base64 PNG) in `gradcam`")] = False,
+        generate_gradcam_query: Annotated[bool | None, Query(alias="generate_gradcam", include_in_schema=False)] = None,
+    ) -> dict[str, Any]:
+        return await judge_image(file, generate_gradcam or bool(generate_gradcam_query))
+
+    @app.post("/api/detect/batch", summary="Judge several images (multipart `files`); ?stream=true: NDJSON progress")
+    async def detect_batch(
+        files: Annotated[list[UploadFile], File(description=f"at most {limits.max_batch_files} images")],
+        stream: Annotated[bool, Query(description="answer NDJSON: one line per image as it is judged, then the summary")] = False,
+    ) -> Any:
+        if len(files) > limits.max_batch_files:
+            raise GatewayError(413, "too_many_files", f"{len(files)} files, over the limit of {limits.max_batch_files} per batch")
+
+        async def one(position: int, upload: UploadFile) -> tuple[int, dict[str, Any]]:
+            try:
+                return position, await judge_image(upload, False)
+            except GatewayError as error:
+                if error.status == 503:
+                    raise  # the whole batch cannot be served
+                return position, {"filename": upload.filename or "", "status": error.status, **error.to_dict()}
+
+        await gateway.settings()  # an unavailable server fails the batch before any upload is judged
+        tasks = [asyncio.ensure_future(one(i, f)) for i, f in enumerate(files)]
+        if not stream:
+            return seed.batch_response([r for _, r in sorted(await _gather_all(tasks))])
+
+        async def lines() -> AsyncIterator[str]:
+            done: list[tuple[int, dict[str, Any]]] = []
+            try:
+                for next_done in asyncio.as_completed(tasks):
+                    position, result = await next_done
+                    done.append((position, result))
+                    yield _line({"type": "progress", "done": len(done), "total": len(tasks), "index": position, "result": result})
+                yield _line({"type": "summary", **seed.batch_response([r for _, r in sorted(done, key=lambda d: d[0])])})
+            except GatewayError as error:
+                yield _line({"type": "error", "status": error.status, **error.to_dict()})
+            finally:
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+        return StreamingResponse(lines(), media_type=NDJSON)
+
+    # Video
+
+    @app.post("/api/video/detect", summary="Judge a video from sampled frames (multipart `file`, `max_frames`)")
+    async def detect_video(
+        file: Annotated[UploadFile, File(description="a video OpenCV reads (MP4, AVI, WebM ...)")],
+        max_frames: Annotated[int, Form(description=f"frames sampled, 1 to {limits.max_video_frames}")] = limits.default_video_frames,
+        max_frames_query: Annotated[int | None, Query(alias="max_frames", include_in_schema=False)] = None,
+        stream: Annotated[bool, Query(description="answer NDJSON: one line per frame as it is judged, then the result")] = False,
+    ) -> Any:
+        frames_wanted = max_frames_query if max_frames_query is not None else max_frames
+        if not 1 <= frames_wanted <= limits.max_video_frames:
+            raise GatewayError(422, "invalid_request", f"max_frames must be from 1 to {limits.max_video_frames}, got {frames_wanted}")
+        if file.size is not None and file.size > limits.max_video_bytes:
+            raise too_large("the video", file.size, limits.max_video_bytes, "bytes")
+        data = await file.read()
+        if not data:
+            raise GatewayError(422, "empty", "the video is empty")
+        settings = await gateway.settings()
+        path = _temporary_copy(data, Path(file.filename or "").suffix)
+        del data
+        try:
+            try:
+                info = await gateway.call(probe_video, path)
+            except GatewayError as error:
+                if error.status != 415:
+                    raise
+                raise GatewayError(415, error.code, f"{file.filename or 'the upload'!r} is not a video OpenCV can read") from error
+            seconds = info.frame_count / info.fps if info.fps else None
+            if seconds is not None and seconds > limits.max_video_seconds:
+                raise too_large("the video", seconds, limits.max_video_seconds, "seconds")
+        except BaseException:
+            os.unlink(path)
+            raise
+        loop = asyncio.get_running_loop()
+        frames: asyncio.Queue[FrameResult] = asyncio.Queue()
+        started = time.perf_counter()
+        future = loop.run_in_executor(
+            gateway.executor,
+            functools.partial(
+                client.detect_video,
+                path,
+                num_frames=frames_wanted,
+                threshold=settings.threshold,
+                on_frame=lambda frame: loop.call_soon_threadsafe(frames.put_nowait, frame),
+            ),
+        )
+        future.add_done_callback(lambda _: os.unlink(path))  # removed once OpenCV is done with it
+
+        async def result() -> dict[str, Any]:
+            try:
+                video = await future
+            except DeepfakeError as error:
+                raise from_sdk_error(error) from error
+            return seed.video_response(video, settings, processing_time=time.perf_counter() - started)
+
+        if not stream:
+            return await result()
+
+        async def lines() -> AsyncIterator[str]:
+            expected = min(frames_wanted, info.frame_count)
+            yield _line({"type": "start", "total_frames": info.frame_count, "frames_to_process": expected, "fps": info.fps})
+            done = 0
+            while not (future.done() and frames.empty()):
+                waiter = asyncio.ensure_future(frames.get())
+                await asyncio.wait([waiter, future], return_when=asyncio.FIRST_COMPLETED)
+                if not waiter.done():
+                    waiter.cancel()
+                    continue
+                frame = waiter.result()
+                done += 1
+                entry = seed.frame_entry(frame.index, frame.timestamp_s, frame.result, settings)
+                yield _line({"type": "progress", "done": done, "total": expected, "frame_result": entry})
+            try:
+                yield _line({"type": "result", **(await result())})
+            except GatewayError as error:
+                yield _line({"type": "error", "status": error.status, **error.to_dict()})
+
+        return StreamingResponse(lines(), media_type=NDJSON)
+
+    # Webcam
+
+    @app.websocket("/api/video/webcam")
+    async def webcam(socket: WebSocket) -> None:
+        """Send a frame (base64 or a data URL, as text; or the encoded bytes); receive its verdict."""
+        await socket.accept()
+        if gateway.webcam_sessions >= limits.max_ws_sessions:
+            error = GatewayError(503, "too_many_sessions", f"{limits.max_ws_sessions} webcam sessions are open; try again later")
+            await socket.send_json({"status": 503, **error.to_dict()})
+            await socket.close(code=1013)  # try again later
+            metrics.webcam_frame("refused_session")
+            return
+        gateway.webcam_sessions += 1
+        metrics.webcam_sessions.inc()
+        bucket = TokenBucket(limits.max_ws_fps, burst=max(1.0, limits.max_ws_fps))
+        frame_number = 0
+        try:
+            while True:
+                message = await socket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                frame_number += 1
+                if not bucket.take():
+                    await socket.send_json(
+                        {"frame": frame_number, "status": 429, "error": "rate_limited",
+                         "detail": f"over {limits.max_ws_fps:g} frames per second: frame skipped"}
+                    )
+                    metrics.webcam_frame("rate_limited")
+                    continue
+                try:
+                    await socket.send_json({"frame": frame_number, **(await webcam_frame(message))})
+                    metrics.webcam_frame("judged")
+                except GatewayError as error:
+                    await socket.send_json({"frame": frame_number, "status": error.status, **error.to_dict()})
+                    metrics.webcam_frame("error")
+        except WebSocketDisconnect:
+            pass
+        finally:
+            gateway.webcam_sessions -= 1
+            metrics.webcam_sessions.dec()
+
+    async def webcam_frame(message: dict[str, Any]) -> dict[str, Any]:
+        if message.get("bytes") is not None:
+            data = message["bytes"]
+        else:
+            text = (message.get("text") or "").strip()
+            if text.startswith("{"):  # also accepted: {"frame": "<base64>"} or {"image": ...}
+                try:
+                    payload = json.loads(text)
+                    text = payload.get("frame") or payload.get("image") or ""
+                except (ValueError, AttributeError) as exc:
+                    raise GatewayError(422, "invalid_frame", "a JSON message needs a base64 `frame`") from exc
+            data = decode_base64_frame(text, limits)
+        if len(data) > limits.max_ws_frame_bytes:
+            raise too_large("the frame", len(data), limits.max_ws_frame_bytes, "bytes")
+        check_image(data, limits, "the frame")
+        settings = await gateway.settings()
+        result, elapsed = await gateway.detect(data)
+        metrics.count_prediction(result.label.value)
+        fields = seed.detection_fields(result, settings)
+        return {
+            "prediction": fields["prediction"],
+            "confidence": fields["confidence"],
+            "fake_probability": fields["fake_probability"],
+            "processing_time": round(elapsed, 4),
+            **{k: fields[k] for k in ("num_faces", "faces", "untrained")},
+            "threshold": settings.threshold,
+        }
+
+    return app
+
+
+class TokenBucket:
+    """At most `rate` frames a second on average, with bursts of `burst`."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+def _line(data: dict[str, Any]) -> str:
+    return json.dumps(data) + "\n"
+
+
+async def _gather_all(tasks: list[asyncio.Future]) -> list[Any]:
+    """Every task's result; on a failure, the others are still awaited (never abandoned) before it is raised."""
+    try:
+        return await asyncio.gather(*tasks)
+    finally:
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _temporary_copy(data: bytes, suffix: str) -> str:
+    """The video as a private temporary file (OpenCV reads paths); the caller removes it."""
+    suffix = suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix) else ""  # OpenCV may go by the extension
+    descriptor, path = tempfile.mkstemp(prefix="deepfake-web-", suffix=suffix)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path

@@ -1,0 +1,357 @@
+// The web console: plain JavaScript on the gateway's own API (no framework, no build step).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const COLORS = { FAKE: "#c92a2a", REAL: "#2b8a3e", NO_FACE: "#868e96" };
+const fmt = (x, digits = 3) => (x === null || x === undefined ? "–" : Number(x).toFixed(digits));
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+// Errors: the gateway answers {error, detail}; show the sentence.
+function errorText(status, body) {
+  let detail = "";
+  try { detail = JSON.parse(body).detail; } catch (_) { detail = body; }
+  const what = { 413: "Too large", 415: "Not supported", 422: "Not accepted", 501: "Not available",
+    503: "Detector busy or down, try again shortly", 504: "Timed out" }[status] || `HTTP ${status}`;
+  return detail ? `${what}: ${typeof detail === "string" ? detail : JSON.stringify(detail)}` : what;
+}
+function showError(id, message) { const el = $(id); el.textContent = message || ""; el.hidden = !message; }
+
+// POST a form; NDJSON lines are handed to onLine as they arrive (XHR: upload progress too).
+function post(url, form, { onUpload, onLine } = {}) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    let seen = 0;
+    const drain = () => {
+      let nl;
+      while ((nl = xhr.responseText.indexOf("\n", seen)) >= 0) {
+        const line = xhr.responseText.slice(seen, nl);
+        seen = nl + 1;
+        if (line.trim()) onLine(JSON.parse(line));
+      }
+    };
+    xhr.open("POST", url);
+    if (onUpload) xhr.upload.onprogress = (e) => e.lengthComputable && onUpload(e.loaded / e.total);
+    if (onLine) xhr.onprogress = () => xhr.status === 200 && drain();
+    xhr.onload = () => {
+      if (xhr.status !== 200) return reject(new Error(errorText(xhr.status, xhr.responseText)));
+      if (onLine) { drain(); resolve(); } else resolve(JSON.parse(xhr.responseText));
+    };
+    xhr.onerror = () => reject(new Error("Network error: is the gateway running?"));
+    xhr.send(form);
+  });
+}
+
+// Tabs
+document.querySelectorAll("nav button").forEach((tab) => tab.addEventListener("click", () => {
+  document.querySelectorAll("nav button").forEach((t) => t.setAttribute("aria-selected", t === tab));
+  document.querySelectorAll("main section").forEach((s) => { s.hidden = s.id !== `tab-${tab.dataset.tab}`; });
+}));
+
+// Drag and drop onto any drop zone fills its file input.
+document.querySelectorAll(".drop").forEach((zone) => {
+  const input = zone.querySelector("input");
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault(); zone.classList.remove("over");
+    input.files = e.dataTransfer.files;
+    input.dispatchEvent(new Event("change"));
+  });
+});
+
+// Health
+async function checkHealth() {
+  const pill = $("health");
+  try {
+    const response = await fetch("/health");
+    const health = await response.json();
+    pill.textContent = response.ok ? `ready · ${health.models_loaded} models` : "detector not ready";
+    pill.className = `pill ${response.ok ? "ok" : "bad"}`;
+    $("untrained").hidden = !health.untrained;
+  } catch (_) {
+    pill.textContent = "gateway unreachable"; pill.className = "pill bad";
+  }
+}
+checkHealth();
+setInterval(checkHealth, 15000);
+
+// Image
+
+function verdict(id, prediction) {
+  const el = $(id);
+  el.textContent = prediction === "NO_FACE" ? "NO FACE" : prediction;
+  el.className = `verdict ${prediction}`;
+}
+
+function loadImage(src) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    img.onload = () => resolve(img);
+    img.onerror = () => reject(new Error("the browser cannot show this image"));
+    img.src = src;
+  });
+}
+
+// The photo with each face's box and score; or the server's heatmap overlay (its own boxes drawn in).
+function drawImage(canvas, img, faces, threshold) {
+  canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(img, 0, 0);
+  if (!faces) return;
+  const width = Math.max(2, Math.round(img.naturalWidth / 250));
+  ctx.font = `${Math.max(12, width * 7)}px system-ui, sans-serif`;
+  faces.forEach((face, i) => {
+    const [x1, y1, x2, y2] = face.box;
+    const color = face.fake_probability > threshold ? COLORS.FAKE : COLORS.REAL;
+    ctx.lineWidth = width; ctx.strokeStyle = color; ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    const label = `#${i + 1} ${fmt(face.fake_probability, 2)}`;
+    const h = width * 9;
+    ctx.fillStyle = color; ctx.fillRect(x1, Math.max(0, y1 - h), ctx.measureText(label).width + width * 3, h);
+    ctx.fillStyle = "#fff"; ctx.fillText(label, x1 + width * 1.5, Math.max(h, y1) - width * 2);
+  });
+}
+
+function bar(p, threshold, color) {
+  if (p === null || p === undefined) return "";
+  return `<div class="bar"><b style="width:${(p * 100).toFixed(1)}%;background:${color}"></b>` +
+    `<s style="left:${(threshold * 100).toFixed(1)}%"></s></div>`;
+}
+
+function drawConsensus(result) {
+  const { threshold, weights } = result.ensemble;
+  const total = Object.values(weights).reduce((a, b) => a + b, 0) || 1;
+  const rows = Object.entries(result.model_predictions).map(([name, m]) =>
+    `<tr><td>${esc(name)}</td><td>${bar(m.fake_prob, threshold, COLORS[m.prediction])}</td>` +
+    `<td class="num">${fmt(m.fake_prob)}</td><td class="num">${fmt((weights[name] || 0) / total, 2)}</td></tr>`);
+  const ensembleColor = COLORS[result.prediction];
+  $("consensus").innerHTML =
+    `<tr><th>model</th><th>p(fake)</th><th class="num"></th><th class="num">weight</th></tr>${rows.join("")}` +
+    `<tr class="ensemble"><td>ensemble</td><td>${bar(result.fake_probability, threshold, ensembleColor)}</td>` +
+    `<td class="num">${fmt(result.fake_probability)}</td><td class="num">1.00</td></tr>`;
+  $("consensus-note").textContent = result.num_faces
+    ? `FAKE above the threshold ${fmt(threshold, 2)} (the black tick). Per model: its most-fake face; ` +
+      `ensemble: weighted mean per face, then the ${result.ensemble.image_score} over faces.`
+    : "No face was found, so nothing was judged (never read as REAL).";
+}
+
+async function judgeImage(file) {
+  showError("image-error", "");
+  const form = new FormData();
+  form.append("file", file);
+  form.append("generate_gradcam", $("image-gradcam").checked);
+  $("image-summary").textContent = "judging…";
+  let result;
+  try {
+    result = await post("/api/detect/image", form);
+  } catch (error) {
+    $("image-summary").textContent = "";
+    $("image-result").hidden = true;
+    return showError("image-error", error.message);
+  }
+  const url = URL.createObjectURL(file);
+  const photo = await loadImage(url).catch(() => null);
+  const heatmap = result.gradcam ? await loadImage(`data:image/png;base64,${result.gradcam}`) : null;
+  $("image-result").hidden = false;
+  verdict("image-verdict", result.prediction);
+  $("image-summary").textContent = result.num_faces
+    ? `p(fake) ${fmt(result.fake_probability)} · confidence ${fmt(result.confidence)} · ` +
+      `${result.num_faces} face${result.num_faces > 1 ? "s" : ""} · ${fmt(result.processing_time, 2)} s`
+    : `no face found · ${fmt(result.processing_time, 2)} s`;
+  const canvas = $("image-canvas");
+  const redraw = () => {
+    if (heatmap && $("heatmap-toggle").checked) drawImage(canvas, heatmap, null, 0);
+    else if (photo) drawImage(canvas, photo, result.faces, result.ensemble.threshold);
+  };
+  $("heatmap-controls").hidden = !heatmap;
+  $("heatmap-toggle").onchange = redraw;
+  $("heatmap-note").hidden = !$("image-gradcam").checked || !!heatmap;
+  $("heatmap-note").textContent = "No heatmap was returned.";
+  canvas.dataset.faces = result.num_faces;
+  redraw();
+  drawConsensus(result);
+}
+$("image-file").addEventListener("change", (e) => e.target.files[0] && judgeImage(e.target.files[0]));
+
+// Batch
+
+function batchStats(s) {
+  const items = [["images", s.total], ["fake", s.fake_count], ["real", s.real_count], ["no face", s.no_face_count],
+    ["errors", s.error_count], ["avg. confidence", fmt(s.average_confidence)]];
+  $("batch-stats").innerHTML = items.map(([k, v]) => `<div><dt>${k}</dt><dd>${v}</dd></div>`).join("");
+}
+
+function batchRow(r) {
+  const tag = r.error ? "ERROR" : r.prediction;
+  const detail = r.error ? esc(r.detail) : `${fmt(r.fake_probability)}`;
+  return `<tr><td>${esc(r.filename)}</td><td class="tag ${tag}">${tag}</td><td class="num">${detail}</td>` +
+    `<td class="num">${r.error ? "" : r.num_faces}</td></tr>`;
+}
+
+function batchTable(rows) {
+  $("batch-results").innerHTML =
+    `<tr><th>file</th><th>verdict</th><th class="num">p(fake)</th><th class="num">faces</th></tr>${rows.map(batchRow).join("")}`;
+}
+
+async function runBatch(files) {
+  showError("batch-error", "");
+  const progress = $("batch-progress");
+  const rows = [];
+  progress.value = 0;
+  $("batch-count").textContent = `uploading ${files.length}…`;
+  $("batch-results").innerHTML = "";
+  $("batch-stats").innerHTML = "";
+  const form = new FormData();
+  for (const f of files) form.append("files", f);
+  try {
+    await post("/api/detect/batch?stream=true", form, {
+      onUpload: (share) => { $("batch-count").textContent = `uploading ${Math.round(share * 100)}%`; },
+      onLine: (line) => {
+        if (line.type === "progress") {
+          progress.value = line.done / line.total;
+          $("batch-count").textContent = `${line.done} / ${line.total}`;
+          rows.push(line.result);
+          batchTable(rows);
+        } else if (line.type === "summary") {
+          progress.value = 1;
+          batchStats(line);
+          rows.splice(0, rows.length, ...line.results);  // input order (the progress lines come as judged)
+          batchTable(rows);
+        } else if (line.type === "error") {
+          showError("batch-error", errorText(line.status, JSON.stringify(line)));
+        }
+      },
+    });
+  } catch (error) {
+    $("batch-count").textContent = "";
+    showError("batch-error", error.message);
+  }
+}
+$("batch-files").addEventListener("change", (e) => e.target.files.length && runBatch([...e.target.files]));
+
+// Video: the timeline grows as frames are judged.
+
+function drawTimeline(svg, points, threshold, { height = 200, pad = 12, span, axis = "" } = {}) {
+  const width = svg.clientWidth || 600;  // user units = pixels, so dots stay round
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  const left = axis ? pad + 22 : pad;
+  const x = (t) => left + ((width - left - pad) * t) / Math.max(span, 1e-9);
+  const y = (p) => height - pad - (height - 2 * pad) * p;
+  const labels = axis
+    ? [[1, "1"], [threshold, fmt(threshold, 2)], [0, "0"]].map(([p, text]) =>
+      `<text x="2" y="${y(p) + 4}" font-size="11" fill="#6c757d">${text}</text>`).join("") +
+      `<text x="${width - pad}" y="${height - 1}" font-size="11" fill="#6c757d" text-anchor="end">${esc(axis)}</text>`
+    : "";
+  const judged = points.filter((p) => p.p !== null);
+  const path = judged.map((p, i) => `${i ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.p).toFixed(1)}`).join("");
+  svg.innerHTML = labels +
+    `<line x1="${left}" x2="${width - pad}" y1="${y(threshold)}" y2="${y(threshold)}" stroke="#212529" stroke-dasharray="6 4" stroke-width="1"/>` +
+    `<path d="${path}" fill="none" stroke="#1c7ed6" stroke-width="2" vector-effect="non-scaling-stroke"/>` +
+    points.map((p) => p.p === null
+      ? `<circle class="point" cx="${x(p.t)}" cy="${height - 4}" r="3" fill="none" stroke="${COLORS.NO_FACE}"/>`
+      : `<circle class="point" cx="${x(p.t)}" cy="${y(p.p)}" r="4" fill="${COLORS[p.label]}"><title>${p.title}</title></circle>`).join("");
+}
+
+async function runVideo(file) {
+  showError("video-error", "");
+  const progress = $("video-progress");
+  const svg = $("timeline");
+  const points = [];
+  let span = 1, threshold = 0.5;
+  progress.value = 0;
+  svg.innerHTML = "";
+  $("video-verdict-line").hidden = true;
+  const form = new FormData();
+  form.append("file", file);
+  form.append("max_frames", $("video-frames").value);
+  try {
+    await post("/api/video/detect?stream=true", form, {
+      onUpload: (share) => { $("video-count").textContent = `uploading ${Math.round(share * 100)}%`; },
+      onLine: (line) => {
+        if (line.type === "start") {
+          span = Math.max(line.total_frames - 1, 1);
+          $("video-count").textContent = `0 / ${line.frames_to_process} frames`;
+        } else if (line.type === "progress") {
+          const f = line.frame_result;
+          progress.value = line.done / line.total;
+          $("video-count").textContent = `${line.done} / ${line.total} frames`;
+          points.push({ t: f.frame, p: f.fake_probability, label: f.prediction,
+            title: `frame ${f.frame}${f.timestamp !== null ? ` (${fmt(f.timestamp, 2)} s)` : ""}: ${f.prediction} ${fmt(f.fake_probability)}` });
+          points.sort((a, b) => a.t - b.t);
+          drawTimeline(svg, points, threshold, { span, axis: `frame ${span}` });
+        } else if (line.type === "result") {
+          const o = line.overall_result, info = line.processing_info;
+          threshold = o.threshold;
+          progress.value = 1;
+          drawTimeline(svg, points, threshold, { span, axis: `frame ${span}` });
+          verdict("video-verdict", o.prediction);
+          $("video-verdict-line").hidden = false;
+          $("video-summary").textContent = `p(fake) ${fmt(o.fake_probability)} (${o.aggregation}) · fake frames ` +
+            `${o.fake_frame_ratio === null ? "–" : Math.round(o.fake_frame_ratio * 100) + "%"} · ` +
+            `${info.frames_processed} of ${info.total_frames} frames in ${fmt(info.processing_time, 1)} s`;
+        } else if (line.type === "error") {
+          showError("video-error", errorText(line.status, JSON.stringify(line)));
+        }
+      },
+    });
+  } catch (error) {
+    $("video-count").textContent = "";
+    showError("video-error", error.message);
+  }
+}
+$("video-file").addEventListener("change", (e) => e.target.files[0] && runVideo(e.target.files[0]));
+
+// Webcam: a frame every ~0.67 s, never more than one waiting for its answer.
+
+const webcam = { stream: null, socket: null, timer: null, waiting: false, points: [], count: 0 };
+
+function stopWebcam() {
+  clearInterval(webcam.timer);
+  if (webcam.socket) webcam.socket.close();
+  if (webcam.stream) webcam.stream.getTracks().forEach((t) => t.stop());
+  Object.assign(webcam, { stream: null, socket: null, timer: null, waiting: false });
+  $("webcam-start").disabled = false; $("webcam-stop").disabled = true;
+}
+
+function sendFrame() {
+  const video = $("webcam-video");
+  if (webcam.waiting || !video.videoWidth || webcam.socket.readyState !== WebSocket.OPEN) return;
+  const scale = Math.min(1, 640 / video.videoWidth);
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(video.videoWidth * scale); canvas.height = Math.round(video.videoHeight * scale);
+  canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+  webcam.waiting = true;
+  webcam.socket.send(canvas.toDataURL("image/jpeg", 0.85));
+}
+
+function onWebcamResult(event) {
+  webcam.waiting = false;
+  const r = JSON.parse(event.data);
+  if (r.error) return showError("webcam-error", errorText(r.status, JSON.stringify(r)));
+  showError("webcam-error", "");
+  webcam.count += 1;
+  verdict("webcam-verdict", r.prediction);
+  $("webcam-summary").textContent = `p(fake) ${fmt(r.fake_probability)} · ${r.num_faces} face(s) · ` +
+    `${fmt(r.processing_time, 2)} s · ${webcam.count} frames`;
+  webcam.points.push({ t: webcam.count, p: r.fake_probability, label: r.prediction, title: `frame ${webcam.count}` });
+  webcam.points = webcam.points.slice(-40);
+  const first = webcam.points[0].t;
+  drawTimeline($("webcam-chart"), webcam.points.map((p) => ({ ...p, t: p.t - first })), r.threshold,
+    { height: 80, pad: 6, span: 39 });
+}
+
+$("webcam-start").addEventListener("click", async () => {
+  showError("webcam-error", "");
+  try {
+    webcam.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640 }, audio: false });
+  } catch (error) {
+    return showError("webcam-error", `No camera: ${error.message}`);
+  }
+  $("webcam-video").srcObject = webcam.stream;
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  webcam.socket = new WebSocket(`${scheme}://${location.host}/api/video/webcam`);
+  webcam.socket.onmessage = onWebcamResult;
+  webcam.socket.onclose = (e) => { if (webcam.socket) { showError("webcam-error", `Connection closed (${e.code}) ${e.reason || ""}`); stopWebcam(); } };
+  webcam.timer = setInterval(sendFrame, 667);
+  $("webcam-start").disabled = true; $("webcam-stop").disabled = false;
+});
+$("webcam-stop").addEventListener("click", stopWebcam);
