@@ -9,6 +9,8 @@ BUILD ?= build
 CHECKPOINTS ?= weights
 FLAVOUR ?= cpu
 REPOSITORY ?= $(BUILD)/repository/$(FLAVOUR)
+# Ensemble weights/threshold written by `deepfake calibrate`; served when the file exists.
+SETTINGS ?= ensemble-settings.json
 PYTEST_ARGS ?=
 
 REQUIREMENTS := requirements/server.txt requirements/facenet.txt requirements/dev.txt \
@@ -33,7 +35,8 @@ export: setup
 	$(BIN)/deepfake-export all --checkpoints $(CHECKPOINTS) --out $(BUILD) --demo-if-missing
 
 repository: export
-	$(BIN)/deepfake-export repository --flavour $(FLAVOUR) --artifacts $(BUILD) --out $(REPOSITORY)
+	$(BIN)/deepfake-export repository --flavour $(FLAVOUR) --artifacts $(BUILD) --out $(REPOSITORY) \
+		$(if $(wildcard $(SETTINGS)),--settings $(SETTINGS))
 
 serve: repository
 	$(BIN)/python -m deepfake_dev.local_server --repository $(REPOSITORY)
