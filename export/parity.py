@@ -10,8 +10,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
 from export.errors import ParityError
-from export.specs import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
 
 PARITY_BATCHES = (1, 8)
 Runner = Callable[[np.ndarray], np.ndarray]  # UINT8 faces -> FP32 logits

@@ -23,12 +23,12 @@ from pathlib import Path
 from deepfake_contract import settings as ensemble_settings
 from deepfake_contract.parameters import encode
 from deepfake_contract.settings import EnsembleSettings, SettingsError
+from deepfake_models import CLASSIFIERS, ClassifierSpec, crop_sizes
 from deepfake_serving.combiner import CombinerConfigError, CombinerSettings
 from export import triton_config
 from export.artifacts import BuildArtifacts
 from export.errors import ExportError
 from export.provenance import sha256_file
-from export.specs import CLASSIFIERS, EFFORT_CLIP, ClassifierSpec, crop_sizes
 
 SOURCES = Path(__file__).resolve().parent.parent / "model_repository"
 MARKER = "repository.json"  # written last; marks a directory this command may overwrite
@@ -120,10 +120,9 @@ def _classifier(out: Path, spec: ClassifierSpec, flavour: triton_config.Flavour,
     runtime = flavour.classifier_runtime
     parameters: dict[str, str] = {}
     if runtime == triton_config.PYTHON_ONNX:
-        # Effort's ViT-L/14 is 85% of the FLOPs and scales on onnxruntime's threads (2 cores:
-        # 853 vs 1,725 ms/face at all cores vs 1 thread), so it gets every core ("0"); the three
-        # CNNs take one thread each beside it. Measured end to end in benchmarks/README.md.
-        parameters["intra_op_threads"] = encode(0 if spec.name == EFFORT_CLIP.name else 1)
+        # Threads per model come from its spec (Effort's ViT takes every core; measured in
+        # benchmarks/README.md).
+        parameters["intra_op_threads"] = encode(spec.cpu_threads)
     config = triton_config.classifier_config(spec, flavour, parameters)
     if runtime == triton_config.ONNXRUNTIME and options.ort_tensorrt:
         triton_config.add_ort_tensorrt_accelerator(config, cache_dir=f"/tmp/ort_trt_cache/{spec.name}")

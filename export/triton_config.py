@@ -14,11 +14,11 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 import deepfake_contract as contract
-from deepfake_contract import TensorSpec
+from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, TensorSpec
 from deepfake_contract.parameters import encode, from_parameters, to_parameters
+from deepfake_models import ClassifierSpec, crop_sizes
 from deepfake_serving.faces import DetectorSettings
 from deepfake_serving.images import ImageLimits
-from export.specs import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, ClassifierSpec, crop_sizes
 
 # How the classifiers run in each flavour of the repository (ARCHITECTURE.md §5).
 PYTHON_ONNX = "python_onnxruntime"  # python backend + onnxruntime (pip-installable Triton)

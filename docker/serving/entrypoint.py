@@ -250,7 +250,7 @@ def run_cli(argv: Sequence[str]) -> None:
 
 def build_plans(settings: Settings) -> tuple[Path, str, str]:
     """Build (or reuse) every plan for this GPU; returns (selected build view, TensorRT, CC)."""
-    from export.specs import CLASSIFIER_NAMES
+    from deepfake_models import CLASSIFIER_NAMES
     from export.tensorrt_build import cuda_device, import_tensorrt
 
     trt = import_tensorrt()

@@ -38,10 +38,6 @@ from .alignment import DEEPFAKEBENCH_SCALE, DEEPFAKEBENCH_SIZE, align_face
 # image-left eye, image-right eye, nose, image-left mouth, image-right mouth.
 DEEPFAKEBENCH_POINTS = (37, 44, 30, 49, 55)
 NUM_IBUG_POINTS = 68
-IBUG_LEFT_EYE = range(36, 42)
-IBUG_RIGHT_EYE = range(42, 48)
-IBUG_NOSE_BRIDGE = range(27, 31)
-IBUG_OUTER_LIP = range(48, 60)
 # DeepfakeBench's detector call: dlib's HOG detector upsampling the frame once.
 DEEPFAKEBENCH_UPSAMPLE = 1
 

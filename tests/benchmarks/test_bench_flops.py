@@ -7,7 +7,10 @@ import torch
 from torch import nn
 
 from benchmarks.flops import count_flops, flops_per_face
-from export.specs import EFFICIENTNET_B4, EFFORT_CLIP, F3NET, XCEPTION
+from deepfake_models.classifiers.efficientnet_b4 import EFFICIENTNET_B4
+from deepfake_models.classifiers.effort_clip import EFFORT_CLIP
+from deepfake_models.classifiers.f3net import F3NET
+from deepfake_models.classifiers.xception import XCEPTION
 
 
 def test_a_linear_layer_costs_two_flops_per_multiply_add():

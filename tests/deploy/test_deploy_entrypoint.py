@@ -11,10 +11,10 @@ from deploy_files import load_entrypoint
 
 from deepfake_contract import settings as settings_file
 from deepfake_dev import local_server
+from deepfake_models import CLASSIFIER_NAMES, CLASSIFIERS
 from export import triton_config
 from export.artifacts import BuildArtifacts
 from export.provenance import sha256_file
-from export.specs import CLASSIFIER_NAMES, CLASSIFIERS
 from export.tensorrt_build import build_flags, plan_sidecar, precision_mode
 
 entrypoint = load_entrypoint()

@@ -169,7 +169,7 @@ def _imports(paths: list[Path]) -> set[str]:
 # Imports the image does not install: provided by Triton, installed by its own step, or opt-in.
 PROVIDED = {"triton_python_backend_utils": "Triton's python backend", "tensorrt": "install-tensorrt-python.sh",
             "dlib": "opt-in dlib68 landmarks (DetectorSettings.landmarks), not in the image"}
-OWN = {"export", "deepfake_serving", "deepfake_contract", "deepfake_dev", "benchmarks", "deepfake_client"}
+OWN = {"export", "deepfake_models", "deepfake_serving", "deepfake_contract", "deepfake_dev", "benchmarks", "deepfake_client"}
 
 
 def _modules_of_distributions(distributions: set[str]) -> set[str]:
@@ -180,9 +180,33 @@ def _modules_of_distributions(distributions: set[str]) -> set[str]:
     return provided
 
 
+def _copied_python(image: str) -> list[Path]:
+    """Every python file the image's COPY lines bring in."""
+    files = []
+    for source in copy_sources(dockerfile_instructions(IMAGES[image])):
+        path = REPO / source
+        files += [path] if path.suffix == ".py" else sorted(path.rglob("*.py")) if path.is_dir() else []
+    return files
+
+
+def test_the_serving_image_copies_only_what_it_runs():
+    sources = {source.rstrip("/") for source in copy_sources(dockerfile_instructions(IMAGES["serving"]))}
+    for unused in ("benchmarks", "deepfake_dev", "client/deepfake_client", "pyproject.toml", "model_repository",
+                   "model_repository/onnx_classifier", "model_repository/pytorch_classifier"):
+        assert unused not in sources, f"the serving image copies {unused}, which it does not run"
+    # What it copies imports only what it copies (the tensorrt flavour's models, the entrypoint).
+    copied_packages = {Path(source).name for source in sources}
+    own = {"export", "deepfake_models", "deepfake_serving", "deepfake_contract", "deepfake_dev", "benchmarks",
+           "deepfake_client"}
+    assert _imports(_copied_python("serving")) & own <= copied_packages
+    ignore = IMAGES["serving"].with_name("Dockerfile.dockerignore")
+    for path in ("benchmarks/compare.py", "deepfake_dev/demo.py", "model_repository/onnx_classifier/1/model.py"):
+        assert dockerignore_excludes(ignore, path), f"{path} would be sent to `docker build`"
+
+
 def test_the_serving_image_installs_every_module_its_code_imports():
-    sources = [*(REPO / "export").rglob("*.py"), *(REPO / "model_repository").rglob("*.py"),
-               *(REPO / "client" / "deepfake_contract").rglob("*.py"), DOCKER / "serving" / "entrypoint.py"]
+    sources = _copied_python("serving")
+    assert DOCKER / "serving" / "entrypoint.py" in sources and REPO / "deepfake_models" / "registry.py" in sources
     facenet = Requirement((REPO / "requirements" / "facenet.txt").read_text().split()[-1])
     installed = _installed_closure(image_packages("serving")) | {canonicalize_name(facenet.name)}
     # facenet-pytorch is installed --no-deps: its imports must come from the list itself.

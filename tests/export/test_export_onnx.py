@@ -13,6 +13,10 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from released_files import SMALL_EFFORT_SPEC, save, small_effort
 
+from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
+from deepfake_models import CLASSIFIERS
+from deepfake_models.classifiers.xception import XCEPTION
+from deepfake_models.servable import build_servable, load_servable
 from export.artifacts import BuildArtifacts
 from export.demo_weights import demo_state_dict, sidecar_path
 from export.fixing import fix_checkpoint
@@ -20,8 +24,6 @@ from export.mixed_precision import convert_to_mixed_precision, export_mixed_prec
 from export.onnx_export import OPSET, export_classifier, export_onnx
 from export.parity import fake_probability, measure, onnxruntime_runner, parity_faces, torch_runner, worst
 from export.provenance import sha256_file, write_json
-from export.servable import build_servable, load_servable
-from export.specs import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, CLASSIFIERS, XCEPTION
 
 
 def io_signature(model: onnx.ModelProto):

@@ -8,6 +8,7 @@ import pytest
 from deepfake_contract import ENSEMBLE_NAME
 from deepfake_contract import settings as settings_file
 from deepfake_contract.settings import EnsembleSettings
+from deepfake_models import CLASSIFIER_NAMES
 from deepfake_serving.combiner import CombinerSettings
 from export import triton_config
 from export.artifacts import BuildArtifacts
@@ -15,7 +16,6 @@ from export.cli import main as export_main
 from export.errors import MissingArtifactError
 from export.provenance import sha256_file
 from export.repository import RepositoryError, RepositoryOptions, assemble
-from export.specs import CLASSIFIER_NAMES
 
 
 @pytest.fixture

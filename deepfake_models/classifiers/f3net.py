@@ -11,7 +11,9 @@ import math
 import torch
 from torch import nn
 
-from export.architectures.xception import Xception
+from deepfake_models.classifiers.xception import Xception
+from deepfake_models.layout import ReleasedLayout
+from deepfake_models.registry import DEEPFAKEBENCH_MEAN_STD, ClassifierSpec, register
 
 RESOLUTION = 256
 
@@ -77,3 +79,22 @@ class F3Net(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.xception(self.fad_head(x))
+
+
+F3NET = register(ClassifierSpec(
+    name="f3net",
+    column=30,
+    network=F3Net,
+    layout=ReleasedLayout(
+        name="f3net",
+        # The FAD head, plus the Xception backbone's key (so this layout wins over Xception's).
+        signature_keys=("FAD_head._DCT_all", "backbone.block1.rep.0.pointwise.weight"),
+        renames=(("FAD_head.", "fad_head."), ("backbone.", "xception.")),
+    ),
+    checkpoint_file="f3net_best.pth",
+    input_size=RESOLUTION,
+    mean=DEEPFAKEBENCH_MEAN_STD[0],
+    std=DEEPFAKEBENCH_MEAN_STD[1],
+    published_at="https://github.com/SCLBD/DeepfakeBench/releases/tag/v1.0.1",
+    approx_size_mb=90.4,
+))
