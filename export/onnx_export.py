@@ -15,7 +15,15 @@ from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
 from deepfake_models import spec_by_name
 from deepfake_models.servable import ServableClassifier, load_servable
 from export.artifacts import BuildArtifacts
-from export.parity import PARITY_BATCHES, measure, onnxruntime_runner, require_agreement, torch_runner, worst
+from export.parity import (
+    PARITY_BATCHES,
+    measure,
+    onnxruntime_runner,
+    require_agreement,
+    sample_face_crops,
+    torch_runner,
+    worst,
+)
 from export.provenance import atomic_output, code_fingerprint, read_json, sha256_file, tool_versions, write_json
 
 log = logging.getLogger(__name__)
@@ -85,8 +93,11 @@ def export_classifier(name: str, artifacts: BuildArtifacts) -> dict[str, Any]:
     servable = load_servable(spec, artifacts.fixed_checkpoint(name))
     log.info("%s: exporting ONNX (opset %d) -> %s", name, OPSET, onnx_path)
     export_onnx(servable, onnx_path, onnx_metadata(manifest))
-    log.info("%s: checking parity with PyTorch on onnxruntime CPU (batches %s)", name, PARITY_BATCHES)
-    results = measure(torch_runner(servable), onnxruntime_runner(onnx_path), spec.input_size)
+    faces = sample_face_crops(spec.input_size)
+    log.info("%s: checking parity with PyTorch on onnxruntime CPU (noise batches %s, %d aligned sample faces)",
+             name, PARITY_BATCHES, len(faces))
+    results = measure(torch_runner(servable), onnxruntime_runner(onnx_path), spec.input_size,
+                      samples={"sample_faces": faces})
     report = {
         "model": name,
         "untrained": manifest["untrained"],
