@@ -43,7 +43,7 @@ EXIT_NO_GPU = 3
 E2E_FLAVOURS = ("pytorch", "tensorrt")
 E2E_LEVELS = "1,4,16,64,128,256"
 E2E_MIX = {"face": 8, "no_face": 1, "two_faces": 1}
-E2E_SLO_MS = 50.0  # ARCHITECTURE.md §7: p95 <= 50 ms at >= 1,000 images/s on one H100
+E2E_SLO_MS = 50.0  # docs/design.md §9: p95 <= 50 ms at >= 1,000 images/s on one H100
 
 
 class NoGpuError(RuntimeError):

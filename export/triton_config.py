@@ -20,7 +20,7 @@ from deepfake_models import ClassifierSpec, crop_sizes
 from deepfake_serving.faces import DetectorSettings
 from deepfake_serving.images import ImageLimits
 
-# How the classifiers run in each flavour of the repository (ARCHITECTURE.md §5).
+# How the classifiers run in each flavour of the repository (docs/design.md §5).
 PYTHON_ONNX = "python_onnxruntime"  # python backend + onnxruntime (pip-installable Triton)
 ONNXRUNTIME = "onnxruntime"  # Triton's onnxruntime backend
 TENSORRT = "tensorrt"  # TensorRT FP16 plans

@@ -1,7 +1,7 @@
 """F3Net as DeepfakeBench runs it: the FAD (frequency-aware decomposition) head in
 front of a 12-channel Xception (training/detectors/f3net_detector.py).
 
-Written from shared/research/deepfakebench.md §4, not copied.
+Written from the layout in docs/design.md §4, not copied.
 """
 
 from __future__ import annotations

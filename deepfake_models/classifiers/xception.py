@@ -3,7 +3,7 @@
 Module names mirror the released checkpoints (`conv1`, `block1.rep.0`, `skipbn`,
 `last_linear`, `adjust_channel`, ...), so a checkpoint maps onto this module by
 stripping its `backbone.` prefix only. Written from the layout documented in
-shared/research/deepfakebench.md §2, not copied.
+docs/design.md §4, not copied.
 """
 
 from __future__ import annotations

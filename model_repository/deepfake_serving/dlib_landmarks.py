@@ -1,6 +1,6 @@
 """dlib's 68-point iBUG landmarks, and DeepfakeBench's five alignment points taken from them.
 
-DeepfakeBench made its training crops (research/deepfakebench.md §6) with dlib's
+DeepfakeBench made its training crops (docs/design.md §4) with dlib's
 HOG detector on the RGB frame (upsample 1, largest box), an 81-point shape
 predictor whose first 68 points follow the iBUG 300-W scheme, and five of those
 points: 37, 44, 30, 49, 55 (0-based, as dlib numbers them). In that scheme:

@@ -40,12 +40,12 @@ def vit_l14_flops(image: int = 224) -> int:
 
 @pytest.mark.slow
 def test_effort_is_exactly_a_vit_l14():
-    assert flops_per_face(EFFORT_CLIP) == vit_l14_flops()  # ≈ 162 GFLOP (ARCHITECTURE.md §7)
+    assert flops_per_face(EFFORT_CLIP) == vit_l14_flops()  # ≈ 162 GFLOP (docs/design.md §9)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("spec, published_gmac, published_side", [
-    (XCEPTION, 8.40, 299),  # timm legacy_xception (research/peers.md §6a)
+    (XCEPTION, 8.40, 299),  # timm legacy_xception (docs/design.md §10)
     (EFFICIENTNET_B4, 3.13, 320),  # timm efficientnet_b4
 ])
 def test_cnns_match_published_macs_scaled_to_256_pixels(spec, published_gmac, published_side):

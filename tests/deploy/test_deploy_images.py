@@ -31,7 +31,7 @@ README = DOCKER / "README.md"
 def test_the_pin_file_holds_one_release():
     pins = read_env()
     assert re.fullmatch(r"\d\d\.\d\d", pins["TRITON_TAG"]) and re.fullmatch(r"2\.\d+\.\d+", pins["TRITON_VERSION"])
-    # Triton 2.60.0 is 25.08; one minor per monthly release since (shared/research/triton.md §4.1).
+    # Triton 2.60.0 is 25.08; one minor per monthly release since (docs/design.md §8).
     year, month = map(int, pins["TRITON_TAG"].split("."))
     assert (year, month) >= (25, 8)
     assert pins["TRITON_VERSION"] == f"2.{60 + (year - 25) * 12 + month - 8}.0"

@@ -1,5 +1,5 @@
 """Network definitions against their mathematical definitions and DeepfakeBench's
-documented quirks (shared/research/deepfakebench.md)."""
+documented quirks (docs/design.md §4)."""
 
 from __future__ import annotations
 

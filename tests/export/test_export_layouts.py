@@ -1,5 +1,5 @@
 """The released layouts: key counts, element totals and sample keys as documented in
-shared/research/deepfakebench.md (numbers measured on DeepfakeBench's own code)."""
+docs/design.md §4 (numbers measured on DeepfakeBench's own code)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from deepfake_models import CLASSIFIERS
 from export import triton_config
 
 FIXED_OUTPUTS = {
-    # ARCHITECTURE.md §3 (fixed): name -> (type, dims)
+    # docs/design.md §3 (fixed): name -> (type, dims)
     "LABEL": ("TYPE_STRING", [1]),
     "FAKE_PROBABILITY": ("TYPE_FP32", [1]),
     "NUM_FACES": ("TYPE_INT32", [1]),
