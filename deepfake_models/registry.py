@@ -15,6 +15,8 @@ from torch import nn
 
 from deepfake_models.layout import ReleasedLayout
 
+# Where the three CNN checkpoints are published, and the normalisation they were trained with.
+DEEPFAKEBENCH_RELEASE = "https://github.com/SCLBD/DeepfakeBench/releases/tag/v1.0.1"
 DEEPFAKEBENCH_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 CLIP_MEAN_STD = (
     (0.48145466, 0.4578275, 0.40821073),

@@ -13,7 +13,7 @@ from efficientnet_pytorch import EfficientNet
 from torch import nn
 
 from deepfake_models.layout import ReleasedLayout
-from deepfake_models.registry import DEEPFAKEBENCH_MEAN_STD, ClassifierSpec, register
+from deepfake_models.registry import DEEPFAKEBENCH_MEAN_STD, DEEPFAKEBENCH_RELEASE, ClassifierSpec, register
 
 FEATURE_CHANNELS = 1792
 
@@ -47,6 +47,6 @@ EFFICIENTNET_B4 = register(ClassifierSpec(
     input_size=256,
     mean=DEEPFAKEBENCH_MEAN_STD[0],
     std=DEEPFAKEBENCH_MEAN_STD[1],
-    published_at="https://github.com/SCLBD/DeepfakeBench/releases/tag/v1.0.1",
+    published_at=DEEPFAKEBENCH_RELEASE,
     approx_size_mb=71.0,
 ))

@@ -13,7 +13,7 @@ from torch import nn
 
 from deepfake_models.classifiers.xception import Xception
 from deepfake_models.layout import ReleasedLayout
-from deepfake_models.registry import DEEPFAKEBENCH_MEAN_STD, ClassifierSpec, register
+from deepfake_models.registry import DEEPFAKEBENCH_MEAN_STD, DEEPFAKEBENCH_RELEASE, ClassifierSpec, register
 
 RESOLUTION = 256
 
@@ -95,6 +95,6 @@ F3NET = register(ClassifierSpec(
     input_size=RESOLUTION,
     mean=DEEPFAKEBENCH_MEAN_STD[0],
     std=DEEPFAKEBENCH_MEAN_STD[1],
-    published_at="https://github.com/SCLBD/DeepfakeBench/releases/tag/v1.0.1",
+    published_at=DEEPFAKEBENCH_RELEASE,
     approx_size_mb=90.4,
 ))
