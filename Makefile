@@ -11,6 +11,8 @@ FLAVOUR ?= cpu
 REPOSITORY ?= $(BUILD)/repository/$(FLAVOUR)
 # 1: the repository also serves deepfake_explainer (Grad-CAM heatmaps; ~1.5 GB more memory).
 EXPLAINER ?= 1
+# Ensemble weights/threshold written by `deepfake calibrate`; served when the file exists.
+SETTINGS ?= ensemble-settings.json
 PYTEST_ARGS ?=
 
 REQUIREMENTS := requirements/server.txt requirements/facenet.txt requirements/dev.txt \
@@ -36,7 +38,7 @@ export: setup
 
 repository: export
 	$(BIN)/deepfake-export repository --flavour $(FLAVOUR) --artifacts $(BUILD) --out $(REPOSITORY) \
-		$(if $(filter 1,$(EXPLAINER)),--explainer)
+		$(if $(filter 1,$(EXPLAINER)),--explainer) $(if $(wildcard $(SETTINGS)),--settings $(SETTINGS))
 
 serve: repository
 	$(BIN)/python -m deepfake_dev.local_server --repository $(REPOSITORY)

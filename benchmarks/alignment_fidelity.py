@@ -402,10 +402,6 @@ def figure(measurements: list[Measurement], path: Path) -> None:
 
 # ---- main ---------------------------------------------------------------------------------
 
-SUMMARY_KEYS = ("faces", "scale_mean", "scale_range", "rotation_mean_deg", "rotation_max_abs_deg",
-                "centre_shift_mean", "rms_px_mean", "rms_px_p90", "rms_px_max", "mad_mean")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--figure", type=Path, default=Path("docs/images/alignment_fidelity.png"))

@@ -21,13 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepfake_models import CLASSIFIERS, ClassifierSpec, crop_sizes
+from deepfake_models.servable import load_servable
 from deepfake_serving.combiner import CombinerSettings, combine
 from deepfake_serving.detection import detect_faces
 from deepfake_serving.faces import FaceDetector
 from deepfake_serving.images import InvalidImageError
 from export.artifacts import BuildArtifacts
-from export.servable import load_servable
-from export.specs import CLASSIFIERS, ClassifierSpec, crop_sizes
 
 
 @dataclass(frozen=True)

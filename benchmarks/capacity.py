@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import deepfake_contract as contract
 from benchmarks.latency import Summary
 from benchmarks.triton_metrics import ModelActivity
-from export.specs import CLASSIFIER_NAMES
+from deepfake_models import CLASSIFIER_NAMES
 
 DEFAULT_UTILISATION = 0.7
 

@@ -39,7 +39,7 @@ from benchmarks.workload import Request, Workload, parse_mix
 from deepfake_client import NO_RETRY, DeepfakeClient, UntrainedModelsWarning
 from export.artifacts import BuildArtifacts
 
-DEFAULT_MIN_RATIO = 1.5  # ARCHITECTURE.md §7: served throughput >= 1.5x the seed-style baseline
+DEFAULT_MIN_RATIO = 1.5  # docs/design.md §9: served throughput >= 1.5x the seed-style baseline
 
 
 def _first_of_each_kind(requests: Sequence[Request]) -> list[Request]:

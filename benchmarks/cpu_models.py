@@ -25,10 +25,10 @@ import torch
 from benchmarks.gpu import time_call
 from benchmarks.machine import describe, machine_info
 from benchmarks.report import markdown_table, write_report
+from deepfake_models import CLASSIFIERS, ClassifierSpec
+from deepfake_models.servable import load_servable
 from deepfake_serving.onnx_classifier import OnnxClassifier
 from export.artifacts import BuildArtifacts
-from export.servable import load_servable
-from export.specs import CLASSIFIERS, ClassifierSpec
 
 
 def _faces(spec: ClassifierSpec, batch: int) -> np.ndarray:

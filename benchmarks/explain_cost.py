@@ -29,10 +29,10 @@ import torch
 
 from benchmarks.machine import describe, machine_info
 from benchmarks.report import markdown_table, write_report
+from deepfake_models import CLASSIFIER_NAMES
 from deepfake_serving.explain import TARGET_LAYERS, grad_cam
 from deepfake_serving.explain_models import load_classifier
 from export.artifacts import BuildArtifacts
-from export.specs import CLASSIFIER_NAMES
 
 
 def median_ms(run: Callable[[], object], repeats: int) -> float:

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from export.servable import build_servable
-from export.specs import ClassifierSpec
+from deepfake_models import ClassifierSpec
+from deepfake_models.servable import build_servable
 
 
 def count_flops(model: nn.Module, example: torch.Tensor) -> int:

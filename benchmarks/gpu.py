@@ -5,7 +5,7 @@ and the ensemble end to end on the GPU.
     python -m benchmarks.gpu --artifacts build --out reports/gpu --end-to-end  # + the served ensemble
     python -m benchmarks.gpu --artifacts build --out reports/gpu --flops-only  # FLOPs per face, any machine
 
-Per model: the fixed checkpoint in PyTorch FP16 (export.servable; UINT8 crops
+Per model: the fixed checkpoint in PyTorch FP16 (deepfake_models.servable; UINT8 crops
 already on the GPU), and the model's TensorRT plan for this GPU and TensorRT
 version when the `tensorrt` package is importable, each timed at every batch
 size (up to the plan's profile maximum). The ceiling is the measured FP16
@@ -34,15 +34,16 @@ from benchmarks.closed_loop import parse_levels
 from benchmarks.flops import flops_per_face
 from benchmarks.machine import describe, machine_info
 from benchmarks.report import markdown_table, write_report
+from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
+from deepfake_models import CLASSIFIERS, ClassifierSpec
 from export.artifacts import BuildArtifacts
-from export.specs import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, CLASSIFIERS, ClassifierSpec
 
 DEFAULT_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128)
 EXIT_NO_GPU = 3
 E2E_FLAVOURS = ("pytorch", "tensorrt")
 E2E_LEVELS = "1,4,16,64,128,256"
 E2E_MIX = {"face": 8, "no_face": 1, "two_faces": 1}
-E2E_SLO_MS = 50.0  # ARCHITECTURE.md §7: p95 <= 50 ms at >= 1,000 images/s on one H100
+E2E_SLO_MS = 50.0  # docs/design.md §9: p95 <= 50 ms at >= 1,000 images/s on one H100
 
 
 class NoGpuError(RuntimeError):
@@ -106,7 +107,7 @@ def _random_faces(spec: ClassifierSpec, batch: int):
 def pytorch_runner(spec: ClassifierSpec, artifacts: BuildArtifacts) -> Runner:
     import torch
 
-    from export.servable import load_servable
+    from deepfake_models.servable import load_servable
 
     model = load_servable(spec, artifacts.fixed_checkpoint(spec.name), "cuda", torch.float16)
 

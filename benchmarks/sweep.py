@@ -36,7 +36,7 @@ from benchmarks.server import Endpoint, add_server_arguments, serve_from_argumen
 from benchmarks.triton_metrics import ModelCounters, activity, snapshot
 from benchmarks.workload import Request, Workload, format_mix, parse_mix
 from deepfake_client import NO_RETRY, DeepfakeClient, UntrainedModelsWarning
-from export.specs import CLASSIFIER_NAMES
+from deepfake_models import CLASSIFIER_NAMES
 
 MODELS_SHOWN = (contract.FACE_DETECTOR_NAME, *CLASSIFIER_NAMES, contract.COMBINER_NAME)
 

@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     images, video = write_demo_media(args.media)
     server = LocalTritonServer(args.repository, Ports.free(), log_path=args.media / "tritonserver.log")
-    print(f"starting Triton on {args.repository} (log: {server.log_path}); loading five models takes a minute ...",
+    print(f"starting Triton on {args.repository} (log: {server.log_path}); loading the ensemble's six models takes a minute ...",
           flush=True)
     try:
         server.start()

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deepfake_models import spec_by_name
 from export.errors import MissingArtifactError
 from export.provenance import read_json
-from export.specs import spec_by_name
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from deepfake_models.errors import ModelFileError
 from export import repository, triton_config
 from export.errors import ExportError
 
@@ -29,7 +30,7 @@ class Command:
 
 
 def _model_names(parser: argparse.ArgumentParser) -> None:
-    from export.specs import CLASSIFIER_NAMES
+    from deepfake_models import CLASSIFIER_NAMES
 
     parser.add_argument(
         "--model", dest="models", action="append", choices=CLASSIFIER_NAMES,
@@ -38,7 +39,7 @@ def _model_names(parser: argparse.ArgumentParser) -> None:
 
 
 def _selected(args: argparse.Namespace) -> list[str]:
-    from export.specs import CLASSIFIER_NAMES
+    from deepfake_models import CLASSIFIER_NAMES
 
     return args.models or list(CLASSIFIER_NAMES)
 
@@ -61,7 +62,7 @@ def _demo_weights(args: argparse.Namespace) -> int:
 # -- fix ----------------------------------------------------------------------
 
 def _fix_arguments(parser: argparse.ArgumentParser) -> None:
-    from export.specs import CLASSIFIER_NAMES
+    from deepfake_models import CLASSIFIER_NAMES
 
     parser.add_argument("checkpoint", type=Path, help="a published checkpoint (.pth)")
     parser.add_argument("--out", type=Path, required=True, help="build folder")
@@ -72,9 +73,9 @@ def _fix_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _fix(args: argparse.Namespace) -> int:
+    from deepfake_models import spec_by_name
     from export.artifacts import BuildArtifacts
     from export.fixing import fix_checkpoint
-    from export.specs import spec_by_name
 
     expected = spec_by_name(args.model) if args.model else None
     manifest = fix_checkpoint(args.checkpoint, BuildArtifacts(args.out), expected)
@@ -138,10 +139,10 @@ def _all_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _all(args: argparse.Namespace) -> int:
+    from deepfake_models import CLASSIFIERS
     from export.artifacts import BuildArtifacts
     from export.fixing import fix_checkpoint
     from export.onnx_export import export_classifier
-    from export.specs import CLASSIFIERS
 
     artifacts = BuildArtifacts(args.out)
     checkpoints = _checkpoint_folder(args.checkpoints, artifacts, args.demo_if_missing, args.seed)
@@ -157,8 +158,8 @@ def _checkpoint_folder(folder: Path, artifacts, demo_if_missing: bool, seed: int
     """The folder to take all four checkpoints from: `folder` when it holds all of
     them, the demo-weights folder when it holds none (and demo weights are allowed).
     Real and demo weights are never mixed."""
+    from deepfake_models import CLASSIFIERS
     from export.demo_weights import write_demo_weights
-    from export.specs import CLASSIFIERS
 
     present = [spec for spec in CLASSIFIERS if (folder / spec.checkpoint_file).is_file()]
     if len(present) == len(CLASSIFIERS):
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
         return args.run(args)
-    except ExportError as error:
+    except (ExportError, ModelFileError) as error:
         print(f"deepfake-export {args.command}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

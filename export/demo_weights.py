@@ -15,10 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from export.architectures import build_network
-from export.layouts import layout_by_name, to_released
+from deepfake_models import ClassifierSpec, registered
+from export.layouts import to_released
 from export.provenance import atomic_output, code_fingerprint, read_json, sha256_file, write_json
-from export.specs import CLASSIFIERS, ClassifierSpec
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +31,13 @@ def sidecar_path(checkpoint: Path) -> Path:
 
 def demo_state_dict(spec: ClassifierSpec, seed: int) -> dict[str, torch.Tensor]:
     """The released-layout state_dict of a freshly initialised network."""
-    model_seed = seed * len(CLASSIFIERS) + CLASSIFIERS.index(spec)
+    specs = registered()
+    model_seed = seed * len(specs) + specs.index(spec)
     torch.manual_seed(model_seed)
-    network = build_network(spec)
+    network = spec.build_network()
     generator = torch.Generator().manual_seed(model_seed)
     calibrate_batchnorm(network, spec.input_size, generator)
-    return to_released(network.state_dict(), layout_by_name(spec.layout), generator)
+    return to_released(network.state_dict(), spec.layout, generator)
 
 
 def calibrate_batchnorm(network: nn.Module, input_size: int, generator: torch.Generator) -> None:
@@ -74,7 +74,7 @@ def write_demo_weights(out_dir: Path, seed: int = 0) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = code_fingerprint()
     paths = []
-    for spec in CLASSIFIERS:
+    for spec in registered():
         path = out_dir / spec.checkpoint_file
         paths.append(path)
         record = read_json(sidecar_path(path))
@@ -96,7 +96,7 @@ def write_demo_weights(out_dir: Path, seed: int = 0) -> list[Path]:
                 "untrained": True,
                 "what": "seeded random weights in the released layout; NOT a trained detector",
                 "model": spec.name,
-                "layout": spec.layout,
+                "layout": spec.layout.name,
                 "seed": seed,
                 "sha256": sha256_file(path),
                 "size_bytes": path.stat().st_size,

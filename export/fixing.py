@@ -9,19 +9,14 @@ from typing import Any
 
 from torch import nn
 
-from export.architectures import build_network
+from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
+from deepfake_models import ClassifierSpec, registered
+from deepfake_models.checkpoints import StateDict, check_keys, load_strict, shapes
 from export.artifacts import BuildArtifacts
-from export.checkpoints import (
-    StateDict,
-    check_keys,
-    load_strict,
-    read_checkpoint,
-    require_file,
-    shapes,
-    write_fixed_checkpoint,
-)
+from export.checkpoints import read_checkpoint, require_file, write_fixed_checkpoint
 from export.demo_weights import demo_record
 from export.layouts import (
+    DDP_PREFIX,
     Conversion,
     ReleasedLayout,
     check_expected_layout,
@@ -32,13 +27,12 @@ from export.layouts import (
     to_canonical,
 )
 from export.provenance import code_fingerprint, read_json, sha256_file, tool_versions, write_json
-from export.specs import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, CLASSIFIERS, ClassifierSpec
 
 log = logging.getLogger(__name__)
 
 
 def identify(
-    released: StateDict, source: str, expected_layout: str | None = None
+    released: StateDict, source: str, expected_layout: ReleasedLayout | None = None
 ) -> tuple[StateDict, ReleasedLayout, Conversion]:
     """Strip `module.`, detect the layout (checking it is the expected one) and drop
     the layout's known unused extras."""
@@ -55,12 +49,13 @@ def canonicalize(
 ) -> StateDict:
     """Check an identified state_dict key by key (released names in errors) against
     `network`, then rename/fold it to the network's canonical keys."""
-    check_keys(shapes(state_dict), released_shapes(layout, shapes(network.state_dict())), source)
+    shown_prefix = DDP_PREFIX if conversion.stripped_ddp_prefix else ""  # keys as written in the file
+    check_keys(shapes(state_dict), released_shapes(layout, shapes(network.state_dict())), source, shown_prefix)
     return to_canonical(state_dict, layout, conversion)
 
 
 def spec_for_layout(layout: ReleasedLayout) -> ClassifierSpec:
-    return next(spec for spec in CLASSIFIERS if spec.layout == layout.name)
+    return next(spec for spec in registered() if spec.layout == layout)
 
 
 def fix_checkpoint(source: Path, artifacts: BuildArtifacts, expected: ClassifierSpec | None = None) -> dict[str, Any]:
@@ -71,7 +66,7 @@ def fix_checkpoint(source: Path, artifacts: BuildArtifacts, expected: Classifier
     manifest already records this exact source file and export code.
     """
     source = require_file(source)
-    expected = expected or next((s for s in CLASSIFIERS if s.checkpoint_file == source.name), None)
+    expected = expected or next((s for s in registered() if s.checkpoint_file == source.name), None)
     source_sha256 = sha256_file(source)
     fingerprint = code_fingerprint()
     if expected is not None:
@@ -90,7 +85,7 @@ def fix_checkpoint(source: Path, artifacts: BuildArtifacts, expected: Classifier
     state_dict, layout, conversion = identify(released, str(source), expected.layout if expected else None)
     spec = spec_for_layout(layout)
     log.info("%s: %s layout, %d keys; building the network", source.name, layout.name, len(released))
-    network = build_network(spec)
+    network = spec.build_network()
     canonical = canonicalize(state_dict, layout, conversion, network, str(source))
     load_strict(network, canonical, str(source))
     demo = demo_record(source, source_sha256)

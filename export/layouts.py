@@ -1,10 +1,10 @@
-"""The four released checkpoint layouts and their explicit mapping to canonical keys.
+"""Converting released checkpoints to canonical keys with each classifier's ReleasedLayout.
 
-Canonical keys are the `state_dict()` keys of the networks in export.architectures.
-Each layout lists the prefix renames that take a released key to its canonical
-key, the extra keys it may carry that no architecture uses (dropped by exact
-pattern, nothing else), and, for Effort, the SVD-residual projections that are
-folded into plain weights. See shared/research/deepfakebench.md §2–§5 and §10.
+Canonical keys are the `state_dict()` keys of the networks in deepfake_models.
+Each layout (declared in its classifier's file) lists the prefix renames that take a
+released key to its canonical key, the extra keys it may carry that no architecture
+uses (dropped by exact pattern, nothing else), and, for Effort, the SVD-residual
+projections that are folded into plain weights (docs/design.md, "Checkpoints").
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from deepfake_models.layout import ReleasedLayout
+from deepfake_models.registry import registered
 from export.errors import UnknownLayoutError, WrongArchitectureError
 
 log = logging.getLogger(__name__)
@@ -29,73 +31,20 @@ SVD_RESIDUAL_RANK = 1
 StateDict = dict[str, torch.Tensor]
 
 
-@dataclass(frozen=True)
-class ReleasedLayout:
-    name: str  # == ClassifierSpec.layout
-    # Present only in this layout (checked in LAYOUTS order, after stripping `module.`).
-    signature_key: str
-    # (released prefix, canonical prefix), first match wins.
-    renames: tuple[tuple[str, str], ...]
-    # Full-match patterns of known unused extras, dropped (and logged) when present.
-    droppable: tuple[str, ...] = ()
-    # Attention projections stored as weight_main + U @ diag(S) @ V (Effort).
-    svd_residual: bool = False
-    # The released file has every key under `module.` (saved from a DDP model).
-    saved_with_ddp: bool = False
-
-    def released_key(self, canonical: str) -> str:
-        for released_prefix, canonical_prefix in self.renames:
-            if canonical.startswith(canonical_prefix):
-                return released_prefix + canonical[len(canonical_prefix) :]
-        return canonical
-
-    def canonical_key(self, released: str) -> str:
-        for released_prefix, canonical_prefix in self.renames:
-            if released.startswith(released_prefix):
-                return canonical_prefix + released[len(released_prefix) :]
-        return released
-
-    def is_droppable(self, key: str) -> bool:
-        return any(re.fullmatch(pattern, key) for pattern in self.droppable)
-
-
-LAYOUTS: tuple[ReleasedLayout, ...] = (
-    ReleasedLayout(
-        name="f3net",
-        signature_key="FAD_head._DCT_all",
-        renames=(("FAD_head.", "fad_head."), ("backbone.", "xception.")),
-    ),
-    ReleasedLayout(
-        name="effort",
-        signature_key="backbone.embeddings.class_embedding",
-        renames=(),
-        droppable=(
-            # Persistent buffer in transformers <= 4.30; recomputed by the model.
-            r"backbone\.embeddings\.position_ids",
-            # Effort-repo-only tensors feeding a training loss, unused in forward.
-            r"backbone\.encoder\.layers\.\d+\.self_attn\.(q|k|v|out)_proj\.(S_r|U_r|V_r)",
-        ),
-        svd_residual=True,
-        saved_with_ddp=True,
-    ),
-    ReleasedLayout(
-        name="efficientnet_b4",
-        signature_key="backbone.efficientnet._conv_stem.weight",
-        renames=(("backbone.", ""),),
-    ),
-    ReleasedLayout(
-        name="xception",
-        signature_key="backbone.block1.rep.0.pointwise.weight",
-        renames=(("backbone.", ""),),
-    ),
-)
+def _layouts() -> tuple[ReleasedLayout, ...]:
+    return tuple(spec.layout for spec in registered())
 
 
 def layout_by_name(name: str) -> ReleasedLayout:
-    for layout in LAYOUTS:
+    for layout in _layouts():
         if layout.name == name:
             return layout
     raise KeyError(f"unknown layout {name!r}")
+
+
+def model_of(layout: ReleasedLayout) -> str:
+    """The classifier (Triton model name) whose checkpoint has this layout, for messages."""
+    return next(spec.name for spec in registered() if spec.layout == layout)
 
 
 @dataclass
@@ -124,22 +73,22 @@ def strip_ddp_prefix(state_dict: Mapping[str, torch.Tensor], source: str) -> tup
 
 
 def detect_layout(state_dict: Mapping[str, torch.Tensor], source: str) -> ReleasedLayout:
-    """Identify the released layout of a state_dict whose `module.` prefix is stripped."""
-    for layout in LAYOUTS:
-        if layout.signature_key in state_dict:
-            return layout
+    """Identify the released layout of a state_dict whose `module.` prefix is stripped: the
+    matching layout with the most signature keys (see ReleasedLayout.signature_keys)."""
+    matches = [layout for layout in _layouts() if all(key in state_dict for key in layout.signature_keys)]
+    if matches:
+        return max(matches, key=lambda layout: len(layout.signature_keys))
     sample = ", ".join(list(state_dict)[:5]) or "(no keys)"
+    files = ", ".join(spec.checkpoint_file for spec in registered())
     raise UnknownLayoutError(
-        f"{source} is not one of the supported DeepfakeBench/Effort checkpoints "
-        f"(xception_best.pth, effnb4_best.pth, f3net_best.pth, "
-        f"effort_clip_L14_trainOn_FaceForensic.pth); its first keys are: {sample}"
+        f"{source} is not one of the supported DeepfakeBench/Effort checkpoints ({files}); its first keys are: {sample}"
     )
 
 
-def check_expected_layout(layout: ReleasedLayout, expected: str, source: str) -> None:
-    if layout.name != expected:
+def check_expected_layout(layout: ReleasedLayout, expected: ReleasedLayout, source: str) -> None:
+    if layout != expected:
         raise WrongArchitectureError(
-            f"{source} holds a {layout.name} checkpoint, but a {expected} checkpoint was expected"
+            f"{source} is a checkpoint of the {model_of(layout)} model, not of the {model_of(expected)} model"
         )
 
 

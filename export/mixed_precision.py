@@ -19,10 +19,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from deepfake_models import spec_by_name
 from export.artifacts import BuildArtifacts
 from export.parity import measure, onnxruntime_runner, require_agreement, worst
 from export.provenance import atomic_output, read_json, sha256_file, write_json
-from export.specs import spec_by_name
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,6 @@ PRECISION_FOLLOWING_OPS = frozenset(
      "Expand", "Identity", "Shape"}
 )
 _FP16_MAX = float(np.finfo(np.float16).max)
-PROBABILITY_TOLERANCE = 1e-2
 
 
 def convert_to_mixed_precision(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -81,7 +80,8 @@ def export_mixed_precision(name: str, artifacts: BuildArtifacts) -> dict[str, An
         return cached
     log.info("%s: converting to mixed precision (%s) -> %s", name, CONVERTER, destination)
     write_mixed_precision_onnx(source, destination)
-    results = measure(onnxruntime_runner(source), onnxruntime_runner(destination), spec_by_name(name).input_size)
+    spec = spec_by_name(name)
+    results = measure(onnxruntime_runner(source), onnxruntime_runner(destination), spec.input_size)
     report = {
         "model": name,
         "onnx": destination.name,
@@ -90,14 +90,14 @@ def export_mixed_precision(name: str, artifacts: BuildArtifacts) -> dict[str, An
         "converter": CONVERTER,
         "reference": "FP32 ONNX on onnxruntime CPU",
         "candidate": "mixed-precision ONNX on onnxruntime CPU",
-        "tolerance_fake_probability": PROBABILITY_TOLERANCE,
+        "tolerance_fake_probability": spec.tolerances.reduced_precision,
         "batches": results,
-        "passed": worst(results) <= PROBABILITY_TOLERANCE,
+        "passed": worst(results) <= spec.tolerances.reduced_precision,
     }
     write_json(report_path, report)
     log.info("%s: mixed precision max |Δ fake probability| = %.2e", name, worst(results))
     require_agreement(
-        results, PROBABILITY_TOLERANCE, f"{name}: mixed-precision ONNX disagrees with FP32", f"see {report_path}"
+        results, spec.tolerances.reduced_precision, f"{name}: mixed-precision ONNX disagrees with FP32", f"see {report_path}"
     )
     return report
 

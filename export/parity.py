@@ -1,17 +1,19 @@
 """Numerical agreement between two runtimes of the same classifier, measured on
-the fake probability (softmax index 1) that users actually see."""
+the fake probability (softmax index 1) that users actually see: on seeded noise crops
+(every frequency, F3Net's bands) and, for the ONNX export, on aligned sample faces."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import torch
 
+from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
 from export.errors import ParityError
-from export.specs import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
 
 PARITY_BATCHES = (1, 8)
 Runner = Callable[[np.ndarray], np.ndarray]  # UINT8 faces -> FP32 logits
@@ -43,12 +45,30 @@ def compare(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
     }
 
 
-def measure(reference: Runner, candidate: Runner, input_size: int, batches=PARITY_BATCHES) -> dict[str, dict[str, float]]:
-    """compare() per batch size on the same seeded inputs."""
+@functools.cache
+def sample_face_crops(input_size: int) -> np.ndarray:
+    """The demo sample faces (deepfake_dev.samples: the face and two-face images), detected and
+    aligned as the face_detector does, at this crop size: UINT8 [3, S, S, 3]. Real faces, so a
+    model is also checked where it is used, not only on noise. (Dev-time only: the serving
+    image, which builds TensorRT plans, has no deepfake_dev.)"""
+    from deepfake_dev import samples
+    from deepfake_serving.detection import detect_faces
+    from deepfake_serving.faces import FaceDetector
+
+    images = [samples.encode_image(samples.face_image()), samples.encode_image(samples.two_face_image())]
+    results = detect_faces(images, FaceDetector(), crop_sizes=(input_size,))
+    return np.concatenate([result.crops[input_size][: int(result.num_faces[0])] for result in results])
+
+
+def measure(reference: Runner, candidate: Runner, input_size: int, batches=PARITY_BATCHES,
+            samples: Mapping[str, np.ndarray] = {}) -> dict[str, dict[str, float]]:
+    """compare() per batch size on the same seeded inputs, and on each named sample batch."""
     results = {}
     for batch in batches:
         faces = parity_faces(input_size, batch)
         results[str(batch)] = compare(reference(faces), candidate(faces))
+    for name, faces in samples.items():
+        results[name] = compare(reference(faces), candidate(faces))
     return results
 
 

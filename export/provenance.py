@@ -4,6 +4,7 @@ its output so that a re-run can tell whether the output is still up to date."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 from collections.abc import Iterator
@@ -13,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+# Packages whose code shapes the export outputs: export itself, the classifiers (networks,
+# layouts, preprocessing) and the contract (tensor names in every ONNX file and plan).
+_FINGERPRINTED_PACKAGES = ("export", "deepfake_models", "deepfake_contract")
 # Modules that do not shape any export output: editing them must not invalidate
 # fixed checkpoints, ONNX files or plans.
 _NOT_FINGERPRINTED = {"cli.py", "__main__.py", "repository.py", "triton_config.py"}
@@ -37,14 +41,25 @@ def tool_versions() -> dict[str, str]:
     return versions
 
 
+def _package_dir(name: str) -> Path:
+    """Where package `name` lives, without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"package {name} not found")
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
 def code_fingerprint() -> str:
-    """sha256 over the export code and tool versions that produce the artifacts."""
+    """sha256 over the code (export, deepfake_models, deepfake_contract) and tool versions
+    that produce the artifacts."""
     digest = hashlib.sha256()
-    for path in sorted(_PACKAGE_DIR.rglob("*.py")):
-        if path.name in _NOT_FINGERPRINTED:
-            continue
-        digest.update(str(path.relative_to(_PACKAGE_DIR)).encode())
-        digest.update(path.read_bytes())
+    for package in _FINGERPRINTED_PACKAGES:
+        root = _package_dir(package)
+        for path in sorted(root.rglob("*.py")):
+            if package == "export" and path.relative_to(root).as_posix() in _NOT_FINGERPRINTED:
+                continue
+            digest.update(f"{package}/{path.relative_to(root).as_posix()}".encode())
+            digest.update(path.read_bytes())
     digest.update(json.dumps(tool_versions(), sort_keys=True).encode())
     return digest.hexdigest()
 

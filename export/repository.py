@@ -1,9 +1,13 @@
 """Assemble a servable Triton model repository of one flavour from the export outputs.
 
-    deepfake-export repository --flavour cpu --artifacts build --out build/repository/cpu
+    deepfake-export repository --flavour cpu --artifacts build --out build/repository/cpu \
+        [--settings ensemble-settings.json]
 
 Every config is generated (export/triton_config.py); python models are copied
 from model_repository/; model files (ONNX, plans) are hard-linked when possible.
+The combiner's weights, threshold and image score come from the ensemble settings
+file (deepfake_contract.settings, written by `deepfake calibrate`) when one is given;
+repository.json records the served settings and the file's sha256.
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from deepfake_contract import settings as ensemble_settings
+from deepfake_contract.parameters import encode
+from deepfake_contract.settings import EnsembleSettings, SettingsError
+from deepfake_models import CLASSIFIERS, ClassifierSpec, crop_sizes
 from deepfake_serving.combiner import CombinerConfigError, CombinerSettings
 from export import triton_config
 from export.artifacts import BuildArtifacts
 from export.errors import ExportError
 from export.provenance import sha256_file
-from export.specs import CLASSIFIERS, EFFORT_CLIP, ClassifierSpec, crop_sizes
 
 SOURCES = Path(__file__).resolve().parent.parent / "model_repository"
 MARKER = "repository.json"  # written last; marks a directory this command may overwrite
@@ -31,12 +38,33 @@ class RepositoryError(ExportError):
     """The repository cannot be assembled as asked."""
 
 
+def default_settings(classifiers: Sequence[ClassifierSpec] = CLASSIFIERS) -> EnsembleSettings:
+    """Equal weights, the default threshold and image score."""
+    return EnsembleSettings(weights={spec.name: 1.0 for spec in classifiers})
+
+
+@dataclass(frozen=True)
+class SettingsSource:
+    """Where the served ensemble settings were read from (recorded in repository.json)."""
+
+    path: str
+    sha256: str
+
+
+def read_settings(path: Path) -> tuple[EnsembleSettings, SettingsSource]:
+    try:
+        settings = ensemble_settings.load(path)
+    except SettingsError as exc:
+        raise RepositoryError(str(exc)) from None
+    return settings, SettingsSource(path=str(Path(path).resolve()), sha256=sha256_file(Path(path)))
+
+
 @dataclass(frozen=True)
 class RepositoryOptions:
     flavour: str = "cpu"
-    weights: Mapping[str, float] = field(default_factory=lambda: {s.name: 1.0 for s in CLASSIFIERS})
-    threshold: float = 0.5
-    image_score: str = "max"
+    # What the combiner serves: weights, threshold, image score (deepfake_contract.settings).
+    ensemble: EnsembleSettings = field(default_factory=default_settings)
+    ensemble_source: SettingsSource | None = None  # the settings file `ensemble` was read from
     face_detector: Mapping[str, str] = field(default_factory=dict)  # overrides of detector parameters
     ort_tensorrt: bool = False  # onnxruntime flavour: use the TensorRT execution provider
     # tensorrt flavour: sidecar fields a plan must match (e.g. tensorrt_version, compute_capability)
@@ -94,10 +122,9 @@ def _classifier(out: Path, spec: ClassifierSpec, flavour: triton_config.Flavour,
     runtime = flavour.classifier_runtime
     parameters: dict[str, str] = {}
     if runtime == triton_config.PYTHON_ONNX:
-        # Effort's ViT-L/14 is 85% of the FLOPs and scales on onnxruntime's threads (2 cores:
-        # 853 vs 1,725 ms/face at all cores vs 1 thread), so it gets every core ("0"); the three
-        # CNNs take one thread each beside it. Measured end to end in benchmarks/README.md.
-        parameters["intra_op_threads"] = "0" if spec.name == EFFORT_CLIP.name else "1"
+        # Threads per model come from its spec (Effort's ViT takes every core; measured in
+        # benchmarks/README.md).
+        parameters["intra_op_threads"] = encode(spec.cpu_threads)
     config = triton_config.classifier_config(spec, flavour, parameters)
     if runtime == triton_config.ONNXRUNTIME and options.ort_tensorrt:
         triton_config.add_ort_tensorrt_accelerator(config, cache_dir=f"/tmp/ort_trt_cache/{spec.name}")
@@ -117,11 +144,11 @@ def _classifier(out: Path, spec: ClassifierSpec, flavour: triton_config.Flavour,
 def _explainer(out: Path, flavour: triton_config.Flavour, classifiers: Sequence[ClassifierSpec],
                artifacts: BuildArtifacts, weights: Mapping[str, float]) -> list:
     """The explainer model (the fixed checkpoints of every classifier) and its ensemble."""
+    from deepfake_contract.parameters import encode, to_parameters
     from deepfake_serving.explain import ExplainerSettings
-    from deepfake_serving.runtime import to_parameters
 
     names = [spec.name for spec in classifiers]
-    parameters = {**to_parameters(ExplainerSettings()), "weights": json.dumps({n: weights[n] for n in names})}
+    parameters = {**to_parameters(ExplainerSettings()), "weights": encode({n: weights[n] for n in names})}
     config = triton_config.explainer_config(flavour, names, crop_sizes(classifiers), parameters)
     version_dir = _write_model(out, config, "explainer")
     for name in names:
@@ -145,9 +172,7 @@ def assemble(artifacts_dir: Path, out: Path, options: RepositoryOptions = Reposi
     manifests = {name: artifacts.manifest(name) for name in names}
     untrained = frozenset(name for name, manifest in manifests.items() if manifest["untrained"])
     try:
-        combiner = CombinerSettings(model_names=tuple(names), weights=dict(options.weights),
-                                    threshold=options.threshold, image_score=options.image_score,
-                                    untrained_models=untrained)
+        combiner = CombinerSettings.from_settings(options.ensemble, names, untrained)
     except CombinerConfigError as exc:
         raise RepositoryError(f"refusing to build: {exc}") from None
 
@@ -191,6 +216,8 @@ def assemble(artifacts_dir: Path, out: Path, options: RepositoryOptions = Reposi
             "weights": dict(combiner.weights),
             "threshold": combiner.threshold,
             "image_score": combiner.image_score,
+            "settings": options.ensemble.to_dict(),
+            "settings_file": None if options.ensemble_source is None else vars(options.ensemble_source),
         }
         (staging / MARKER).write_text(json.dumps(summary, indent=2) + "\n")
         if out.exists():
@@ -205,9 +232,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flavour", default="cpu", choices=sorted(triton_config.FLAVOURS))
     parser.add_argument("--artifacts", type=Path, default=Path("build"), help="export output folder")
     parser.add_argument("--out", type=Path, required=True, help="repository folder to write")
-    parser.add_argument("--weights", type=json.loads, help='JSON, e.g. \'{"xception": 1, "effort_clip": 2, ...}\'')
-    parser.add_argument("--threshold", type=float, default=0.5)
-    parser.add_argument("--image-score", choices=["max", "mean"], default="max")
+    parser.add_argument("--settings", type=Path,
+                        help="ensemble settings file (weights, threshold, image score) written by "
+                             "`deepfake calibrate`; default: equal weights, threshold "
+                             f"{ensemble_settings.DEFAULT_THRESHOLD}")
+    parser.add_argument("--weights", type=json.loads,
+                        help='instead of --settings: JSON, e.g. \'{"xception": 1, "effort_clip": 2, ...}\'')
+    parser.add_argument("--threshold", type=float, help="instead of --settings")
+    parser.add_argument("--image-score", choices=ensemble_settings.IMAGE_SCORES, help="instead of --settings")
     parser.add_argument("--max-faces", type=int, help="faces scored per image (default 8)")
     parser.add_argument("--ort-tensorrt", action="store_true",
                         help="onnxruntime flavour: run through the TensorRT execution provider (FP16)")
@@ -227,13 +259,26 @@ def _key_values(text: str) -> dict[str, str]:
     return dict(pairs)
 
 
+def _ensemble(args: argparse.Namespace) -> tuple[EnsembleSettings, SettingsSource | None]:
+    given = {k: v for k, v in (("weights", args.weights), ("threshold", args.threshold),
+                               ("image_score", args.image_score)) if v is not None}
+    if args.settings is not None:
+        if given:
+            raise RepositoryError(f"--settings and --{'/--'.join(given)} both set the ensemble: "
+                                  "edit the settings file instead")
+        return read_settings(args.settings)
+    try:
+        return replace(default_settings(), **given), None
+    except SettingsError as exc:
+        raise RepositoryError(str(exc)) from None
+
+
 def run(args: argparse.Namespace) -> int:
-    defaults = RepositoryOptions()
+    ensemble, source = _ensemble(args)
     options = RepositoryOptions(
         flavour=args.flavour,
-        weights=args.weights or defaults.weights,
-        threshold=args.threshold,
-        image_score=args.image_score,
+        ensemble=ensemble,
+        ensemble_source=source,
         face_detector={"max_faces": str(args.max_faces)} if args.max_faces else {},
         cpu_instances=args.cpu_instances,
         ort_tensorrt=args.ort_tensorrt,
@@ -243,6 +288,8 @@ def run(args: argparse.Namespace) -> int:
     out = assemble(args.artifacts, args.out, options)
     summary = json.loads((out / MARKER).read_text())
     print(f"assembled the {summary['flavour']} repository in {out}")
+    origin = f"the settings file {source.path}" if source else "the defaults and options"
+    print(f"ensemble settings from {origin}: weights {summary['weights']}, threshold {summary['threshold']}")
     untrained = [name for name, model in summary["models"].items() if model["untrained"]]
     if untrained:
         print(f"WARNING: untrained demo weights for {', '.join(untrained)}: scores are meaningless")

@@ -22,16 +22,16 @@ from typing import Any
 
 import numpy as np
 
+from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
+from deepfake_models import spec_by_name
 from export.artifacts import BuildArtifacts
 from export.errors import ExportError, TensorRTUnavailableError
 from export.mixed_precision import CONVERTER, export_mixed_precision
 from export.parity import Runner, measure, onnxruntime_runner, require_agreement, worst
 from export.provenance import atomic_output, read_json, sha256_file, write_json
-from export.specs import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, spec_by_name
 
 log = logging.getLogger(__name__)
 
-PROBABILITY_TOLERANCE = 1e-2
 WHERE_TO_RUN = (
     "Build plans on the target GPU, inside the image you serve with "
     "(nvcr.io/nvidia/tritonserver:<tag>-py3) or nvcr.io/nvidia/tensorrt:<tag>-py3 of the same tag; "
@@ -91,6 +91,7 @@ def plan_sidecar(
     untrained: bool,
     parity: dict[str, dict[str, float]],
 ) -> dict[str, Any]:
+    tolerance = spec_by_name(name).tolerances.reduced_precision
     return {
         "model": name,
         "untrained": untrained,
@@ -103,9 +104,9 @@ def plan_sidecar(
         "cache_key": plan_cache_key(tensorrt_version, compute_capability, onnx_sha256, flags),
         "parity": {
             "reference": "FP32 ONNX on onnxruntime CPU",
-            "tolerance_fake_probability": PROBABILITY_TOLERANCE,
+            "tolerance_fake_probability": tolerance,
             "batches": parity,
-            "passed": worst(parity) <= PROBABILITY_TOLERANCE,
+            "passed": worst(parity) <= tolerance,
         },
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -168,7 +169,8 @@ def build_plan(name: str, artifacts: BuildArtifacts, profile: Profile) -> dict[s
         parity=results,
     )
     require_agreement(
-        results, PROBABILITY_TOLERANCE, f"{name}: the TensorRT plan disagrees with the ONNX model", "plan not kept"
+        results, spec_by_name(name).tolerances.reduced_precision,
+        f"{name}: the TensorRT plan disagrees with the ONNX model", "plan not kept"
     )
     with atomic_output(plan_path) as partial:
         partial.write_bytes(plan)

@@ -7,7 +7,6 @@ the four near-identical classifier configs come from one function.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -15,13 +14,13 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 import deepfake_contract as contract
-from deepfake_contract import TensorSpec
+from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, TensorSpec
+from deepfake_contract.parameters import encode, from_parameters, to_parameters
+from deepfake_models import ClassifierSpec, crop_sizes
 from deepfake_serving.faces import DetectorSettings
 from deepfake_serving.images import ImageLimits
-from deepfake_serving.runtime import from_parameters, to_parameters
-from export.specs import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, ClassifierSpec, crop_sizes
 
-# How the classifiers run in each flavour of the repository (ARCHITECTURE.md §5).
+# How the classifiers run in each flavour of the repository (docs/design.md §5).
 PYTHON_ONNX = "python_onnxruntime"  # python backend + onnxruntime (pip-installable Triton)
 ONNXRUNTIME = "onnxruntime"  # Triton's onnxruntime backend
 TENSORRT = "tensorrt"  # TensorRT FP16 plans
@@ -86,7 +85,7 @@ def face_detector_parameters(overrides: Mapping[str, str] = {}) -> dict[str, str
     """Detector and image-limit parameters: the runtime defaults, with validated overrides.
     (The device is chosen at run time from the instance kind.)"""
     defaults = {**to_parameters(DetectorSettings(), exclude=("device",)), **to_parameters(ImageLimits()),
-                "torch_threads": "1"}
+                "torch_threads": encode(1)}
     unknown = set(overrides) - set(defaults)
     if unknown:
         raise ValueError(f"unknown face_detector parameters {sorted(unknown)}; known: {sorted(defaults)}")
@@ -104,7 +103,7 @@ def face_detector_config(flavour: Flavour, crop_sizes: tuple[int, ...], paramete
     _add_tensors(config.output, contract.detector_outputs(crop_sizes))
     config.instance_group.add(kind=flavour.instance_kind, count=flavour.face_detector_instances)
     # The model emits exactly the crop tensors declared above.
-    _set_parameters(config, {**parameters, "crop_sizes": json.dumps(list(crop_sizes))})
+    _set_parameters(config, {**parameters, "crop_sizes": encode(crop_sizes)})
     return config
 
 
@@ -269,8 +268,8 @@ def explainer_config(flavour: Flavour, model_names: Sequence[str], sizes: tuple[
     policy.timeout_action = mc.ModelQueuePolicy.REJECT
     policy.default_timeout_microseconds = flavour.queue_timeout_us
     config.instance_group.add(kind=flavour.instance_kind, count=1)
-    _set_parameters(config, {**parameters, "model_names": json.dumps(list(model_names)),
-                             "crop_sizes": json.dumps(list(sizes))})
+    _set_parameters(config, {**parameters, "model_names": encode(list(model_names)),
+                             "crop_sizes": encode(list(sizes))})
     return config
 
 

@@ -1,4 +1,4 @@
-"""Video-level scores from frame scores (research/peers.md §5).
+"""Video-level scores from frame scores (docs/design.md §10).
 
 A frame's score is the server's image score: its most-fake face. Frames without
 a face carry no score; they are left out, never counted as real.
@@ -15,7 +15,7 @@ import numpy as np
 from .errors import InvalidInputError
 from .results import FrameResult, Label, VideoResult
 
-# The DFDC winner's "confident strategy" (research/peers.md §1), tuned there for
+# The DFDC winner's "confident strategy" (docs/design.md §10), tuned there for
 # 32 frames: trust a clear majority of confident frames over the plain mean.
 CONFIDENT_FAKE = 0.8  # a frame this fake counts as confidently fake
 CONFIDENT_REAL = 0.2  # a frame below this counts as confidently real

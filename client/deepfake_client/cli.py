@@ -22,11 +22,14 @@ import signal
 import sys
 import warnings
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
+
+from deepfake_contract import settings as settings_file
 
 from .aggregation import Aggregation
 from .calibration import OBJECTIVES, calibrate
@@ -48,7 +51,6 @@ from .evaluation import (
     score_files,
     video_samples,
 )
-from .model_config import config_path, read_settings, write_calibration
 from .report import write_report
 from .results import DetectionResult, Label, json_number
 from .stream import StreamUpdate
@@ -340,8 +342,7 @@ def run_evaluate(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
 
 
 def run_calibrate(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
-    config = config_path(args.repository)
-    current = read_settings(config)
+    current = client.ensemble_settings()  # what the server serves (its model-config API)
     data = Path(args.data)
     if data.is_file():
         run = load_scores(data)
@@ -361,19 +362,39 @@ def run_calibrate(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
         top_k=args.top_k,
     )
     if not args.dry_run:
-        write_calibration(config, result.weights, result.threshold)
+        _write_settings(args.settings, result, current, data, args.level, len(samples))
     if args.json:
-        _print_json({"config": str(config), "written": not args.dry_run, "level": args.level, **result.to_dict()})
+        _print_json({"settings": str(args.settings), "written": not args.dry_run, "level": args.level,
+                     **result.to_dict()})
     else:
         rows = [[name, current.weights.get(name), result.weights[name]] for name in result.model_names]
         rows.append(["threshold", current.threshold, result.threshold])
         rows.append([f"{result.objective} ({args.level}, {len(samples)} samples)", result.baseline_score, result.score])
         print(format_table(["", "current", "calibrated"], rows))
         if args.dry_run:
-            print(f"\ndry run: {config} left unchanged")
+            print(f"\ndry run: {args.settings} left unchanged")
         else:
-            print(f"\nwrote {config}\nrestart the server to serve the new weights (model control is off)")
+            print(f"\nwrote {args.settings}\nreassemble the repository from it and restart the server to serve it "
+                  "(`make serve` reads ensemble-settings.json; docker: DEEPFAKE_SETTINGS)")
     return ExitCode.REAL
+
+
+def _write_settings(path: Path, result, current, data: Path, level: str, samples: int) -> Path:
+    """The ensemble settings file (deepfake_contract.settings) that the repository assembly reads."""
+    written = settings_file.EnsembleSettings(
+        weights=result.weights,
+        threshold=result.threshold,
+        image_score=current.image_score,
+        provenance={
+            "data": str(data.resolve()),
+            "level": level,
+            "samples": samples,
+            "objective": result.objective,
+            "score": float(result.score),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+    return settings_file.dump(written, path)
 
 
 # Arguments
@@ -523,13 +544,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="tune ensemble weights and threshold on a labelled folder or report.json",
     )
     p.add_argument("data", help="labelled folder (real/, fake/) or the report.json of `deepfake evaluate`")
-    p.add_argument("--repository", required=True, help="model repository (or weighted_average config.pbtxt) to update")
+    p.add_argument(
+        "--settings",
+        type=Path,
+        default=Path(settings_file.DEFAULT_PATH),
+        help="ensemble settings file to write, read by `deepfake-export repository --settings` (default %(default)s)",
+    )
     p.add_argument("--objective", choices=OBJECTIVES, default="auc", help="maximised (default %(default)s)")
     p.add_argument(
         "--level", choices=("frame", "video"), default="frame", help="samples to calibrate on (default %(default)s)"
     )
     p.add_argument("--step", type=_probability, default=0.1, help="weight grid step (default %(default)s)")
-    p.add_argument("--dry-run", action="store_true", help="show the result, do not write the config")
+    p.add_argument("--dry-run", action="store_true", help="show the result, do not write the settings file")
     p.set_defaults(handler=run_calibrate)
     return parser
 

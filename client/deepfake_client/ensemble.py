@@ -10,16 +10,17 @@ faces; FAKE when that score is above the threshold.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from deepfake_contract import COMBINER_NAME as COMBINER_MODEL
+from deepfake_contract.parameters import ParameterError, decode
+from deepfake_contract.settings import DEFAULT_IMAGE_SCORE, DEFAULT_THRESHOLD, IMAGE_SCORES
+
 from .errors import ServerError
 
-COMBINER_MODEL = "weighted_average"
-IMAGE_SCORES = ("max", "mean")
 MIN_ENABLED_MODELS = 2  # the combiner refuses to load with fewer models of weight > 0
 
 
@@ -28,21 +29,22 @@ class EnsembleSettings:
     """The weighted_average configuration: what decides a verdict."""
 
     weights: dict[str, float]
-    threshold: float = 0.5
-    image_score: str = "max"
+    threshold: float = DEFAULT_THRESHOLD
+    image_score: str = DEFAULT_IMAGE_SCORE
     untrained_models: tuple[str, ...] = ()
 
     @classmethod
     def from_parameters(cls, parameters: Mapping[str, str]) -> EnsembleSettings:
+        """The combiner's config parameters, decoded as the server decodes them."""
         try:
-            weights = json.loads(parameters["weights"])
+            weights = decode(parameters, "weights", kind=dict)
             return cls(
                 weights={str(name): float(w) for name, w in weights.items()},
-                threshold=float(parameters.get("threshold", "0.5")),
-                image_score=parameters.get("image_score", "max"),
-                untrained_models=tuple(json.loads(parameters.get("untrained_models", "[]"))),
+                threshold=float(decode(parameters, "threshold", DEFAULT_THRESHOLD, kind=(int, float))),
+                image_score=decode(parameters, "image_score", DEFAULT_IMAGE_SCORE, kind=str),
+                untrained_models=tuple(decode(parameters, "untrained_models", [], kind=list)),
             )
-        except (KeyError, ValueError, AttributeError, TypeError) as exc:
+        except (ParameterError, ValueError, TypeError) as exc:
             raise ServerError(f"unexpected {COMBINER_MODEL} parameters {dict(parameters)}: {exc!r}") from exc
 
     def weight_vector(self, model_names: Sequence[str]) -> np.ndarray:

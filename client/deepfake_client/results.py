@@ -1,6 +1,6 @@
 """Typed results, and the parsing of the ensemble's output tensors into them.
 
-The tensor layout is the fixed `deepfake_detector` contract (ARCHITECTURE.md §3)
+The tensor layout is the fixed `deepfake_detector` contract (docs/design.md §3)
 plus the optional extras FACE_LANDMARKS and MODEL_UNTRAINED.
 """
 

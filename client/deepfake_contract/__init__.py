@@ -1,6 +1,6 @@
 """Tensor names, types and shapes of the models, written once.
 
-The ensemble's public inputs/outputs are a fixed contract (ARCHITECTURE.md §3);
+The ensemble's public inputs/outputs are a fixed contract (docs/design.md §3);
 the generated configs and the python models both read these tables.
 """
 

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = "deepfake-ensemble-settings/1"
+# Where `deepfake calibrate` writes and `make repository` looks (relative to the working directory).
+DEFAULT_PATH = "ensemble-settings.json"
 DEFAULT_THRESHOLD = 0.5
 IMAGE_SCORES = ("max", "mean")  # "max": the most-fake face decides; "mean": average over faces
 DEFAULT_IMAGE_SCORE = "max"

@@ -13,6 +13,8 @@ Environment (defaults in brackets):
   DEEPFAKE_ARTIFACTS [/models/artifacts]  export output, read-only: onnx/<model>.onnx, fixed/<model>.json
   DEEPFAKE_PLAN_CACHE [/models/cache/plans]  persistent plan cache, may be shared by replicas
   DEEPFAKE_WORKDIR [/tmp/deepfake]  per-container scratch: build view, assembled repository
+  DEEPFAKE_SETTINGS [unset: equal weights]  ensemble settings file written by `deepfake calibrate`
+                           (mount it read-only); the repository serves its weights and threshold
   DEEPFAKE_PLAN_OPT_BATCH [8]  batch TensorRT optimises for (the profile's max is the flavour's max_batch_size)
   TRITON_ADMIN_KEY_FILE  file holding the key that opens the admin APIs (unset: closed, random key)
   DEEPFAKE_GRPC_TLS [off]  off | server | mutual; certificates from DEEPFAKE_TLS_DIR [/run/secrets/tls]:
@@ -66,6 +68,7 @@ class Settings:
     tls_mode: str
     tls_dir: Path
     log_verbose: int
+    ensemble_settings: Path | None = None  # DEEPFAKE_SETTINGS
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> Settings:
@@ -78,6 +81,9 @@ class Settings:
         except ValueError as exc:
             raise StartError(f"not a number: {exc}") from None
         key_file = env.get("TRITON_ADMIN_KEY_FILE")
+        ensemble_settings = env.get("DEEPFAKE_SETTINGS")
+        if ensemble_settings and not Path(ensemble_settings).is_file():
+            raise StartError(f"DEEPFAKE_SETTINGS={ensemble_settings}: no such file (mount the settings file there)")
         return cls(
             artifacts=Path(env.get("DEEPFAKE_ARTIFACTS", "/models/artifacts")),
             plan_cache=Path(env.get("DEEPFAKE_PLAN_CACHE", "/models/cache/plans")),
@@ -87,6 +93,7 @@ class Settings:
             tls_mode=tls_mode,
             tls_dir=Path(env.get("DEEPFAKE_TLS_DIR", "/run/secrets/tls")),
             log_verbose=log_verbose,
+            ensemble_settings=Path(ensemble_settings) if ensemble_settings else None,
         )
 
 
@@ -243,7 +250,7 @@ def run_cli(argv: Sequence[str]) -> None:
 
 def build_plans(settings: Settings) -> tuple[Path, str, str]:
     """Build (or reuse) every plan for this GPU; returns (selected build view, TensorRT, CC)."""
-    from export.specs import CLASSIFIER_NAMES
+    from deepfake_models import CLASSIFIER_NAMES
     from export.tensorrt_build import cuda_device, import_tensorrt
 
     trt = import_tensorrt()
@@ -260,9 +267,12 @@ def build_plans(settings: Settings) -> tuple[Path, str, str]:
     return selected, trt.__version__, compute_capability
 
 
-def assemble_repository(selected: Path, out: Path, tensorrt_version: str, compute_capability: str) -> Path:
+def assemble_repository(selected: Path, out: Path, tensorrt_version: str, compute_capability: str,
+                        ensemble_settings: Path | None = None) -> Path:
+    settings = ["--settings", str(ensemble_settings)] if ensemble_settings else []
     run_cli(["repository", "--flavour", FLAVOUR, "--artifacts", str(selected), "--out", str(out),
-             "--plan-filter", f"tensorrt_version={tensorrt_version},compute_capability={compute_capability}"])
+             "--plan-filter", f"tensorrt_version={tensorrt_version},compute_capability={compute_capability}",
+             *settings])
     return out
 
 
@@ -270,7 +280,8 @@ def serve(settings: Settings, extra: Sequence[str]) -> None:
     key = admin_key(settings.admin_key_file)  # checked before minutes of plan building
     tls = tls_flags(settings.tls_mode, settings.tls_dir)
     selected, tensorrt_version, compute_capability = build_plans(settings)
-    repository = assemble_repository(selected, settings.workdir / "repository", tensorrt_version, compute_capability)
+    repository = assemble_repository(selected, settings.workdir / "repository", tensorrt_version, compute_capability,
+                                     settings.ensemble_settings)
     command = tritonserver_command(repository, key, tls, settings.log_verbose, extra)
     shown = [re.sub(r"admin-key=.*", "admin-key=***", arg) for arg in command]
     print("+ " + " ".join(shown), flush=True)

@@ -1,6 +1,6 @@
 """DeepfakeBench face alignment: five landmarks -> similarity transform -> square crop.
 
-The classifiers were trained on crops made this way (research/deepfakebench.md §6):
+The classifiers were trained on crops made this way (docs/design.md §4):
 the landmarks are mapped onto the ArcFace 112x112 five-point template, shifted
 and scaled for the crop size, with a 1.3 margin, by the least-squares similarity
 transform, and warped with cv2.warpAffine's defaults (bilinear, black border).

@@ -5,17 +5,18 @@ Pure NumPy so the combiner's python-backend instance needs no torch and no GPU.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from deepfake_contract.parameters import ParameterError, decode, encode
+from deepfake_contract.settings import DEFAULT_IMAGE_SCORE, DEFAULT_THRESHOLD, IMAGE_SCORES, EnsembleSettings
+
 LABEL_FAKE = "FAKE"
 LABEL_REAL = "REAL"
 LABEL_NO_FACE = "NO_FACE"
-IMAGE_SCORES = ("max", "mean")
 
 
 class CombinerConfigError(ValueError):
@@ -26,8 +27,8 @@ class CombinerConfigError(ValueError):
 class CombinerSettings:
     model_names: tuple[str, ...]
     weights: Mapping[str, float]
-    threshold: float = 0.5
-    image_score: str = "max"  # "max": the most-fake face decides; "mean": average over faces
+    threshold: float = DEFAULT_THRESHOLD
+    image_score: str = DEFAULT_IMAGE_SCORE  # see deepfake_contract.settings.IMAGE_SCORES
     untrained_models: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
@@ -62,39 +63,38 @@ class CombinerSettings:
         return w / w.sum()
 
     @classmethod
+    def from_settings(cls, settings: EnsembleSettings, model_names: Sequence[str],
+                      untrained_models: frozenset[str] = frozenset()) -> CombinerSettings:
+        """The combiner of `model_names` configured by a settings file (deepfake_contract.settings)."""
+        if settings.calibration is not None:
+            # Replaced by the calibration hook (issue 14): until then a map must not be dropped silently.
+            raise CombinerConfigError("the settings hold a calibration map, which this combiner cannot apply yet")
+        return cls(model_names=tuple(model_names), weights=dict(settings.weights), threshold=settings.threshold,
+                   image_score=settings.image_score, untrained_models=frozenset(untrained_models))
+
+    @classmethod
     def from_parameters(cls, params: Mapping[str, str]) -> CombinerSettings:
-        """Build from Triton config `parameters` (string values)."""
-        model_names = _json_parameter(params, "model_names", list)
-        weights = _json_parameter(params, "weights", dict)
-        untrained = json.loads(params.get("untrained_models", "[]"))
-        return cls(
-            model_names=tuple(model_names),
-            weights={str(k): float(v) for k, v in weights.items()},
-            threshold=float(params.get("threshold", "0.5")),
-            image_score=params.get("image_score", "max"),
-            untrained_models=frozenset(untrained),
-        )
+        """Build from Triton config `parameters` (deepfake_contract.parameters encoding)."""
+        try:
+            weights = decode(params, "weights", kind=dict)
+            return cls(
+                model_names=tuple(decode(params, "model_names", kind=list)),
+                weights={str(k): float(v) for k, v in weights.items()},
+                threshold=float(decode(params, "threshold", DEFAULT_THRESHOLD, kind=(int, float))),
+                image_score=decode(params, "image_score", DEFAULT_IMAGE_SCORE, kind=str),
+                untrained_models=frozenset(decode(params, "untrained_models", [], kind=list)),
+            )
+        except ParameterError as exc:
+            raise CombinerConfigError(str(exc)) from None
 
     def to_parameters(self) -> dict[str, str]:
         return {
-            "model_names": json.dumps(list(self.model_names)),
-            "weights": json.dumps({m: self.weights[m] for m in self.model_names}),
-            "threshold": repr(float(self.threshold)),
-            "image_score": self.image_score,
-            "untrained_models": json.dumps(sorted(self.untrained_models)),
+            "model_names": encode(self.model_names),
+            "weights": encode({m: self.weights[m] for m in self.model_names}),
+            "threshold": encode(float(self.threshold)),
+            "image_score": encode(self.image_score),
+            "untrained_models": encode(self.untrained_models),
         }
-
-
-def _json_parameter(params: Mapping[str, str], key: str, kind: type):
-    try:
-        value = json.loads(params[key])
-    except KeyError:
-        raise CombinerConfigError(f"parameter {key!r} is missing") from None
-    except json.JSONDecodeError as exc:
-        raise CombinerConfigError(f"parameter {key!r} is not valid JSON: {exc}") from None
-    if not isinstance(value, kind):
-        raise CombinerConfigError(f"parameter {key!r} must be a JSON {kind.__name__}, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)

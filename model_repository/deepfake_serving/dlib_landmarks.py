@@ -1,6 +1,6 @@
 """dlib's 68-point iBUG landmarks, and DeepfakeBench's five alignment points taken from them.
 
-DeepfakeBench made its training crops (research/deepfakebench.md §6) with dlib's
+DeepfakeBench made its training crops (docs/design.md §4) with dlib's
 HOG detector on the RGB frame (upsample 1, largest box), an 81-point shape
 predictor whose first 68 points follow the iBUG 300-W scheme, and five of those
 points: 37, 44, 30, 49, 55 (0-based, as dlib numbers them). In that scheme:
@@ -38,10 +38,6 @@ from .alignment import DEEPFAKEBENCH_SCALE, DEEPFAKEBENCH_SIZE, align_face
 # image-left eye, image-right eye, nose, image-left mouth, image-right mouth.
 DEEPFAKEBENCH_POINTS = (37, 44, 30, 49, 55)
 NUM_IBUG_POINTS = 68
-IBUG_LEFT_EYE = range(36, 42)
-IBUG_RIGHT_EYE = range(42, 48)
-IBUG_NOSE_BRIDGE = range(27, 31)
-IBUG_OUTER_LIP = range(48, 60)
 # DeepfakeBench's detector call: dlib's HOG detector upsampling the frame once.
 DEEPFAKEBENCH_UPSAMPLE = 1
 

@@ -71,7 +71,7 @@ def _vit_token_grid(block_input: nn.Module) -> TokenGrid:
 
 
 # Model name -> the layer Grad-CAM explains, given the servable classifier
-# (its `network` attribute is the export.architectures module).
+# (its `network` attribute is the network from deepfake_models).
 TARGET_LAYERS: dict[str, Callable[[nn.Module], nn.Module]] = {
     "xception": lambda model: model.network.bn4,
     "efficientnet_b4": lambda model: model.network.efficientnet._bn1,

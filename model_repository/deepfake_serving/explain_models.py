@@ -1,9 +1,7 @@
-"""Where the explainer gets its PyTorch networks: the one import of `export` it makes.
+"""Where the explainer gets its PyTorch networks: `deepfake_models`, one file per classifier.
 
-The networks are defined in export/architectures and loaded from the fixed
-(safetensors) checkpoints exactly as the `pytorch` flavour's classifier does.
-Keep this the only place the explainer touches `export`, so moving the networks
-means changing this function only.
+They are loaded from the fixed (safetensors) checkpoints exactly as the `pytorch`
+flavour's classifier does.
 """
 
 from __future__ import annotations
@@ -17,8 +15,8 @@ from torch import nn
 def load_classifier(name: str, checkpoint: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, int]:
     """The eval-mode FP32 torch classifier `name` (UINT8 NHWC RGB crops in, FP32 logits
     [N, 2] out, index 1 = fake) loaded strictly from its fixed checkpoint, and its crop side."""
-    from export.servable import load_servable
-    from export.specs import spec_by_name
+    from deepfake_models import spec_by_name
+    from deepfake_models.servable import load_servable
 
     spec = spec_by_name(name)
     return load_servable(spec, Path(checkpoint), device, torch.float32), spec.input_size

@@ -9,10 +9,10 @@ from torch import nn
 
 from benchmarks.baseline import SeedPipeline
 from benchmarks.workload import image_requests
+from deepfake_models import CLASSIFIERS
 from deepfake_serving.detection import detect_faces
 from deepfake_serving.faces import FaceDetector
 from deepfake_serving.images import InvalidImageError
-from export.specs import CLASSIFIERS
 
 
 class RecordingModel(nn.Module):

@@ -9,7 +9,7 @@ import pytest
 from benchmarks.capacity import Level, best_under_slo, capacity_at, size
 from benchmarks.latency import Summary
 from benchmarks.triton_metrics import ModelActivity
-from export.specs import CLASSIFIER_NAMES
+from deepfake_models import CLASSIFIER_NAMES
 
 
 def summary(throughput: float, p95: float, failures: int = 0) -> Summary:

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from benchmarks.cpu_models import measure_model
+from deepfake_models.classifiers.efficientnet_b4 import EFFICIENTNET_B4
 from export.artifacts import BuildArtifacts
-from export.specs import EFFICIENTNET_B4
 
 
 @pytest.mark.slow

@@ -7,7 +7,10 @@ import torch
 from torch import nn
 
 from benchmarks.flops import count_flops, flops_per_face
-from export.specs import EFFICIENTNET_B4, EFFORT_CLIP, F3NET, XCEPTION
+from deepfake_models.classifiers.efficientnet_b4 import EFFICIENTNET_B4
+from deepfake_models.classifiers.effort_clip import EFFORT_CLIP
+from deepfake_models.classifiers.f3net import F3NET
+from deepfake_models.classifiers.xception import XCEPTION
 
 
 def test_a_linear_layer_costs_two_flops_per_multiply_add():
@@ -37,12 +40,12 @@ def vit_l14_flops(image: int = 224) -> int:
 
 @pytest.mark.slow
 def test_effort_is_exactly_a_vit_l14():
-    assert flops_per_face(EFFORT_CLIP) == vit_l14_flops()  # ≈ 162 GFLOP (ARCHITECTURE.md §7)
+    assert flops_per_face(EFFORT_CLIP) == vit_l14_flops()  # ≈ 162 GFLOP (docs/design.md §9)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("spec, published_gmac, published_side", [
-    (XCEPTION, 8.40, 299),  # timm legacy_xception (research/peers.md §6a)
+    (XCEPTION, 8.40, 299),  # timm legacy_xception (docs/design.md §10)
     (EFFICIENTNET_B4, 3.13, 320),  # timm efficientnet_b4
 ])
 def test_cnns_match_published_macs_scaled_to_256_pixels(spec, published_gmac, published_side):

@@ -16,7 +16,7 @@ from benchmarks.locust_results import read_stats
 from benchmarks.server import Endpoint
 from benchmarks.sweep import run_sweep, write_sweep_report
 from benchmarks.workload import Workload
-from export.specs import CLASSIFIER_NAMES
+from deepfake_models import CLASSIFIER_NAMES
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 

@@ -144,7 +144,7 @@ def test_the_shipped_targets_files_are_valid(name):
 
 
 def test_the_h100_file_holds_the_design_targets():
-    """ARCHITECTURE.md §7: >= 1,000 images/s at p95 <= 50 ms, single-image p50 <= 15 ms, 32-frame video <= 1 s."""
+    """docs/design.md §9: >= 1,000 images/s at p95 <= 50 ms, single-image p50 <= 15 ms, 32-frame video <= 1 s."""
     limits = {(s.name, t.request, metric): value
               for s in load_targets(TARGETS_DIR / "h100.yaml").scenarios
               for t in s.targets for metric, value in t.limits.items()}

@@ -6,18 +6,16 @@ them, and an in-memory transport that plays the server.
 from __future__ import annotations
 
 import io
-import json
 import threading
 import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from google.protobuf import text_format
 from PIL import Image
-from tritonclient.grpc import model_config_pb2 as mc
 
 from deepfake_client import DeepfakeClient
 from deepfake_client.retry import RetryPolicy
+from deepfake_contract.parameters import encode
 
 MODEL_NAMES = ("xception", "efficientnet_b4", "f3net", "effort_clip")
 UNIFORM_WEIGHTS = {name: 0.25 for name in MODEL_NAMES}
@@ -74,10 +72,10 @@ class FakeTransport:
     ) -> None:
         self.respond = respond
         self.parameters = parameters or {
-            "weights": json.dumps(UNIFORM_WEIGHTS),
-            "threshold": "0.5",
-            "image_score": "max",
-            "untrained_models": "[]",
+            "weights": encode(UNIFORM_WEIGHTS),
+            "threshold": encode(0.5),
+            "image_score": encode("max"),
+            "untrained_models": encode([]),
         }
         self.live = live
         self.ready = model_ready
@@ -134,21 +132,3 @@ def sleepy(seconds: float, respond: Callable[[bytes], dict[str, np.ndarray]]):
 
 def random_rgb(height: int = 48, width: int = 64, seed: int = 7) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
-
-
-def rendered_config() -> str:
-    """A weighted_average config rendered as the repository assembler does (text_format)."""
-    config = mc.ModelConfig(name="weighted_average", backend="python", max_batch_size=0)
-    config.input.add(name="NUM_FACES", data_type=mc.TYPE_INT32, dims=[1])
-    config.output.add(name="LABEL", data_type=mc.TYPE_STRING, dims=[1])
-    config.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=1)
-    parameters = {
-        "model_names": json.dumps(list(MODEL_NAMES)),
-        "weights": json.dumps({name: 1.0 for name in MODEL_NAMES}),
-        "threshold": "0.5",
-        "image_score": "max",
-        "untrained_models": json.dumps(list(MODEL_NAMES)),
-    }
-    for key, value in parameters.items():
-        config.parameters[key].string_value = value
-    return text_format.MessageToString(config)

@@ -2,7 +2,7 @@
 
 Every path: sync and asyncio clients over gRPC and HTTP, images in every input
 form, batches, a video, a live stream, the error classes, evaluation and
-calibration written into a copy of the served repository.
+calibration written to a settings file, assembled and served by a second server.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import shutil
 import socket
 
 import cv2
@@ -32,8 +31,8 @@ from deepfake_client import (
 )
 from deepfake_client.cli import ExitCode, main
 from deepfake_client.ensemble import score_frames
-from deepfake_client.model_config import parse_config, read_settings
 from deepfake_client.video import sample_indices
+from deepfake_contract import settings as settings_file
 from deepfake_dev import samples
 
 # The test server serves demo weights: the warning is checked once (astronaut), silenced elsewhere.
@@ -270,8 +269,16 @@ def astronaut_variants() -> list[np.ndarray]:
     return variants
 
 
-def test_evaluate_then_calibrate_favours_the_model_the_labels_follow(deepfake_server, grpc_client, tmp_path, capsys):
+def test_evaluate_calibrate_then_serve_keeps_the_calibration(
+    deepfake_server, grpc_client, export_artifacts, tmp_path, capsys, sample_media
+):
+    """evaluate -> calibrate (leans on the model the labels follow) -> assemble as `make serve` does
+    (deepfake-export repository --settings) -> a server on that repository serves the calibrated
+    weights and threshold, and repository.json says so."""
+    from deepfake_dev.local_server import LocalTritonServer, Ports
     from deepfake_serving.combiner import CombinerSettings
+    from export.cli import main as export_main
+    from export.provenance import sha256_file
 
     # Label the variants by xception's own score: the search must then lean on xception.
     variants = astronaut_variants()
@@ -284,10 +291,6 @@ def test_evaluate_then_calibrate_favours_the_model_the_labels_follow(deepfake_se
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels).save(folder / f"variant{i:02d}.png")
 
-    repository = tmp_path / "repository"
-    shutil.copytree(deepfake_server.repository / "weighted_average", repository / "weighted_average")
-    config = repository / "weighted_average" / "config.pbtxt"
-    before = config.read_text()
     url = ["--url", deepfake_server.grpc_url]
 
     code, out, _ = run_cli(["evaluate", tmp_path / "set", "--out", tmp_path / "report", "--json", *url], capsys)
@@ -297,18 +300,43 @@ def test_evaluate_then_calibrate_favours_the_model_the_labels_follow(deepfake_se
     assert summary["frame_level"]["models"]["xception"]["roc_auc"] == 1.0
     assert (tmp_path / "report" / "roc_frame.png").exists()
 
+    path = tmp_path / settings_file.DEFAULT_PATH
     code, out, _ = run_cli(
-        ["calibrate", tmp_path / "report" / "report.json", "--repository", repository, "--json", *url], capsys
+        ["calibrate", tmp_path / "report" / "report.json", "--settings", path, "--json", *url], capsys
     )
     assert code == ExitCode.REAL
     calibration = json.loads(out)
     assert calibration["score"] == pytest.approx(1.0) and calibration["score"] >= calibration["baseline_score"]
 
-    written = read_settings(config)
+    written = settings_file.load(path)
     assert max(written.weights, key=written.weights.get) == "xception"
     assert written.weights["xception"] > 0.25  # up from an equal share
-    changed = [(a, b) for a, b in zip(before.splitlines(), config.read_text().splitlines(), strict=True) if a != b]
-    assert len(changed) == 2  # weights and threshold; every other line intact
-    # The server's own settings parser accepts what was written.
-    parameters = {k: v.string_value for k, v in parse_config(config.read_text()).parameters.items()}
-    CombinerSettings.from_parameters(parameters)
+    # The server's own settings check accepts what was written.
+    CombinerSettings.from_settings(written, MODEL_NAMES)
+
+    assert written.weights != grpc_client.ensemble_settings().weights  # else the test proves nothing
+    repository = tmp_path / "repository"
+    code = export_main(["repository", "--artifacts", str(export_artifacts), "--out", str(repository),
+                        "--settings", str(path)])
+    assert code == 0
+    recorded = json.loads((repository / "repository.json").read_text())
+    assert recorded["settings"] == written.to_dict()
+    assert recorded["settings_file"] == {"path": str(path.resolve()), "sha256": sha256_file(path)}
+
+    server = LocalTritonServer(repository, Ports(unused_port(), unused_port(), unused_port()),
+                               tmp_path / "tritonserver.log")
+    server.start(timeout_s=900)
+    try:
+        with DeepfakeClient(server.grpc_url, timeout_s=300) as client:
+            served = client.ensemble_settings()
+            result = client.detect(sample_media / FACE)
+    finally:
+        server.stop()
+    assert served.weights == pytest.approx(written.weights)
+    assert served.threshold == pytest.approx(written.threshold)
+    # The verdict is computed with them: the face score is the calibrated weighted mean.
+    face = result.faces[0]
+    weights = np.array([written.weights[m] for m in MODEL_NAMES])
+    expected = np.array([face.model_probabilities[m] for m in MODEL_NAMES]) @ weights / weights.sum()
+    assert face.fake_probability == pytest.approx(float(expected), abs=1e-5)
+    assert result.label is (Label.FAKE if result.fake_probability > written.threshold else Label.REAL)

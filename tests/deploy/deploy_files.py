@@ -193,7 +193,7 @@ def promql_labels(expr: str) -> set[str]:
     return labels
 
 
-# Triton's Prometheus metrics (server docs/user_guide/metrics.md; shared/research/triton.md §7)
+# Triton's Prometheus metrics (server docs/user_guide/metrics.md; docs/design.md §8)
 # with their labels. GPU metrics exist only with a GPU and --allow-gpu-metrics.
 TRITON_METRICS: dict[str, set[str]] = {
     **{name: {"model", "version"} for name in (

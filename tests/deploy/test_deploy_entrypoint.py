@@ -9,11 +9,12 @@ import json
 import pytest
 from deploy_files import load_entrypoint
 
+from deepfake_contract import settings as settings_file
 from deepfake_dev import local_server
+from deepfake_models import CLASSIFIER_NAMES, CLASSIFIERS
 from export import triton_config
 from export.artifacts import BuildArtifacts
 from export.provenance import sha256_file
-from export.specs import CLASSIFIER_NAMES, CLASSIFIERS
 from export.tensorrt_build import build_flags, plan_sidecar, precision_mode
 
 entrypoint = load_entrypoint()
@@ -161,6 +162,22 @@ def test_the_current_plans_are_served_although_the_shared_cache_holds_stale_ones
         assert config.platform == "tensorrt_plan"
     # The shared cache keeps every plan (other GPUs still need theirs).
     assert len(list(cache.glob("*/*.plan"))) == 4 * len(CLASSIFIER_NAMES)
+
+    # DEEPFAKE_SETTINGS: the mounted settings file is what the combiner serves.
+    weights = {name: float(i + 1) for i, name in enumerate(CLASSIFIER_NAMES)}
+    path = settings_file.dump(settings_file.EnsembleSettings(weights, threshold=0.3), tmp_path / "settings.json")
+    start = entrypoint.Settings.from_environment({"DEEPFAKE_SETTINGS": str(path)})
+    repository = entrypoint.assemble_repository(selected, tmp_path / "work" / "repository", trt, cc,
+                                                start.ensemble_settings)
+    served = json.loads((repository / "repository.json").read_text())
+    assert served["weights"] == weights and served["threshold"] == 0.3
+    assert served["settings_file"]["sha256"] == sha256_file(path)
+
+
+def test_a_missing_settings_file_stops_the_start(tmp_path):
+    with pytest.raises(entrypoint.StartError, match="DEEPFAKE_SETTINGS=.*no such file"):
+        entrypoint.Settings.from_environment({"DEEPFAKE_SETTINGS": str(tmp_path / "absent.json")})
+    assert entrypoint.Settings.from_environment({}).ensemble_settings is None
 
 
 def test_a_missing_or_failed_plan_stops_the_start(tmp_path, export_output):

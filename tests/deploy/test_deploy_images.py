@@ -32,7 +32,7 @@ README = DOCKER / "README.md"
 def test_the_pin_file_holds_one_release():
     pins = read_env()
     assert re.fullmatch(r"\d\d\.\d\d", pins["TRITON_TAG"]) and re.fullmatch(r"2\.\d+\.\d+", pins["TRITON_VERSION"])
-    # Triton 2.60.0 is 25.08; one minor per monthly release since (shared/research/triton.md §4.1).
+    # Triton 2.60.0 is 25.08; one minor per monthly release since (docs/design.md §8).
     year, month = map(int, pins["TRITON_TAG"].split("."))
     assert (year, month) >= (25, 8)
     assert pins["TRITON_VERSION"] == f"2.{60 + (year - 25) * 12 + month - 8}.0"
@@ -170,7 +170,7 @@ def _imports(paths: list[Path]) -> set[str]:
 # Imports the image does not install: provided by Triton, installed by its own step, or opt-in.
 PROVIDED = {"triton_python_backend_utils": "Triton's python backend", "tensorrt": "install-tensorrt-python.sh",
             "dlib": "opt-in dlib68 landmarks (DetectorSettings.landmarks), not in the image"}
-OWN = {"export", "deepfake_serving", "deepfake_contract", "deepfake_dev", "benchmarks", "deepfake_client"}
+OWN = {"export", "deepfake_models", "deepfake_serving", "deepfake_contract", "deepfake_dev", "benchmarks", "deepfake_client"}
 
 
 def _modules_of_distributions(distributions: set[str]) -> set[str]:
@@ -181,9 +181,35 @@ def _modules_of_distributions(distributions: set[str]) -> set[str]:
     return provided
 
 
+def _copied_python(image: str) -> list[Path]:
+    """Every python file the image's COPY lines bring in."""
+    files = []
+    for source in copy_sources(dockerfile_instructions(IMAGES[image])):
+        path = REPO / source
+        files += [path] if path.suffix == ".py" else sorted(path.rglob("*.py")) if path.is_dir() else []
+    return files
+
+
+def test_the_serving_image_copies_only_what_it_runs():
+    sources = {source.rstrip("/") for source in copy_sources(dockerfile_instructions(IMAGES["serving"]))}
+    for unused in ("benchmarks", "deepfake_dev", "client/deepfake_client", "pyproject.toml", "model_repository",
+                   "model_repository/onnx_classifier", "model_repository/pytorch_classifier"):
+        assert unused not in sources, f"the serving image copies {unused}, which it does not run"
+    # What it copies imports only what it copies (the tensorrt flavour's models, the entrypoint),
+    # but for steps the image never runs, named here.
+    never_run = {"deepfake_dev": "export.parity's sample faces, for the ONNX export step (done before the image)"}
+    copied_packages = {Path(source).name for source in sources}
+    own = {"export", "deepfake_models", "deepfake_serving", "deepfake_contract", "deepfake_dev", "benchmarks",
+           "deepfake_client"}
+    assert _imports(_copied_python("serving")) & own <= copied_packages | set(never_run)
+    ignore = IMAGES["serving"].with_name("Dockerfile.dockerignore")
+    for path in ("benchmarks/compare.py", "deepfake_dev/demo.py", "model_repository/onnx_classifier/1/model.py"):
+        assert dockerignore_excludes(ignore, path), f"{path} would be sent to `docker build`"
+
+
 def test_the_serving_image_installs_every_module_its_code_imports():
-    sources = [*(REPO / "export").rglob("*.py"), *(REPO / "model_repository").rglob("*.py"),
-               *(REPO / "client" / "deepfake_contract").rglob("*.py"), DOCKER / "serving" / "entrypoint.py"]
+    sources = _copied_python("serving")
+    assert DOCKER / "serving" / "entrypoint.py" in sources and REPO / "deepfake_models" / "registry.py" in sources
     facenet = Requirement((REPO / "requirements" / "facenet.txt").read_text().split()[-1])
     installed = _installed_closure(image_packages("serving")) | {canonicalize_name(facenet.name)}
     # facenet-pytorch is installed --no-deps: its imports must come from the list itself.

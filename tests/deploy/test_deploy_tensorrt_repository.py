@@ -11,10 +11,10 @@ import pytest
 from deploy_files import load_entrypoint, onnx_graph_io
 from onnx import TensorProto, helper
 
+from deepfake_models import CLASSIFIER_NAMES
 from export import triton_config
 from export.artifacts import BuildArtifacts
 from export.provenance import sha256_file
-from export.specs import CLASSIFIER_NAMES
 from export.tensorrt_build import build_flags, plan_sidecar, precision_mode
 
 ONNX_TO_TRITON = {"UINT8": "TYPE_UINT8", "FLOAT": "TYPE_FP32"}

@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
+from deepfake_models import CLASSIFIER_NAMES
 from deepfake_serving.explain import HEATMAP_SIZE, TARGET_LAYERS, Explainer, grad_cam
 from deepfake_serving.explain_models import load_classifier
-from export.specs import CLASSIFIER_NAMES
 
 pytestmark = pytest.mark.slow
 

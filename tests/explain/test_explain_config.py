@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import deepfake_contract as contract
+from deepfake_models import CLASSIFIERS, crop_sizes
 from export import triton_config
-from export.specs import CLASSIFIERS, crop_sizes
 
 
 def configs(flavour: str = "cpu"):
@@ -14,11 +14,11 @@ def configs(flavour: str = "cpu"):
     flavour_config = triton_config.FLAVOURS[flavour]
     weights = json.dumps(dict.fromkeys(names, 1.0))
     return {c.name: c for c in (
-        triton_config.face_detector_config(flavour_config, crop_sizes(), triton_config.face_detector_parameters()),
+        triton_config.face_detector_config(flavour_config, crop_sizes(CLASSIFIERS), triton_config.face_detector_parameters()),
         *(triton_config.classifier_config(spec, flavour_config, {}) for spec in CLASSIFIERS),
         triton_config.combiner_config(names, {}),
         triton_config.ensemble_config(CLASSIFIERS),
-        triton_config.explainer_config(flavour_config, names, crop_sizes(), {"weights": weights}),
+        triton_config.explainer_config(flavour_config, names, crop_sizes(CLASSIFIERS), {"weights": weights}),
         triton_config.explainer_ensemble_config(CLASSIFIERS),
     )}
 

@@ -9,9 +9,8 @@ from pathlib import Path
 import torch
 from transformers import CLIPVisionConfig
 
-from export.architectures.effort import Effort
+from deepfake_models.classifiers.effort_clip import EFFORT_CLIP, Effort
 from export.layouts import layout_by_name, to_released
-from export.specs import EFFORT_CLIP
 
 
 def small_clip_config() -> CLIPVisionConfig:

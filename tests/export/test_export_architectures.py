@@ -1,5 +1,5 @@
 """Network definitions against their mathematical definitions and DeepfakeBench's
-documented quirks (shared/research/deepfakebench.md)."""
+documented quirks (docs/design.md §4)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from export.architectures.efficientnet_b4 import EfficientNetB4
-from export.architectures.f3net import FADHead, band_mask, dct_matrix
-from export.architectures.xception import Xception
+from deepfake_models.classifiers.efficientnet_b4 import EfficientNetB4
+from deepfake_models.classifiers.f3net import FADHead, band_mask, dct_matrix
+from deepfake_models.classifiers.xception import Xception
 from export.layouts import fold_svd_residual
 
 

@@ -10,8 +10,11 @@ import pytest
 import torch
 from released_files import save
 
+from deepfake_models import CLASSIFIERS
+from deepfake_models.classifiers.efficientnet_b4 import EFFICIENTNET_B4
+from deepfake_models.classifiers.f3net import F3NET
+from deepfake_models.classifiers.xception import XCEPTION
 from export.demo_weights import demo_state_dict
-from export.specs import CLASSIFIERS, EFFICIENTNET_B4, F3NET, XCEPTION
 
 
 def cli(*args: str):
@@ -39,7 +42,7 @@ def test_truncated_checkpoint(tmp_path):
 def test_wrong_architecture(tmp_path):
     path = save(demo_state_dict(F3NET, seed=0), tmp_path / XCEPTION.checkpoint_file)
     result = cli("fix", str(path), "--out", str(tmp_path / "build"))
-    assert_clean_failure(result, "holds a f3net checkpoint, but a xception checkpoint was expected")
+    assert_clean_failure(result, "is a checkpoint of the f3net model, not of the xception model")
 
 
 def test_renamed_key(tmp_path):

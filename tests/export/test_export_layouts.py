@@ -1,5 +1,5 @@
 """The released layouts: key counts, element totals and sample keys as documented in
-shared/research/deepfakebench.md (numbers measured on DeepfakeBench's own code)."""
+docs/design.md §4 (numbers measured on DeepfakeBench's own code)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import pytest
 import torch
 from released_files import float_elements
 
-from export.architectures import Effort, build_network
-from export.checkpoints import shapes
+from deepfake_models.checkpoints import shapes
+from deepfake_models.classifiers.efficientnet_b4 import EFFICIENTNET_B4
+from deepfake_models.classifiers.effort_clip import EFFORT_CLIP, Effort
+from deepfake_models.classifiers.f3net import F3NET
+from deepfake_models.classifiers.xception import XCEPTION
 from export.demo_weights import demo_state_dict
 from export.errors import UnknownLayoutError
 from export.layouts import detect_layout, layout_by_name, released_shapes, strip_ddp_prefix
-from export.specs import EFFICIENTNET_B4, EFFORT_CLIP, F3NET, XCEPTION
 
 DOCUMENTED = {  # spec: (keys, float elements) of the released file
     XCEPTION: (283, 21_916_714),
@@ -107,9 +109,9 @@ def test_effort_demo_weights_have_the_released_layout():
 @pytest.mark.parametrize("spec", [XCEPTION, EFFICIENTNET_B4, F3NET, EFFORT_CLIP], ids=lambda spec: spec.name)
 def test_detect_layout_identifies_each_architecture(spec):
     with torch.device("meta"):
-        network = build_network(spec)
-    released = released_shapes(layout_by_name(spec.layout), shapes(network.state_dict()))
-    assert detect_layout(released, "file").name == spec.layout
+        network = spec.build_network()
+    released = released_shapes(spec.layout, shapes(network.state_dict()))
+    assert detect_layout(released, "file") == spec.layout
 
 
 def test_unknown_layout_is_a_clear_error():

@@ -4,20 +4,25 @@ as specified, with errors that name the offending keys."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import pytest
 import safetensors.torch
 import torch
 from released_files import released_effort_state_dict, save, small_effort, tag_storages_cuda
 
-from export.architectures import build_network
+from deepfake_models.checkpoints import load_strict, read_fixed_checkpoint
+from deepfake_models.classifiers.f3net import F3NET
+from deepfake_models.classifiers.xception import XCEPTION
+from deepfake_models.errors import CheckpointMismatchError, CheckpointReadError
 from export.artifacts import BuildArtifacts
-from export.checkpoints import load_strict, read_checkpoint, read_fixed_checkpoint, write_fixed_checkpoint
+from export.checkpoints import read_checkpoint, write_fixed_checkpoint
 from export.demo_weights import demo_state_dict
-from export.errors import CheckpointMismatchError, CheckpointReadError, WrongArchitectureError
+from export.errors import WrongArchitectureError
 from export.fixing import canonicalize, fix_checkpoint, identify
 from export.layouts import fold_svd_residual
-from export.specs import F3NET, XCEPTION
+from export.provenance import sha256_file
 
 
 def load_released(state_dict, network, source="file.pth"):
@@ -36,7 +41,7 @@ def xception_file(tmp_path_factory):
 def test_released_cnn_file_loads_strictly_with_its_values(tmp_path, spec):
     released = demo_state_dict(spec, seed=3)
     path = save(released, tmp_path / spec.checkpoint_file)
-    network = build_network(spec)
+    network = spec.build_network()
     conversion = load_released(read_checkpoint(path), network)
     loaded = network.state_dict()
     for released_key, canonical_key in conversion.renamed.items():
@@ -45,7 +50,7 @@ def test_released_cnn_file_loads_strictly_with_its_values(tmp_path, spec):
 
 
 def test_f3net_keys_are_renamed_by_the_table(tmp_path):
-    conversion = load_released(demo_state_dict(F3NET, seed=0), build_network(F3NET))
+    conversion = load_released(demo_state_dict(F3NET, seed=0), F3NET.build_network())
     assert conversion.renamed["FAD_head._DCT_all_T"] == "fad_head._DCT_all_T"
     assert conversion.renamed["backbone.last_linear.1.weight"] == "xception.last_linear.1.weight"
 
@@ -94,7 +99,7 @@ def test_effort_repo_orthogonality_tensors_are_dropped_exactly():
 def test_an_unlisted_extra_key_is_not_dropped():
     released = released_effort_state_dict(small_effort())
     released["module.backbone.encoder.layers.0.mlp.fc1.S_r"] = torch.zeros(3)
-    with pytest.raises(CheckpointMismatchError, match=r"unexpected keys \(1\): backbone.encoder.layers.0.mlp.fc1.S_r"):
+    with pytest.raises(CheckpointMismatchError, match=r"unexpected keys \(1\): module\.backbone.encoder.layers.0.mlp.fc1.S_r"):
         load_released(released, small_effort(seed=5))
 
 
@@ -129,8 +134,9 @@ class Payload:
 def test_file_with_pickled_code_is_refused(tmp_path):
     path = tmp_path / "code.pth"
     torch.save({"weights": torch.zeros(1), "payload": Payload()}, path)
-    with pytest.raises(CheckpointReadError, match="Python objects other than tensors"):
+    with pytest.raises(CheckpointReadError, match="Python objects other than tensors") as refused:
         read_checkpoint(path)
+    assert f"holds a {__name__}.Payload object" in str(refused.value)  # the refused global, by name
 
 
 def test_wrapped_state_dict_is_not_a_plain_state_dict(tmp_path):
@@ -143,7 +149,7 @@ def test_renamed_key_is_named_in_the_error():
     released = demo_state_dict(XCEPTION, seed=0)
     released["backbone.block4.rep.1.pointwise.weights"] = released.pop("backbone.block4.rep.1.pointwise.weight")
     with pytest.raises(CheckpointMismatchError) as caught:
-        load_released(released, build_network(XCEPTION))
+        load_released(released, XCEPTION.build_network())
     assert caught.value.missing == ["backbone.block4.rep.1.pointwise.weight"]
     assert caught.value.unexpected == ["backbone.block4.rep.1.pointwise.weights"]
     assert "missing keys (1): backbone.block4.rep.1.pointwise.weight" in str(caught.value)
@@ -153,13 +159,19 @@ def test_shape_mismatch_names_key_and_shapes():
     released = demo_state_dict(XCEPTION, seed=0)
     released["backbone.last_linear.weight"] = torch.zeros(1000, 2048)
     with pytest.raises(CheckpointMismatchError, match=r"backbone.last_linear.weight: checkpoint \[1000, 2048\], model \[2, 2048\]"):
-        load_released(released, build_network(XCEPTION))
+        load_released(released, XCEPTION.build_network())
 
 
 def test_file_of_another_architecture_is_rejected(tmp_path):
     f3net_named_as_xception = save(demo_state_dict(F3NET, seed=0), tmp_path / XCEPTION.checkpoint_file)
-    with pytest.raises(WrongArchitectureError, match="holds a f3net checkpoint, but a xception checkpoint was expected"):
+    with pytest.raises(WrongArchitectureError, match="is a checkpoint of the f3net model, not of the xception model"):
         fix_checkpoint(f3net_named_as_xception, BuildArtifacts(tmp_path / "build"))
+
+
+def test_a_wrong_file_is_named_by_model_not_by_layout():
+    effort = released_effort_state_dict(small_effort())  # `module.`-prefixed, as released
+    with pytest.raises(WrongArchitectureError, match="checkpoint of the effort_clip model, not of the xception model"):
+        identify(effort, "effort.pth", XCEPTION.layout)
 
 
 def test_non_contiguous_tensors_are_written_to_safetensors(tmp_path):
@@ -171,6 +183,23 @@ def test_non_contiguous_tensors_are_written_to_safetensors(tmp_path):
     torch.testing.assert_close(read_fixed_checkpoint(path)["_DCT_all_T"], transposed, rtol=0, atol=0)
 
 
+def test_fixed_checkpoints_are_byte_reproducible(tmp_path):
+    """Same tensors and metadata -> same sha256, in this process and in others (safetensors'
+    header order comes from a Rust HashMap whose seed differs per map and per process)."""
+    script = (
+        "import sys, torch; from export.checkpoints import write_fixed_checkpoint as w; from pathlib import Path\n"
+        "t = {f'layer{i}.weight': torch.arange(float(i + 3)) for i in range(12)}\n"
+        "for n in range(4): w(t, Path(sys.argv[1]) / f'{n}.safetensors',"
+        " metadata={'model': 'xception', 'layout': 'xception', 'untrained': 'true', 'a': '1', 'z': '2'})\n"
+    )
+    for run in range(3):
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / f"run{run}")], check=True, timeout=120)
+    digests = {sha256_file(path) for path in tmp_path.glob("run*/*.safetensors")}
+    assert len(list(tmp_path.glob("run*/*.safetensors"))) == 12 and len(digests) == 1
+    metadata = safetensors.safe_open(str(tmp_path / "run0" / "0.safetensors"), "pt").metadata()
+    assert metadata == {"model": "xception", "layout": "xception", "untrained": "true", "a": "1", "z": "2"}
+
+
 def test_fix_writes_checkpoint_and_manifest_then_skips_when_up_to_date(tmp_path, xception_file):
     artifacts = BuildArtifacts(tmp_path / "build")
     manifest = fix_checkpoint(xception_file, artifacts)
@@ -179,7 +208,7 @@ def test_fix_writes_checkpoint_and_manifest_then_skips_when_up_to_date(tmp_path,
     assert manifest["input"]["mean"] == [0.5, 0.5, 0.5] and manifest["input"]["channel_order"] == "RGB"
     assert manifest["conversion"]["renamed"]["backbone.conv1.weight"] == "conv1.weight"
     fixed = read_fixed_checkpoint(artifacts.fixed_checkpoint("xception"))
-    assert set(fixed) == set(build_network(XCEPTION).state_dict())
+    assert set(fixed) == set(XCEPTION.build_network().state_dict())
     written = artifacts.fixed_checkpoint("xception").stat().st_mtime_ns
     assert fix_checkpoint(xception_file, artifacts) == manifest
     assert artifacts.fixed_checkpoint("xception").stat().st_mtime_ns == written

@@ -13,15 +13,25 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from released_files import SMALL_EFFORT_SPEC, save, small_effort
 
+from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
+from deepfake_models import CLASSIFIERS
+from deepfake_models.classifiers.xception import XCEPTION
+from deepfake_models.servable import build_servable, load_servable
 from export.artifacts import BuildArtifacts
 from export.demo_weights import demo_state_dict, sidecar_path
 from export.fixing import fix_checkpoint
 from export.mixed_precision import convert_to_mixed_precision, export_mixed_precision, write_mixed_precision_onnx
 from export.onnx_export import OPSET, export_classifier, export_onnx
-from export.parity import fake_probability, measure, onnxruntime_runner, parity_faces, torch_runner, worst
+from export.parity import (
+    fake_probability,
+    measure,
+    onnxruntime_runner,
+    parity_faces,
+    sample_face_crops,
+    torch_runner,
+    worst,
+)
 from export.provenance import sha256_file, write_json
-from export.servable import build_servable, load_servable
-from export.specs import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, CLASSIFIERS, XCEPTION
 
 
 def io_signature(model: onnx.ModelProto):
@@ -70,13 +80,19 @@ def xception_artifacts(tmp_path_factory):
     return artifacts, report, checkpoint
 
 
+def test_the_parity_faces_are_the_aligned_sample_faces():
+    faces = sample_face_crops(224)
+    assert faces.shape == (3, 224, 224, 3) and faces.dtype == np.uint8  # one face + two faces
+    assert 60 < faces.mean() < 200  # real pixels, not placeholder rows
+
+
 def test_export_classifier_writes_metadata_and_parity_report(xception_artifacts):
     artifacts, report, checkpoint = xception_artifacts
     metadata = {p.key: p.value for p in onnx.load(str(artifacts.onnx("xception"))).metadata_props}
     assert metadata["model_name"] == "xception"
     assert metadata["untrained"] == "true" and artifacts.is_untrained("xception")
     assert metadata["source_sha256"] == sha256_file(checkpoint)
-    assert report["passed"] and set(report["batches"]) == {"1", "8"}
+    assert report["passed"] and set(report["batches"]) == {"1", "8", "sample_faces"}  # noise and real faces
     assert report["onnx_sha256"] == sha256_file(artifacts.onnx("xception"))
     assert worst(report["batches"]) <= 1e-4
 

@@ -8,13 +8,14 @@ import torch
 from released_files import save
 from torch import nn
 
-from export.architectures import build_network
+from deepfake_models.classifiers.effort_clip import EFFORT_CLIP
+from deepfake_models.classifiers.xception import XCEPTION
+from deepfake_models.errors import InvalidFacesError
+from deepfake_models.registry import CLIP_MEAN_STD, DEEPFAKEBENCH_MEAN_STD
+from deepfake_models.servable import build_servable, load_servable
 from export.artifacts import BuildArtifacts
 from export.demo_weights import demo_state_dict
-from export.errors import InvalidFacesError
 from export.fixing import fix_checkpoint
-from export.servable import build_servable, load_servable
-from export.specs import CLIP_MEAN_STD, DEEPFAKEBENCH_MEAN_STD, EFFORT_CLIP, XCEPTION
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
@@ -78,7 +79,7 @@ def test_load_servable_gives_the_checkpoint_model(tmp_path):
     servable = load_servable(XCEPTION, artifacts.fixed_checkpoint("xception"))
     assert not servable.training
 
-    reference = build_network(XCEPTION)
+    reference = XCEPTION.build_network()
     reference.load_state_dict({key.removeprefix("backbone."): value for key, value in released.items()})
     faces = torch.randint(0, 256, (2, 256, 256, 3), dtype=torch.uint8)
     with torch.inference_mode():

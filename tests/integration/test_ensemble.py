@@ -20,8 +20,8 @@ from tritonclient.utils import InferenceServerException
 
 import deepfake_contract as contract
 from deepfake_dev import samples
+from deepfake_models import CLASSIFIERS
 from deepfake_serving.images import ImageLimits
-from export.specs import CLASSIFIERS
 
 pytestmark = pytest.mark.integration
 

@@ -14,13 +14,13 @@ import tritonclient.grpc as grpcclient
 
 import deepfake_contract as contract
 from deepfake_dev import samples
+from deepfake_models import CLASSIFIERS
+from deepfake_models.servable import load_servable
 from deepfake_serving.combiner import fake_probability
 from deepfake_serving.detection import detect_faces
 from deepfake_serving.faces import FaceDetector
 from deepfake_serving.onnx_classifier import OnnxClassifier
 from export.artifacts import BuildArtifacts
-from export.servable import load_servable
-from export.specs import CLASSIFIERS
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 
 import deepfake_contract as contract
-from export.specs import CLASSIFIERS
+from deepfake_models import CLASSIFIERS
 
 OUTPUTS = [t.name for t in contract.ensemble_outputs(len(CLASSIFIERS))]
 

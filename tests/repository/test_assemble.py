@@ -6,13 +6,16 @@ import os
 import pytest
 
 from deepfake_contract import ENSEMBLE_NAME
+from deepfake_contract import settings as settings_file
+from deepfake_contract.settings import EnsembleSettings
+from deepfake_models import CLASSIFIER_NAMES
 from deepfake_serving.combiner import CombinerSettings
 from export import triton_config
 from export.artifacts import BuildArtifacts
+from export.cli import main as export_main
 from export.errors import MissingArtifactError
 from export.provenance import sha256_file
 from export.repository import RepositoryError, RepositoryOptions, assemble
-from export.specs import CLASSIFIER_NAMES
 
 
 @pytest.fixture
@@ -62,13 +65,56 @@ def test_model_files_are_linked_not_copied(artifacts, tmp_path):
 
 def test_untrained_flags_and_weights_reach_the_combiner(artifacts, tmp_path):
     weights = {"xception": 2.0, "efficientnet_b4": 0.0, "f3net": 1.0, "effort_clip": 1.0}
-    out = assemble(artifacts.root, tmp_path / "cpu", RepositoryOptions(weights=weights, threshold=0.7))
+    out = assemble(artifacts.root, tmp_path / "cpu", RepositoryOptions(ensemble=EnsembleSettings(weights, threshold=0.7)))
     params = {k: v.string_value for k, v in configs(out)["weighted_average"].parameters.items()}
     settings = CombinerSettings.from_parameters(params)
     assert dict(settings.weights) == weights and settings.threshold == 0.7
     assert settings.untrained_models == {"xception", "efficientnet_b4", "effort_clip"}
     summary = json.loads((out / "repository.json").read_text())
     assert summary["models"]["f3net"] == {"untrained": False, "source_sha256": f"{2:064x}"}
+
+
+def test_a_settings_file_is_served_and_recorded(artifacts, tmp_path, capsys):
+    """What `make repository SETTINGS=...` runs: the file's weights, threshold and image score reach the
+    combiner's config, and repository.json names the file by path and sha256."""
+    weights = {"xception": 3.0, "efficientnet_b4": 0.0, "f3net": 1.0, "effort_clip": 0.5}
+    written = EnsembleSettings(weights, threshold=0.35, image_score="mean", provenance={"objective": "auc"})
+    path = settings_file.dump(written, tmp_path / "ensemble-settings.json")
+    out = tmp_path / "cpu"
+    code = export_main(["repository", "--artifacts", str(artifacts.root), "--out", str(out), "--settings", str(path)])
+    assert code == 0 and "ensemble settings from the settings file" in capsys.readouterr().out
+    params = {k: v.string_value for k, v in configs(out)["weighted_average"].parameters.items()}
+    served = CombinerSettings.from_parameters(params)
+    assert (dict(served.weights), served.threshold, served.image_score) == (weights, 0.35, "mean")
+    summary = json.loads((out / "repository.json").read_text())
+    assert summary["settings"] == written.to_dict()
+    assert summary["settings_file"] == {"path": str(path.resolve()), "sha256": sha256_file(path)}
+    assert summary["weights"] == weights and summary["threshold"] == 0.35
+
+
+def test_without_a_settings_file_the_defaults_are_served(artifacts, tmp_path):
+    out = assemble(artifacts.root, tmp_path / "cpu")
+    summary = json.loads((out / "repository.json").read_text())
+    assert summary["settings_file"] is None
+    assert summary["weights"] == {name: 1.0 for name in CLASSIFIER_NAMES}
+    assert summary["threshold"] == settings_file.DEFAULT_THRESHOLD
+
+
+@pytest.mark.parametrize("content, argv, message", [
+    ('{"format": "deepfake-ensemble-settings/1", "weights": {"xception": -1}}', [], "weights must be"),
+    ("not json", [], "not valid JSON"),
+    (None, ["--threshold", "0.3"], "both set the ensemble"),
+])
+def test_a_bad_settings_file_is_refused(artifacts, tmp_path, capsys, content, argv, message):
+    path = tmp_path / "ensemble-settings.json"
+    if content is None:
+        settings_file.dump(EnsembleSettings({name: 1.0 for name in CLASSIFIER_NAMES}), path)
+    else:
+        path.write_text(content)
+    code = export_main(["repository", "--artifacts", str(artifacts.root), "--out", str(tmp_path / "cpu"),
+                        "--settings", str(path), *argv])
+    assert code != 0 and message in capsys.readouterr().err
+    assert not (tmp_path / "cpu").exists()
 
 
 def test_detector_parameters_flow_into_the_config(artifacts, tmp_path):
@@ -79,8 +125,12 @@ def test_detector_parameters_flow_into_the_config(artifacts, tmp_path):
 
 
 @pytest.mark.parametrize("options, message", [
-    (RepositoryOptions(weights={"xception": 1.0, "efficientnet_b4": 0.0, "f3net": 0.0, "effort_clip": 0.0}),
-     "at least 2 models"),
+    (RepositoryOptions(ensemble=EnsembleSettings({"xception": 1.0, "efficientnet_b4": 0.0, "f3net": 0.0,
+                                                  "effort_clip": 0.0})), "at least 2 models"),
+    (RepositoryOptions(ensemble=EnsembleSettings({"xception": 1.0, "f3net": 1.0})), "no weight given"),
+    (RepositoryOptions(ensemble=EnsembleSettings({name: 1.0 for name in CLASSIFIER_NAMES},
+                                                 calibration={"method": "platt", "a": 1.0, "b": 0.0})),
+     "calibration map"),
     (RepositoryOptions(face_detector={"max_faces": "65"}, flavour="onnxruntime"), "exceeds the classifiers' max batch"),
     (RepositoryOptions(face_detector={"min_face_sz": "20"}), "unknown face_detector parameters"),
     (RepositoryOptions(face_detector={"confidence_threshold": "2"}), "confidence_threshold"),
@@ -136,3 +186,22 @@ def test_stale_or_too_small_plans_are_never_served(artifacts, tmp_path):
         add_plan(artifacts, name, "current", compute_capability="9.0")
     out = assemble(artifacts.root, tmp_path / "trt", RepositoryOptions(flavour="tensorrt"))
     assert (out / "f3net" / "1" / "model.plan").read_bytes() == b"plan current"
+
+
+def test_make_repository_passes_the_settings_file_when_it_exists(tmp_path):
+    """`make serve`/`make demo` assemble through `make repository`: it serves $(SETTINGS) when present."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    path = tmp_path / "ensemble-settings.json"
+
+    def dry_run() -> str:
+        result = subprocess.run(["make", "-n", "-C", str(root), "repository", f"SETTINGS={path}"],
+                                capture_output=True, text=True, check=True)
+        commands = result.stdout.replace("\\\n", " ").splitlines()
+        return " ".join(next(c for c in commands if "deepfake-export repository" in c).split())
+
+    assert "--settings" not in dry_run()
+    settings_file.dump(EnsembleSettings({name: 1.0 for name in CLASSIFIER_NAMES}), path)
+    assert dry_run().endswith(f"--settings {path}")

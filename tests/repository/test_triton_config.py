@@ -4,11 +4,11 @@ import pytest
 from tritonclient.grpc import model_config_pb2 as mc
 
 import deepfake_contract as contract
+from deepfake_models import CLASSIFIERS
 from export import triton_config
-from export.specs import CLASSIFIERS
 
 FIXED_OUTPUTS = {
-    # ARCHITECTURE.md §3 (fixed): name -> (type, dims)
+    # docs/design.md §3 (fixed): name -> (type, dims)
     "LABEL": ("TYPE_STRING", [1]),
     "FAKE_PROBABILITY": ("TYPE_FP32", [1]),
     "NUM_FACES": ("TYPE_INT32", [1]),

@@ -15,7 +15,7 @@ ARCFACE = [(30.2946, 51.6963), (65.5318, 51.5014), (48.0252, 71.7366), (33.5493,
 
 
 def expected_template(size: float, scale: float) -> np.ndarray:
-    """research/deepfakebench.md §6 step by step, one point at a time."""
+    """docs/design.md §4 step by step, one point at a time."""
     margin = size * (scale - 1) / 2
     points = []
     for x, y in ARCFACE:

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 
 from deepfake_dev import samples
+from deepfake_models import CLASSIFIERS
 from deepfake_serving.alignment import align_face, resize_crop
 from deepfake_serving.detection import DEFAULT_CROP_SIZES, FaceDetection, detect_faces
 from deepfake_serving.images import ImageLimits, InvalidImageError, decode_image
-from export.specs import CLASSIFIERS
 
 FACE_JPEG = samples.encode_image(samples.face_image())
 NO_FACE_PNG = samples.encode_image(samples.no_face_image(), "PNG")

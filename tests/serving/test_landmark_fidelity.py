@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from benchmarks.alignment_fidelity import cameraman, grace_hopper, lfw_faces, overlap, variations
+from deepfake_contract.parameters import from_parameters
 from deepfake_dev import samples
 from deepfake_serving import dlib_landmarks
 from deepfake_serving.alignment import align_face, crop_displacement, deepfakebench_template, estimate_similarity
@@ -34,7 +35,6 @@ from deepfake_serving.landmarks import (
     calibrated_points,
     hog_box_from_mtcnn_box,
 )
-from deepfake_serving.runtime import from_parameters
 from export.triton_config import face_detector_parameters
 
 # Stated tolerances (docs/alignment.md): RMS displacement of the template points

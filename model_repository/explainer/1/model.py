@@ -6,7 +6,6 @@ for KIND_GPU, else on the CPU with `torch_threads` threads. A request whose
 tensors do not fit fails alone with INVALID_ARG.
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +13,18 @@ import torch
 import triton_python_backend_utils as pb_utils
 
 import deepfake_contract as contract
+from deepfake_contract.parameters import decode, from_parameters
 from deepfake_serving.explain import Explainer, ExplainerSettings, parse_weights
 from deepfake_serving.explain_models import load_classifier
-from deepfake_serving.runtime import from_parameters, model_parameters
+from deepfake_serving.runtime import model_parameters
 
 
 class TritonPythonModel:
     def initialize(self, args):
         params = model_parameters(args)
         settings = from_parameters(ExplainerSettings, params)
-        names = json.loads(params["model_names"])
-        self.crop_sizes = tuple(json.loads(params["crop_sizes"]))
+        names = decode(params, "model_names", kind=list)
+        self.crop_sizes = tuple(decode(params, "crop_sizes", kind=list))
         gpu = args["model_instance_kind"] == "GPU"
         device = torch.device(f"cuda:{args['model_instance_device_id']}" if gpu else "cpu")
         if not gpu and settings.torch_threads:

@@ -4,26 +4,25 @@ A bad image fails only its own request (INVALID_ARG with the reason); the
 others in the same execution are answered normally.
 """
 
-import json
-
 import torch
 import triton_python_backend_utils as pb_utils
 
 import deepfake_contract as contract
+from deepfake_contract.parameters import decode, from_parameters
 from deepfake_serving.detection import detect_faces
 from deepfake_serving.faces import DetectorSettings, FaceDetector
 from deepfake_serving.images import ImageLimits, InvalidImageError
-from deepfake_serving.runtime import from_parameters, model_parameters
+from deepfake_serving.runtime import model_parameters
 
 
 class TritonPythonModel:
     def initialize(self, args):
         params = model_parameters(args)
-        self.crop_sizes = tuple(json.loads(params["crop_sizes"]))
+        self.crop_sizes = tuple(decode(params, "crop_sizes", kind=list))
         gpu = args["model_instance_kind"] == "GPU"
         # One thread per instance: several instances (and the classifiers) share the CPU,
         # and MTCNN's small convolutions slow down badly when threads oversubscribe cores.
-        torch.set_num_threads(int(params.get("torch_threads", "1")))
+        torch.set_num_threads(decode(params, "torch_threads", 1, kind=int))
         device = f"cuda:{args['model_instance_device_id']}" if gpu else "cpu"
         settings = from_parameters(DetectorSettings, params, device=device)
         self.limits = from_parameters(ImageLimits, params)

@@ -10,6 +10,7 @@ from pathlib import Path
 import triton_python_backend_utils as pb_utils
 
 from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
+from deepfake_contract.parameters import decode
 from deepfake_serving.onnx_classifier import OnnxClassifier
 from deepfake_serving.runtime import model_parameters, run_in_one_batch
 
@@ -18,7 +19,7 @@ class TritonPythonModel:
     def initialize(self, args):
         params = model_parameters(args)
         onnx_path = Path(args["model_repository"]) / args["model_version"] / "model.onnx"
-        self.classifier = OnnxClassifier(onnx_path, int(params.get("intra_op_threads", "0")))
+        self.classifier = OnnxClassifier(onnx_path, decode(params, "intra_op_threads", 0, kind=int))
         if self.classifier.metadata.get("untrained") == "true":
             pb_utils.Logger.log_warn(
                 f"{args['model_name']}: serving UNTRAINED demo weights; scores are meaningless"

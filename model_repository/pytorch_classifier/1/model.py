@@ -11,9 +11,9 @@ import torch
 import triton_python_backend_utils as pb_utils
 
 from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
+from deepfake_models import spec_by_name
+from deepfake_models.servable import load_servable
 from deepfake_serving.runtime import run_in_one_batch
-from export.servable import load_servable
-from export.specs import spec_by_name
 
 
 class TritonPythonModel:

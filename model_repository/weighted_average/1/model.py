@@ -21,6 +21,7 @@ class TritonPythonModel:
             raise pb_utils.TritonModelException(
                 f"model_names {list(model_names)} do not match the configured inputs {configured}"
             )
+        self.outputs = contract.combiner_outputs(len(model_names))
         self.model_names = np.array([n.encode() for n in model_names], dtype=np.object_)
         self.untrained = np.array([n in self.settings.untrained_models for n in model_names])
         if self.untrained.any():
@@ -37,13 +38,14 @@ class TritonPythonModel:
         num_faces = int(pb_utils.get_input_tensor_by_name(request, contract.NUM_FACES.name).as_numpy()[0])
         logits = [pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.logits_inputs]
         verdict = combine(num_faces, logits, self.settings)
+        values = (  # in the order of contract.combiner_outputs
+            np.array([verdict.label.encode()], dtype=np.object_),
+            np.array([verdict.fake_probability], np.float32),
+            verdict.face_fake_probability,
+            verdict.model_fake_probability,
+            self.model_names,
+            self.untrained,
+        )
         return pb_utils.InferenceResponse(
-            output_tensors=[
-                pb_utils.Tensor("LABEL", np.array([verdict.label.encode()], dtype=np.object_)),
-                pb_utils.Tensor("FAKE_PROBABILITY", np.array([verdict.fake_probability], np.float32)),
-                pb_utils.Tensor("FACE_FAKE_PROBABILITY", verdict.face_fake_probability),
-                pb_utils.Tensor("MODEL_FAKE_PROBABILITY", verdict.model_fake_probability),
-                pb_utils.Tensor("MODEL_NAMES", self.model_names),
-                pb_utils.Tensor("MODEL_UNTRAINED", self.untrained),
-            ]
+            output_tensors=[pb_utils.Tensor(spec.name, value) for spec, value in zip(self.outputs, values, strict=True)]
         )

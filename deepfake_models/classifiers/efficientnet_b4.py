@@ -12,6 +12,9 @@ import torch.nn.functional as F
 from efficientnet_pytorch import EfficientNet
 from torch import nn
 
+from deepfake_models.layout import ReleasedLayout
+from deepfake_models.registry import DEEPFAKEBENCH_MEAN_STD, DEEPFAKEBENCH_RELEASE, ClassifierSpec, register
+
 FEATURE_CHANNELS = 1792
 
 
@@ -29,3 +32,21 @@ class EfficientNetB4(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.efficientnet.extract_features(x)
         return self.last_layer(F.adaptive_avg_pool2d(features, 1).flatten(1))
+
+
+EFFICIENTNET_B4 = register(ClassifierSpec(
+    name="efficientnet_b4",
+    column=20,
+    network=EfficientNetB4,
+    layout=ReleasedLayout(
+        name="efficientnet_b4",
+        signature_keys=("backbone.efficientnet._conv_stem.weight",),
+        renames=(("backbone.", ""),),
+    ),
+    checkpoint_file="effnb4_best.pth",
+    input_size=256,
+    mean=DEEPFAKEBENCH_MEAN_STD[0],
+    std=DEEPFAKEBENCH_MEAN_STD[1],
+    published_at=DEEPFAKEBENCH_RELEASE,
+    approx_size_mb=71.0,
+))

@@ -1,7 +1,7 @@
 """F3Net as DeepfakeBench runs it: the FAD (frequency-aware decomposition) head in
 front of a 12-channel Xception (training/detectors/f3net_detector.py).
 
-Written from shared/research/deepfakebench.md §4, not copied.
+Written from the layout in docs/design.md §4, not copied.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ import math
 import torch
 from torch import nn
 
-from export.architectures.xception import Xception
+from deepfake_models.classifiers.xception import Xception
+from deepfake_models.layout import ReleasedLayout
+from deepfake_models.registry import DEEPFAKEBENCH_MEAN_STD, DEEPFAKEBENCH_RELEASE, ClassifierSpec, register
 
 RESOLUTION = 256
 
@@ -77,3 +79,22 @@ class F3Net(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.xception(self.fad_head(x))
+
+
+F3NET = register(ClassifierSpec(
+    name="f3net",
+    column=30,
+    network=F3Net,
+    layout=ReleasedLayout(
+        name="f3net",
+        # The FAD head, plus the Xception backbone's key (so this layout wins over Xception's).
+        signature_keys=("FAD_head._DCT_all", "backbone.block1.rep.0.pointwise.weight"),
+        renames=(("FAD_head.", "fad_head."), ("backbone.", "xception.")),
+    ),
+    checkpoint_file="f3net_best.pth",
+    input_size=RESOLUTION,
+    mean=DEEPFAKEBENCH_MEAN_STD[0],
+    std=DEEPFAKEBENCH_MEAN_STD[1],
+    published_at=DEEPFAKEBENCH_RELEASE,
+    approx_size_mb=90.4,
+))

@@ -3,7 +3,7 @@
 This is exactly what gets exported to ONNX/TensorRT, and what a PyTorch serving
 flavour or a baseline benchmark runs: scaling (/255) and the checkpoint's
 mean/std normalisation happen inside the model, so every runtime gets the same
-input contract (export/specs.py: CLASSIFIER_INPUT, CLASSIFIER_OUTPUT).
+input contract (deepfake_contract: CLASSIFIER_INPUT, CLASSIFIER_OUTPUT).
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from export.architectures import build_network
-from export.checkpoints import load_strict, read_fixed_checkpoint
-from export.errors import InvalidFacesError
-from export.specs import ClassifierSpec
+from deepfake_models.checkpoints import load_strict, read_fixed_checkpoint
+from deepfake_models.errors import InvalidFacesError
+from deepfake_models.registry import ClassifierSpec
 
 
 class ServableClassifier(nn.Module):
@@ -49,7 +48,7 @@ def check_faces(faces: torch.Tensor, input_size: int) -> None:
 def build_servable(spec: ClassifierSpec, network: nn.Module | None = None) -> ServableClassifier:
     """A servable wrapper around `network` (default: the full-size, randomly
     initialised network for `spec`), in eval mode."""
-    return ServableClassifier(spec, network if network is not None else build_network(spec)).eval()
+    return ServableClassifier(spec, network if network is not None else spec.build_network()).eval()
 
 
 def load_servable(

@@ -13,6 +13,9 @@ import torch
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
+from deepfake_models.layout import ReleasedLayout
+from deepfake_models.registry import CLIP_MEAN_STD, ClassifierSpec, register
+
 
 def vit_l14_config() -> CLIPVisionConfig:
     """openai/clip-vit-large-patch14 vision config (the values Effort was trained with)."""
@@ -40,3 +43,31 @@ class Effort(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(pixel_values=x).pooler_output)
+
+
+EFFORT_CLIP = register(ClassifierSpec(
+    name="effort_clip",
+    column=40,
+    network=Effort,
+    layout=ReleasedLayout(
+        name="effort",
+        signature_keys=("backbone.embeddings.class_embedding",),
+        droppable=(
+            # Persistent buffer in transformers <= 4.30; recomputed by the model.
+            r"backbone\.embeddings\.position_ids",
+            # Effort-repo-only tensors feeding a training loss, unused in forward.
+            r"backbone\.encoder\.layers\.\d+\.self_attn\.(q|k|v|out)_proj\.(S_r|U_r|V_r)",
+        ),
+        svd_residual=True,
+        saved_with_ddp=True,
+    ),
+    checkpoint_file="effort_clip_L14_trainOn_FaceForensic.pth",
+    input_size=224,
+    mean=CLIP_MEAN_STD[0],
+    std=CLIP_MEAN_STD[1],
+    published_at="https://drive.google.com/file/d/1m4fyJecABU-Yk3bJ4b1WhUwQa0xCkMLI/view",
+    approx_size_mb=1213.8,
+    # ViT-L/14 is 85% of the FLOPs and scales on onnxruntime's threads (2 cores: 853 vs
+    # 1,725 ms/face at all cores vs 1 thread), so it gets every core; the CNNs take one each.
+    cpu_threads=0,
+))

@@ -3,7 +3,7 @@
 Module names mirror the released checkpoints (`conv1`, `block1.rep.0`, `skipbn`,
 `last_linear`, `adjust_channel`, ...), so a checkpoint maps onto this module by
 stripping its `backbone.` prefix only. Written from the layout documented in
-shared/research/deepfakebench.md §2, not copied.
+docs/design.md §4, not copied.
 """
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from deepfake_models.layout import ReleasedLayout
+from deepfake_models.registry import DEEPFAKEBENCH_MEAN_STD, DEEPFAKEBENCH_RELEASE, ClassifierSpec, register
 
 FEATURE_CHANNELS = 2048
 
@@ -118,3 +121,22 @@ class Xception(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
+
+
+# The published DeepfakeBench checkpoint: every key under `backbone.`.
+XCEPTION = register(ClassifierSpec(
+    name="xception",
+    column=10,
+    network=Xception,
+    layout=ReleasedLayout(
+        name="xception",
+        signature_keys=("backbone.block1.rep.0.pointwise.weight",),
+        renames=(("backbone.", ""),),
+    ),
+    checkpoint_file="xception_best.pth",
+    input_size=256,
+    mean=DEEPFAKEBENCH_MEAN_STD[0],
+    std=DEEPFAKEBENCH_MEAN_STD[1],
+    published_at=DEEPFAKEBENCH_RELEASE,
+    approx_size_mb=87.8,
+))
