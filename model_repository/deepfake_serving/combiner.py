@@ -9,8 +9,12 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+from deepfake_contract.settings import SettingsError, check_calibration
+from deepfake_serving.calibration import calibrated_probability
 
 LABEL_FAKE = "FAKE"
 LABEL_REAL = "REAL"
@@ -29,6 +33,8 @@ class CombinerSettings:
     threshold: float = 0.5
     image_score: str = "max"  # "max": the most-fake face decides; "mean": average over faces
     untrained_models: frozenset[str] = field(default_factory=frozenset)
+    # None, or a monotone map of the score to a calibrated probability (deepfake_contract.settings)
+    calibration: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - set(self.model_names)
@@ -51,6 +57,11 @@ class CombinerSettings:
             raise CombinerConfigError(
                 f"image_score must be one of {IMAGE_SCORES}, got {self.image_score!r}"
             )
+        if self.calibration is not None:
+            try:
+                check_calibration(self.calibration)
+            except SettingsError as exc:
+                raise CombinerConfigError(str(exc)) from None
 
     @property
     def enabled_models(self) -> tuple[str, ...]:
@@ -73,6 +84,7 @@ class CombinerSettings:
             threshold=float(params.get("threshold", "0.5")),
             image_score=params.get("image_score", "max"),
             untrained_models=frozenset(untrained),
+            calibration=json.loads(params.get("calibration", "null")),
         )
 
     def to_parameters(self) -> dict[str, str]:
@@ -82,6 +94,7 @@ class CombinerSettings:
             "threshold": repr(float(self.threshold)),
             "image_score": self.image_score,
             "untrained_models": json.dumps(sorted(self.untrained_models)),
+            "calibration": json.dumps(None if self.calibration is None else dict(self.calibration)),
         }
 
 
@@ -128,6 +141,9 @@ def combine(num_faces: int, logits: Sequence[np.ndarray], settings: CombinerSett
         label, image_score = LABEL_NO_FACE, math.nan
     else:
         image_score = float(per_face.max() if settings.image_score == "max" else per_face.mean())
+        if settings.calibration is not None:  # fitted to these scores; the threshold applies to its output
+            per_face = calibrated_probability(settings.calibration, per_face)
+            image_score = float(calibrated_probability(settings.calibration, np.array(image_score)))
         label = LABEL_FAKE if image_score > settings.threshold else LABEL_REAL
     return Verdict(
         label=label,
