@@ -112,8 +112,8 @@ def fit_isotonic(labels: Any, scores: Any) -> dict[str, Any]:
         for index in sorted({int(first), int(last)}):
             x.append(float(distinct[index]))
             values.append(float(total / count))
-    if len(x) < 2:
-        raise CalibrationFitError("no increasing calibration fits: one constant step (the score ranks nothing)")
+    if len(blocks) < 2:
+        raise CalibrationFitError("no increasing calibration fits: one constant step (the score does not rank fakes above reals)")
     return {"method": "isotonic", "x": x, "y": values}
 
 
