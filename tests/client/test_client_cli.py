@@ -18,7 +18,6 @@ from client_fakes import (
     fake_client,
     one_face,
     png_pixel,
-    rendered_config,
 )
 
 from deepfake_client import (
@@ -31,7 +30,7 @@ from deepfake_client import (
     cli,
 )
 from deepfake_client.cli import ExitCode, main, verdict_exit_code
-from deepfake_client.model_config import read_settings
+from deepfake_contract import settings as ensemble_settings
 
 
 @pytest.fixture
@@ -119,7 +118,7 @@ def test_image_json_output(server, tmp_path, capsys):
         ["stream", "0", "--max-in-flight", "0"],
         ["image", "x.jpg", "--protocol", "udp"],
         ["video", "x.mp4", "--threshold", "1.5"],
-        ["calibrate", "data"],  # --repository is required
+        ["calibrate", "data", "--calibration", "beta"],
         ["teleport"],
     ],
 )
@@ -269,46 +268,39 @@ def test_evaluate_writes_a_report_with_metrics_and_plots(server, tmp_path, capsy
         assert (out_dir / png).read_bytes().startswith(b"\x89PNG")
 
 
-def repository(tmp_path):
-    config = tmp_path / "repo" / "weighted_average" / "config.pbtxt"
-    config.parent.mkdir(parents=True)
-    config.write_text(rendered_config())
-    return config
-
-
-def test_calibrate_writes_weights_that_favour_the_informative_model(server, tmp_path, capsys):
+def test_calibrate_on_a_small_folder_warns_and_writes_only_when_forced(server, tmp_path, capsys):
     server.respond = xception_knows
-    config = repository(tmp_path)
-    before = config.read_text()
-    code, out, _ = run(["calibrate", labelled_folder(tmp_path), "--repository", config.parent.parent], capsys)
-    assert code == ExitCode.REAL and "restart the server" in out
-    settings = read_settings(config)
-    assert max(settings.weights, key=settings.weights.get) == "xception"
-    assert settings.weights != {name: 1.0 for name in MODEL_NAMES}
-    assert len(config.read_text().splitlines()) == len(before.splitlines())
+    settings, report = tmp_path / "settings.json", tmp_path / "calibration"
+    argv = ["calibrate", labelled_folder(tmp_path), "--settings", settings, "--out", report, "--bootstrap", "50"]
+    code, out, err = run(argv, capsys)
+    assert code == ExitCode.INVALID_INPUT and "at least 50 per class" in err and "settings not written" in out
+    assert not settings.exists() and (report / "calibration.md").exists()
+
+    code, out, _ = run([*argv, "--force", "--json"], capsys)
+    data = json.loads(out)
+    assert code == ExitCode.REAL and data["written"] and not data["adopted"]
+    written = ensemble_settings.load(settings)
+    assert written.weights == {name: 0.25 for name in MODEL_NAMES}  # 7 files earn no change of weights
+    assert written.threshold == data["threshold"] and written.calibration == data["calibration"]
 
 
 def test_calibrate_dry_run_and_from_a_report(server, tmp_path, capsys):
     server.respond = xception_knows
-    config = repository(tmp_path)
-    before = config.read_text()
-    code, out, _ = run(["calibrate", labelled_folder(tmp_path), "--repository", config, "--dry-run"], capsys)
-    assert code == ExitCode.REAL and config.read_text() == before and "dry run" in out
-
-    run(["evaluate", tmp_path / "labelled", "--out", tmp_path / "report", "--frames", "4"], capsys)
+    settings = tmp_path / "settings.json"
+    run(["evaluate", labelled_folder(tmp_path), "--out", tmp_path / "report", "--frames", "4"], capsys)
     calls = len(server.calls)
     code, out, _ = run(
-        ["calibrate", tmp_path / "report" / "report.json", "--repository", config, "--objective", "f1", "--json"],
+        ["calibrate", tmp_path / "report" / "report.json", "--settings", settings, "--out", tmp_path / "calibration",
+         "--force", "--dry-run", "--json", "--bootstrap", "50"],
         capsys,
     )
     data = json.loads(out)
-    assert code == ExitCode.REAL and data["written"] and data["score"] == 1.0
+    assert code == ExitCode.REAL and not data["written"] and not settings.exists()
     assert len(server.calls) == calls  # no inference: the report holds every model's scores
-    assert read_settings(config).weights == data["weights"]
+    assert data["counts"]["samples"] == 6 + 4 and data["counts"]["fake_groups"] == 4  # the video's frames: one group
 
 
 def test_calibrate_on_a_report_that_is_not_one(server, tmp_path, capsys):
-    config = repository(tmp_path)
     (tmp_path / "other.json").write_text("{}")
-    code, _, err = run(["calibrate", tmp_path / "other.json", "--repository", config], capsys)
+    code, _, err = run(["calibrate", tmp_path / "other.json", "--settings", tmp_path / "s.json"], capsys)
     assert code == ExitCode.INVALID_INPUT and "not an evaluation report" in err

@@ -2,7 +2,7 @@
 
 Every path: sync and asyncio clients over gRPC and HTTP, images in every input
 form, batches, a video, a live stream, the error classes, evaluation and
-calibration written into a copy of the served repository.
+calibration written into a settings file the combiner accepts.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import shutil
 import socket
 
 import cv2
@@ -32,8 +31,8 @@ from deepfake_client import (
 )
 from deepfake_client.cli import ExitCode, main
 from deepfake_client.ensemble import score_frames
-from deepfake_client.model_config import parse_config, read_settings
 from deepfake_client.video import sample_indices
+from deepfake_contract import settings as ensemble_settings
 from deepfake_dev import samples
 
 # The test server serves demo weights: the warning is checked once (astronaut), silenced elsewhere.
@@ -270,10 +269,10 @@ def astronaut_variants() -> list[np.ndarray]:
     return variants
 
 
-def test_evaluate_then_calibrate_favours_the_model_the_labels_follow(deepfake_server, grpc_client, tmp_path, capsys):
+def test_evaluate_then_calibrate_writes_settings_the_combiner_accepts(deepfake_server, grpc_client, tmp_path, capsys):
     from deepfake_serving.combiner import CombinerSettings
 
-    # Label the variants by xception's own score: the search must then lean on xception.
+    # Label the variants by xception's own score: xception alone ranks them perfectly.
     variants = astronaut_variants()
     results = grpc_client.detect_many(variants)
     xception = np.array([r.model_probabilities["xception"] for r in results])
@@ -283,11 +282,6 @@ def test_evaluate_then_calibrate_favours_the_model_the_labels_follow(deepfake_se
         folder = tmp_path / "set" / ("fake" if is_fake else "real")
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels).save(folder / f"variant{i:02d}.png")
-
-    repository = tmp_path / "repository"
-    shutil.copytree(deepfake_server.repository / "weighted_average", repository / "weighted_average")
-    config = repository / "weighted_average" / "config.pbtxt"
-    before = config.read_text()
     url = ["--url", deepfake_server.grpc_url]
 
     code, out, _ = run_cli(["evaluate", tmp_path / "set", "--out", tmp_path / "report", "--json", *url], capsys)
@@ -297,18 +291,20 @@ def test_evaluate_then_calibrate_favours_the_model_the_labels_follow(deepfake_se
     assert summary["frame_level"]["models"]["xception"]["roc_auc"] == 1.0
     assert (tmp_path / "report" / "roc_frame.png").exists()
 
-    code, out, _ = run_cli(
-        ["calibrate", tmp_path / "report" / "report.json", "--repository", repository, "--json", *url], capsys
-    )
+    settings = tmp_path / "settings.json"
+    argv = ["calibrate", tmp_path / "report" / "report.json", "--settings", settings, "--out", tmp_path / "calibration",
+            "--bootstrap", "100", "--json", *url]
+    code, out, _ = run_cli(argv, capsys)
+    assert code == ExitCode.INVALID_INPUT and not settings.exists()  # 13 images: too few to act on
+    code, out, _ = run_cli([*argv, "--force"], capsys)
     assert code == ExitCode.REAL
     calibration = json.loads(out)
-    assert calibration["score"] == pytest.approx(1.0) and calibration["score"] >= calibration["baseline_score"]
+    assert calibration["counts"]["samples"] == len(variants) and calibration["written"]
+    interval = calibration["cross_validated_auc"]["searched_weights"]
+    assert interval["low"] <= interval["estimate"] <= interval["high"]
 
-    written = read_settings(config)
-    assert max(written.weights, key=written.weights.get) == "xception"
-    assert written.weights["xception"] > 0.25  # up from an equal share
-    changed = [(a, b) for a, b in zip(before.splitlines(), config.read_text().splitlines(), strict=True) if a != b]
-    assert len(changed) == 2  # weights and threshold; every other line intact
-    # The server's own settings parser accepts what was written.
-    parameters = {k: v.string_value for k, v in parse_config(config.read_text()).parameters.items()}
-    CombinerSettings.from_parameters(parameters)
+    written = ensemble_settings.load(settings)
+    assert written.calibration is not None and written.calibration["method"] == "platt"
+    # The server's own settings accept what was written.
+    CombinerSettings(model_names=MODEL_NAMES, weights=dict(written.weights), threshold=written.threshold,
+                     image_score=written.image_score, calibration=written.calibration)
