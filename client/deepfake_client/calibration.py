@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from . import probability
+from . import probability, stacking
 from .aggregation import Aggregation, aggregate_columns
 from .ensemble import MIN_ENABLED_MODELS, score_frames
 from .errors import InvalidInputError
@@ -160,6 +160,7 @@ class CalibrationResult:
     threshold: float  # on the calibrated probability (the adopted score when uncalibrated)
     threshold_interval: Interval
     sufficient: bool  # at least MIN_PER_CLASS groups per class
+    stacking: stacking.StackingComparison | None = None  # measured, never served
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
 
@@ -212,6 +213,7 @@ class CalibrationResult:
             "auc_after_calibration": self.auc_after.to_dict(),
             "threshold": self.threshold,
             "threshold_interval": self.threshold_interval.to_dict(),
+            "stacking": None if self.stacking is None else self.stacking.to_dict(),
             "warnings": list(self.warnings),
             "notes": list(self.notes),
         }
@@ -238,6 +240,7 @@ def calibrate(
     aggregation: Aggregation | str = Aggregation.MEAN,
     top_k: int = 5,
     seed: int = 0,
+    compare_stacking: bool = True,
     progress: Callable[[str, int], None] | None = None,
 ) -> CalibrationResult:
     """Cross-validated weights, calibration and threshold (see the module doc).
@@ -257,7 +260,7 @@ def calibrate(
 
     def tick(description: str) -> None:
         if progress is not None:
-            progress(description, k + 4)
+            progress(description, k + 4)  # the calls below
 
     grid = weight_grid(len(model_names), step)
     grid_scores = sample_scores(samples, grid, image_score, aggregation, top_k)
@@ -326,6 +329,12 @@ def calibrate(
     threshold_interval = interval(threshold, [best_threshold(labels[i], calibrated[i], objective, 0.5)[0]
                                               for i in draws])
     tick("chose the threshold")
+    stacked = None
+    if compare_stacking:
+        alone = sample_scores(samples, np.eye(len(model_names)), image_score, aggregation, top_k)
+        stacked = stacking.compare(alone, labels, fold_of, adopted_scores, draws, tuple(model_names))
+        verdict = "beats" if stacked.better else "does not beat"
+        notes.append(f"stacking (measured, not served) {verdict} the weighted average: AUC gain {stacked.gain}")
     return CalibrationResult(
         objective=objective,
         model_names=tuple(model_names),
@@ -351,6 +360,7 @@ def calibrate(
         threshold=threshold,
         threshold_interval=threshold_interval,
         sufficient=sufficient,
+        stacking=stacked,
         warnings=tuple(warnings),
         notes=tuple(notes),
     )

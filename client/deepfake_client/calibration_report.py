@@ -113,6 +113,10 @@ def _markdown(report: dict[str, Any], plots: Sequence[Path]) -> str:
         "",
         f"Threshold ({r['objective']} objective, on the calibrated probability): {iv(r['threshold_interval'])}.",
         "",
+        "## Stacking (measured, not served)",
+        "",
+        _stacking_line(r["stacking"]),
+        "",
         "## Settings",
         "",
         f"{'Written to `' + report['settings']['path'] + '`' if report['settings']['written'] else 'Not written'}"
@@ -122,6 +126,18 @@ def _markdown(report: dict[str, Any], plots: Sequence[Path]) -> str:
     lines += [f"![{p.stem}]({p.name})" for p in plots]
     lines += ["", f"Data files and their sha256: see `{JSON_FILE}` (`data.files`).", ""]
     return "\n".join(lines)
+
+
+def _stacking_line(stacked: dict[str, Any] | None) -> str:
+    if stacked is None:
+        return "Not measured."
+    auc, gain = stacked["auc"], stacked["gain_over_weighted_average"]
+    verdict = ("beats the weighted average beyond the interval; serving it would need a stacking form "
+               "in the settings file" if stacked["better_beyond_the_interval"]
+               else "does not beat the weighted average beyond the interval, so it is not offered")
+    return (f"A logistic regression over the models' logits, same folds: cross-validated AUC "
+            f"{auc['estimate']:.3f} [{auc['low']:.3f}, {auc['high']:.3f}], gain {gain['estimate']:+.3f} "
+            f"[{gain['low']:+.3f}, {gain['high']:+.3f}]: it {verdict}.")
 
 
 def write_calibration_report(report: dict[str, Any], result: CalibrationResult, samples: Sequence[Sample],
