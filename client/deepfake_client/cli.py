@@ -16,6 +16,7 @@ A FAKE verdict wins over errors on other inputs (1); otherwise the first of 3, 6
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import signal
@@ -29,10 +30,12 @@ from typing import Any
 
 from tqdm import tqdm
 
-from deepfake_contract import settings as settings_file
+from deepfake_contract import settings as contract_settings
 
+from . import probability
 from .aggregation import Aggregation
-from .calibration import OBJECTIVES, calibrate
+from .calibration import DEFAULT_BOOTSTRAP, DEFAULT_FOLDS, MIN_PER_CLASS, OBJECTIVES, calibrate
+from .calibration_report import JSON_FILE, MARKDOWN_FILE, build_report, data_digests, model_aucs, write_calibration_report
 from .client import DEFAULT_MODEL, DEFAULT_TIMEOUT_S, DeepfakeClient, UntrainedModelsWarning, untrained_message
 from .errors import (
     DeepfakeError,
@@ -308,9 +311,12 @@ def run_health(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
 
 def _metrics_rows(level_name: str, level: Any) -> list[list[Any]]:
     if level.ensemble is None:
-        return [[level_name, "(no sample with a face)"] + [None] * 6]
+        return [[level_name, "(no sample with a face)"] + [None] * 8]
     named = [("ENSEMBLE", level.ensemble)] + list(level.models.items())
-    return [[level_name, name, m.count, m.accuracy, m.precision, m.recall, m.f1, m.roc_auc] for name, m in named]
+    return [
+        [level_name, name, m.count, m.accuracy, m.precision, m.recall, m.f1, m.roc_auc, m.eer, m.ece]
+        for name, m in named
+    ]
 
 
 def run_evaluate(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
@@ -336,65 +342,104 @@ def run_evaluate(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
         )
     else:
         rows = _metrics_rows("frame", evaluation.frame) + _metrics_rows("video", evaluation.video)
-        print(format_table(["level", "model", "n", "accuracy", "precision", "recall", "f1", "roc_auc"], rows))
+        headers = ["level", "model", "n", "accuracy", "precision", "recall", "f1", "roc_auc", "eer", "ece"]
+        print(format_table(headers, rows))
         print(f"\nreport: {', '.join(str(p) for p in written)}")
     return ExitCode.REAL
 
 
 def run_calibrate(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
-    current = client.ensemble_settings()  # what the server serves (its model-config API)
+    """Cross-validated weights, calibration and threshold; a report folder; the settings file."""
+    method = None if args.calibration == "none" else args.calibration
+    if args.level == "video" and method is not None:
+        print("error: --level video needs --calibration none: the server calibrates frame scores", file=sys.stderr)
+        return ExitCode.USAGE
     data = Path(args.data)
     if data.is_file():
         run = load_scores(data)
+        data_files = [data] + [s.file.path for s in run.files]
     else:
         files = find_labelled_files(data)
         with _progress(args, len(files), "file") as bar:
             run = score_files(client, files, num_frames=args.frames, on_file=lambda _: bar.update())
+        data_files = [s.file.path for s in run.files]
     _warn_untrained(run.untrained_models)
     samples = frame_samples(run) if args.level == "frame" else video_samples(run)
-    result = calibrate(
-        samples,
-        run.model_names,
-        current,
-        objective=args.objective,
-        step=args.step,
-        aggregation=args.aggregation,
-        top_k=args.top_k,
-    )
-    if not args.dry_run:
-        _write_settings(args.settings, result, current, data, args.level, len(samples))
-    if args.json:
-        _print_json({"settings": str(args.settings), "written": not args.dry_run, "level": args.level,
-                     **result.to_dict()})
+    with _progress(args, None, "step") as bar:
+
+        def step(description: str, total: int) -> None:
+            bar.total = total
+            bar.set_description(description)
+            bar.update()
+
+        result = calibrate(
+            samples,
+            run.model_names,
+            image_score=args.image_score,
+            objective=args.objective,
+            method=method,
+            step=args.step,
+            folds=args.folds,
+            resamples=args.bootstrap,
+            aggregation=args.aggregation,
+            top_k=args.top_k,
+            seed=args.seed,
+            progress=step,
+        )
+    write = not args.dry_run and (result.sufficient or args.force)
+    if args.dry_run:
+        reason = "dry run"
+    elif not result.sufficient:
+        reason = "forced below the minimum sample size" if args.force else "too few samples (use --force to write anyway)"
     else:
-        rows = [[name, current.weights.get(name), result.weights[name]] for name in result.model_names]
-        rows.append(["threshold", current.threshold, result.threshold])
-        rows.append([f"{result.objective} ({args.level}, {len(samples)} samples)", result.baseline_score, result.score])
-        print(format_table(["", "current", "calibrated"], rows))
-        if args.dry_run:
-            print(f"\ndry run: {args.settings} left unchanged")
-        else:
-            print(f"\nwrote {args.settings}\nreassemble the repository from it and restart the server to serve it "
-                  "(`make serve` reads ensemble-settings.json; docker: DEEPFAKE_SETTINGS)")
-    return ExitCode.REAL
-
-
-def _write_settings(path: Path, result, current, data: Path, level: str, samples: int) -> Path:
-    """The ensemble settings file (deepfake_contract.settings) that the repository assembly reads."""
-    written = settings_file.EnsembleSettings(
+        reason = "enough samples"
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    digests = data_digests(data_files)
+    settings = contract_settings.EnsembleSettings(
         weights=result.weights,
         threshold=result.threshold,
-        image_score=current.image_score,
+        image_score=args.image_score,
+        calibration=result.calibration,
         provenance={
-            "data": str(data.resolve()),
-            "level": level,
-            "samples": samples,
-            "objective": result.objective,
-            "score": float(result.score),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "data": str(data),
+            "data_sha256": hashlib.sha256(json.dumps(digests).encode()).hexdigest(),
+            "objective": f"{args.objective}, {args.level} level, {result.folds}-fold grouped cross-validation",
+            "report": str(Path(args.out) / JSON_FILE),
+            "created": created,
         },
     )
-    return settings_file.dump(written, path)
+    if write:
+        contract_settings.dump(settings, args.settings)
+    report = build_report(
+        result,
+        model_auc=model_aucs(result, samples, args.aggregation, args.top_k),
+        data={"source": str(data), "level": args.level, "created": created, "files": digests},
+        settings={"path": str(args.settings), "written": write, "reason": reason, "content": settings.to_dict()},
+    )
+    written, note = write_calibration_report(report, result, samples, Path(args.out), args.aggregation, args.top_k)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
+    if args.json:
+        _print_json({"settings": str(args.settings), "written": write, "report": [str(p) for p in written],
+                     **result.to_dict()})
+    else:
+        ranges = result.weight_ranges()
+        rows = [[name, result.weights[name], f"{ranges[name]['min']:.2f}-{ranges[name]['max']:.2f}"]
+                for name in result.model_names]
+        print(format_table(["model", "weight", "searched per fold"], rows))
+        print(f"\ncross-validated AUC: equal weights {result.auc_equal}, searched weights {result.auc_searched}")
+        print(f"\nadopted: {'searched' if result.adopted else 'equal'} weights; "
+              f"calibration: {result.method or 'none'}, ECE {result.ece_before} -> {result.ece_after}; "
+              f"threshold {result.threshold_interval}")
+        print(f"report: {Path(args.out) / MARKDOWN_FILE}")
+        if write:
+            print(f"wrote {args.settings}: reassemble the repository from it and restart the server to serve it "
+                  "(`make serve` reads ensemble-settings.json; docker: DEEPFAKE_SETTINGS)")
+        else:
+            print(f"settings not written ({reason})")
+    return ExitCode.REAL if write or args.dry_run else ExitCode.INVALID_INPUT
 
 
 # Arguments
@@ -541,21 +586,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "calibrate",
         parents=[common, frames, aggregation],
-        help="tune ensemble weights and threshold on a labelled folder or report.json",
+        help="cross-validated ensemble weights, calibrated probability and threshold -> a settings file and a report",
     )
     p.add_argument("data", help="labelled folder (real/, fake/) or the report.json of `deepfake evaluate`")
     p.add_argument(
-        "--settings",
-        type=Path,
-        default=Path(settings_file.DEFAULT_PATH),
-        help="ensemble settings file to write, read by `deepfake-export repository --settings` (default %(default)s)",
+        "--settings", default=contract_settings.DEFAULT_PATH, help="settings file to write (default %(default)s)"
     )
+    p.add_argument("--out", default="deepfake-calibration", help="report folder (default %(default)s)")
     p.add_argument("--objective", choices=OBJECTIVES, default="auc", help="maximised (default %(default)s)")
+    p.add_argument(
+        "--calibration",
+        choices=[*probability.METHODS, "none"],
+        default=probability.DEFAULT_METHOD,
+        help="probability calibration (default %(default)s; isotonic wants thousands of samples)",
+    )
     p.add_argument(
         "--level", choices=("frame", "video"), default="frame", help="samples to calibrate on (default %(default)s)"
     )
+    p.add_argument("--image-score", choices=contract_settings.IMAGE_SCORES, default=contract_settings.DEFAULT_IMAGE_SCORE,
+                   help="faces -> image score, as the server will be set (default %(default)s)")
     p.add_argument("--step", type=_probability, default=0.1, help="weight grid step (default %(default)s)")
-    p.add_argument("--dry-run", action="store_true", help="show the result, do not write the settings file")
+    p.add_argument("--folds", type=_positive_int, default=DEFAULT_FOLDS, help="cross-validation folds (default %(default)s)")
+    p.add_argument("--bootstrap", type=_positive_int, default=DEFAULT_BOOTSTRAP,
+                   help="bootstrap resamples for the intervals (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="folds and resamples (default %(default)s)")
+    p.add_argument("--force", action="store_true",
+                   help=f"write the settings below the minimum of {MIN_PER_CLASS} independent samples per class")
+    p.add_argument("--dry-run", action="store_true", help="write the report only, not the settings")
     p.set_defaults(handler=run_calibrate)
     return parser
 

@@ -2,8 +2,8 @@
 
 Two levels, as DeepfakeBench reports them: frame level (every image and every
 sampled video frame with a face) and video level (one sample per file: a video's
-frame scores aggregated; an image counts as a one-frame video). Frames and files
-without a face are counted and left out. The ensemble is measured with the
+frame scores aggregated; an image counts as a one-frame video), each with AUC, EER,
+F1 and ECE (metrics.py). Frames and files without a face are counted and left out. The ensemble is measured with the
 server's own scores at the server's threshold; each model is measured as if it
 were served alone: its most-fake face per frame, fake above 0.5.
 """
@@ -194,9 +194,14 @@ def score_files(
 
 
 def frame_samples(run: ScoringRun) -> list[Sample]:
-    """One calibration sample per frame with a face."""
+    """One calibration sample per frame with a face, grouped by file."""
     return [
-        Sample(name=f"{s.file.path}#{f.index}", label=s.file.label, frames=(f.face_model_probabilities,))
+        Sample(
+            name=f"{s.file.path}#{f.index}",
+            label=s.file.label,
+            frames=(f.face_model_probabilities,),
+            group=str(s.file.path),  # a video's frames stay on one side of every split
+        )
         for s in run.files
         for f in s.face_frames
     ]

@@ -2,7 +2,9 @@
 
 Predictions follow the server's rule: fake when the score is above the threshold.
 Undefined ratios (precision with nothing predicted fake, ...) are 0, as in
-scikit-learn; ROC AUC is NaN unless both classes are present.
+scikit-learn; ROC AUC and the equal error rate are NaN unless both classes are
+present. ECE is the expected calibration error of the scores read as probabilities
+(probability.py defines its binning).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .probability import expected_calibration_error
 from .results import json_number
 
 
@@ -31,6 +34,8 @@ class BinaryMetrics:
     recall: float
     f1: float
     roc_auc: float
+    eer: float  # equal error rate: where the false positive and false negative rates meet
+    ece: float  # expected calibration error of the scores
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (json_number(v) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -75,6 +80,8 @@ def binary_metrics(labels: Any, scores: Any, threshold: float) -> BinaryMetrics:
         recall=recall,
         f1=_ratio(2 * tp, 2 * tp + fp + fn),
         roc_auc=roc_auc(y, s),
+        eer=equal_error_rate(y, s),
+        ece=expected_calibration_error(y, s) if y.size else math.nan,
     )
 
 
@@ -117,6 +124,20 @@ def roc_curve(labels: Any, scores: Any) -> tuple[np.ndarray, np.ndarray, np.ndar
     fps = np.cumsum(~y_sorted)[last_of_value]
     thresholds = np.r_[np.inf, s_sorted[last_of_value]]
     return np.r_[0.0, fps / negatives], np.r_[0.0, tps / positives], thresholds
+
+
+def equal_error_rate(labels: Any, scores: Any) -> float:
+    """The error rate where the ROC curve crosses FPR = FNR (1 - TPR), linear between its points."""
+    y, s = _as_arrays(labels, scores)
+    if y.all() or not y.any():
+        return math.nan
+    fpr, tpr, _ = roc_curve(y, s)
+    gap = fpr - (1.0 - tpr)  # rises from -1 at (0, 0) to 1 at (1, 1)
+    i = int(np.argmax(gap >= 0))
+    if gap[i] == 0:
+        return float(fpr[i])
+    share = -gap[i - 1] / (gap[i] - gap[i - 1])
+    return float(fpr[i - 1] + share * (fpr[i] - fpr[i - 1]))
 
 
 def threshold_candidates(scores: np.ndarray) -> np.ndarray:

@@ -8,11 +8,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from deepfake_contract.parameters import ParameterError, decode, encode
-from deepfake_contract.settings import DEFAULT_IMAGE_SCORE, DEFAULT_THRESHOLD, IMAGE_SCORES, EnsembleSettings
+from deepfake_contract.settings import (
+    DEFAULT_IMAGE_SCORE,
+    DEFAULT_THRESHOLD,
+    IMAGE_SCORES,
+    EnsembleSettings,
+    SettingsError,
+    check_calibration,
+)
+from deepfake_serving.calibration import calibrated_probability
 
 LABEL_FAKE = "FAKE"
 LABEL_REAL = "REAL"
@@ -30,6 +39,8 @@ class CombinerSettings:
     threshold: float = DEFAULT_THRESHOLD
     image_score: str = DEFAULT_IMAGE_SCORE  # see deepfake_contract.settings.IMAGE_SCORES
     untrained_models: frozenset[str] = field(default_factory=frozenset)
+    # None, or a monotone map of the score to a calibrated probability (deepfake_contract.settings)
+    calibration: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - set(self.model_names)
@@ -52,6 +63,11 @@ class CombinerSettings:
             raise CombinerConfigError(
                 f"image_score must be one of {IMAGE_SCORES}, got {self.image_score!r}"
             )
+        if self.calibration is not None:
+            try:
+                check_calibration(self.calibration)
+            except SettingsError as exc:
+                raise CombinerConfigError(str(exc)) from None
 
     @property
     def enabled_models(self) -> tuple[str, ...]:
@@ -66,11 +82,9 @@ class CombinerSettings:
     def from_settings(cls, settings: EnsembleSettings, model_names: Sequence[str],
                       untrained_models: frozenset[str] = frozenset()) -> CombinerSettings:
         """The combiner of `model_names` configured by a settings file (deepfake_contract.settings)."""
-        if settings.calibration is not None:
-            # Replaced by the calibration hook (issue 14): until then a map must not be dropped silently.
-            raise CombinerConfigError("the settings hold a calibration map, which this combiner cannot apply yet")
         return cls(model_names=tuple(model_names), weights=dict(settings.weights), threshold=settings.threshold,
-                   image_score=settings.image_score, untrained_models=frozenset(untrained_models))
+                   image_score=settings.image_score, untrained_models=frozenset(untrained_models),
+                   calibration=settings.calibration)
 
     @classmethod
     def from_parameters(cls, params: Mapping[str, str]) -> CombinerSettings:
@@ -83,6 +97,7 @@ class CombinerSettings:
                 threshold=float(decode(params, "threshold", DEFAULT_THRESHOLD, kind=(int, float))),
                 image_score=decode(params, "image_score", DEFAULT_IMAGE_SCORE, kind=str),
                 untrained_models=frozenset(decode(params, "untrained_models", [], kind=list)),
+                calibration=decode(params, "calibration", None, kind=(dict, type(None))),
             )
         except ParameterError as exc:
             raise CombinerConfigError(str(exc)) from None
@@ -94,6 +109,7 @@ class CombinerSettings:
             "threshold": encode(float(self.threshold)),
             "image_score": encode(self.image_score),
             "untrained_models": encode(self.untrained_models),
+            "calibration": encode(None if self.calibration is None else dict(self.calibration)),
         }
 
 
@@ -128,6 +144,9 @@ def combine(num_faces: int, logits: Sequence[np.ndarray], settings: CombinerSett
         label, image_score = LABEL_NO_FACE, math.nan
     else:
         image_score = float(per_face.max() if settings.image_score == "max" else per_face.mean())
+        if settings.calibration is not None:  # fitted to these scores; the threshold applies to its output
+            per_face = calibrated_probability(settings.calibration, per_face)
+            image_score = float(calibrated_probability(settings.calibration, np.array(image_score)))
         label = LABEL_FAKE if image_score > settings.threshold else LABEL_REAL
     return Verdict(
         label=label,

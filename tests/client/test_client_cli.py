@@ -30,7 +30,7 @@ from deepfake_client import (
     cli,
 )
 from deepfake_client.cli import ExitCode, main, verdict_exit_code
-from deepfake_contract import settings as settings_file
+from deepfake_contract import settings as ensemble_settings
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ def test_image_json_output(server, tmp_path, capsys):
         ["stream", "0", "--max-in-flight", "0"],
         ["image", "x.jpg", "--protocol", "udp"],
         ["video", "x.mp4", "--threshold", "1.5"],
-        ["calibrate"],  # the data is required
+        ["calibrate", "data", "--calibration", "beta"],
         ["teleport"],
     ],
 )
@@ -268,35 +268,36 @@ def test_evaluate_writes_a_report_with_metrics_and_plots(server, tmp_path, capsy
         assert (out_dir / png).read_bytes().startswith(b"\x89PNG")
 
 
-def test_calibrate_writes_weights_that_favour_the_informative_model(server, tmp_path, capsys, monkeypatch):
+def test_calibrate_on_a_small_folder_warns_and_writes_only_when_forced(server, tmp_path, capsys):
     server.respond = xception_knows
-    monkeypatch.chdir(tmp_path)
-    code, out, _ = run(["calibrate", labelled_folder(tmp_path)], capsys)
-    assert code == ExitCode.REAL and "restart the server" in out
-    written = settings_file.load(tmp_path / settings_file.DEFAULT_PATH)  # the documented default path
-    assert max(written.weights, key=written.weights.get) == "xception"
-    assert written.weights != {name: 1.0 for name in MODEL_NAMES}
-    assert written.image_score == "max" and written.calibration is None
-    assert written.provenance["objective"] == "auc" and written.provenance["data"] == str(tmp_path / "labelled")
+    settings, report = tmp_path / "settings.json", tmp_path / "calibration"
+    argv = ["calibrate", labelled_folder(tmp_path), "--settings", settings, "--out", report, "--bootstrap", "50"]
+    code, out, err = run(argv, capsys)
+    assert code == ExitCode.INVALID_INPUT and "at least 50 per class" in err and "settings not written" in out
+    assert not settings.exists() and (report / "calibration.md").exists()
+
+    code, out, _ = run([*argv, "--force", "--json"], capsys)
+    data = json.loads(out)
+    assert code == ExitCode.REAL and data["written"] and not data["adopted"]
+    written = ensemble_settings.load(settings)
+    assert written.weights == {name: 0.25 for name in MODEL_NAMES}  # 7 files earn no change of weights
+    assert written.threshold == data["threshold"] and written.calibration == data["calibration"]
 
 
 def test_calibrate_dry_run_and_from_a_report(server, tmp_path, capsys):
     server.respond = xception_knows
-    path = tmp_path / "settings" / "calibrated.json"
-    code, out, _ = run(["calibrate", labelled_folder(tmp_path), "--settings", path, "--dry-run"], capsys)
-    assert code == ExitCode.REAL and not path.exists() and "dry run" in out
-
-    run(["evaluate", tmp_path / "labelled", "--out", tmp_path / "report", "--frames", "4"], capsys)
+    settings = tmp_path / "settings.json"
+    run(["evaluate", labelled_folder(tmp_path), "--out", tmp_path / "report", "--frames", "4"], capsys)
     calls = len(server.calls)
     code, out, _ = run(
-        ["calibrate", tmp_path / "report" / "report.json", "--settings", path, "--objective", "f1", "--json"],
+        ["calibrate", tmp_path / "report" / "report.json", "--settings", settings, "--out", tmp_path / "calibration",
+         "--force", "--dry-run", "--json", "--bootstrap", "50"],
         capsys,
     )
     data = json.loads(out)
-    assert code == ExitCode.REAL and data["written"] and data["score"] == 1.0 and data["settings"] == str(path)
+    assert code == ExitCode.REAL and not data["written"] and not settings.exists()
     assert len(server.calls) == calls  # no inference: the report holds every model's scores
-    written = settings_file.load(path)
-    assert written.weights == data["weights"] and written.threshold == data["threshold"]
+    assert data["counts"]["samples"] == 6 + 4 and data["counts"]["fake_groups"] == 4  # the video's frames: one group
 
 
 def test_calibrate_on_a_report_that_is_not_one(server, tmp_path, capsys):
