@@ -218,9 +218,10 @@ class GrpcTransport(Transport):
 
 
 class HttpTransport(Transport):
-    """tritonclient's HTTP client is not thread-safe: each call borrows an idle client (or
-    makes one) and gives it back, so there are never more clients (and connections) than
-    calls that were in flight at once, however many threads come and go.
+    """tritonclient's HTTP client is not thread-safe, and its gevent sockets belong to the
+    thread that made them (another thread gets "Cannot switch to a different thread"): each
+    call borrows an idle client its own thread made (or makes one) and gives it back, and
+    the clients of threads that have ended are closed when a new one is made.
 
     The timeout is the client's network timeout: on expiry it drops the connection.
     Triton's HTTP front end does not cancel a request whose connection is gone (only
@@ -241,28 +242,35 @@ class HttpTransport(Transport):
             files = {"ca_certs": tls.ca, "certfile": tls.cert, "keyfile": tls.key}
             options = {name: str(path) for name, path in files.items() if path is not None}
             self._tls_arguments = {"ssl": True, "ssl_options": options}
-        self._clients: list = []  # every client made, for close()
-        self._idle: list = []
+        self._idle: dict[threading.Thread, list] = {}  # the idle clients each thread made
+        self._busy: list = []  # clients lent out now, for close()
         self._lock = threading.Lock()
 
     def _new_client(self) -> Any:
-        client = self._module.InferenceServerClient(
+        with self._lock:
+            ended = [thread for thread in self._idle if not thread.is_alive()]
+            orphans = [client for thread in ended for client in self._idle.pop(thread)]
+        for client in orphans:
+            _close_quietly(client)
+        return self._module.InferenceServerClient(
             self.url, connection_timeout=self.timeout_s, network_timeout=self.timeout_s, **self._tls_arguments
         )
-        with self._lock:
-            self._clients.append(client)
-        return client
 
     @contextmanager
     def _client(self) -> Iterator[Any]:
+        thread = threading.current_thread()
         with self._lock:
-            client = self._idle.pop() if self._idle else None
+            idle = self._idle.get(thread)
+            client = idle.pop() if idle else None
         client = client or self._new_client()
+        with self._lock:
+            self._busy.append(client)
         try:
             yield client
         finally:
             with self._lock:
-                self._idle.append(client)
+                self._busy.remove(client)
+                self._idle.setdefault(thread, []).append(client)
 
     def _infer(self, client: Any, model: str, image: bytes) -> Outputs:
         result = client.infer(model, [_image_input(self._module, image)])
@@ -270,9 +278,19 @@ class HttpTransport(Transport):
 
     def close(self) -> None:
         with self._lock:
-            clients, self._clients, self._idle = self._clients, [], []
+            clients = [client for idle in self._idle.values() for client in idle] + self._busy
+            self._idle, self._busy = {}, []
         for client in clients:
-            client.close()
+            _close_quietly(client)
+
+
+def _close_quietly(client: Any) -> None:
+    """Close a client, possibly from another thread than its own: gevent may refuse; its sockets
+    are then freed with the object."""
+    try:
+        client.close()
+    except Exception:  # noqa: BLE001 - nothing to report: the client is being discarded
+        pass
 
 
 TRANSPORTS: dict[str, type[Transport]] = {"grpc": GrpcTransport, "http": HttpTransport}
