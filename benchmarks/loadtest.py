@@ -21,7 +21,14 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from benchmarks.locust_results import LocustResultsError, RequestStats, read_stats, stats_csv
+from benchmarks.locust_results import (
+    TOTAL,
+    LocustResultsError,
+    RequestStats,
+    read_stats,
+    rejected_count,
+    stats_csv,
+)
 from benchmarks.report import write_report
 from benchmarks.targets import (
     Check,
@@ -129,8 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         scenario_checks = check(scenario, stats)
         checks += scenario_checks
-        record["scenarios"][scenario.name] = {"stats": _stats_record(stats),
+        record["scenarios"][scenario.name] = {"stats": _stats_record(stats), "rejected": rejected_count(stats),
                                               "checks": [c.to_dict() for c in scenario_checks]}
+        print(f"[{scenario.name}] {stats[TOTAL].requests} requests, {rejected_count(stats)} rejected as overloaded",
+              flush=True)
 
     record["problems"] = problems
     record["passed"] = bool(checks) and not problems and all(c.passed for c in checks)

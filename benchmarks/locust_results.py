@@ -7,7 +7,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from deepfake_client import OverloadedError
+
 TOTAL = "total"  # our name for Locust's "Aggregated" row
+# Requests the server refused as overloaded (queue full or queue timeout; OverloadedError) are
+# reported under this prefix + their request name, so that the other rows hold accepted requests only.
+REJECTED_PREFIX = "rejected/"
 _LOCUST_TOTAL = "Aggregated"
 
 
@@ -73,6 +78,16 @@ def read_stats(path: Path) -> dict[str, RequestStats]:
     if TOTAL not in stats:
         raise LocustResultsError(f"{path} has no {_LOCUST_TOTAL!r} row")
     return stats
+
+
+def reported_name(name: str, exception: BaseException | None) -> str:
+    """The statistics row of a request: its own, or the rejected one when the server refused it."""
+    return REJECTED_PREFIX + name if isinstance(exception, OverloadedError) else name
+
+
+def rejected_count(stats: dict[str, RequestStats]) -> int:
+    """Requests the server refused as overloaded, over all request kinds (counted in TOTAL's failures too)."""
+    return sum(row.requests for name, row in stats.items() if name.startswith(REJECTED_PREFIX))
 
 
 def _number(text: str) -> float:

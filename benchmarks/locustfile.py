@@ -8,7 +8,10 @@ Each user is a closed loop through the SDK (`deepfake_client`, no retries):
 it picks a request kind by the mix weights, sends it, checks the answer and
 reports it under its own name (image/face, image/no_face, image/two_faces,
 video/<n>_frames), so the statistics separate images, videos and kinds. A video
-is reported once, from its first frame sent to its last answer.
+is reported once, from its first frame sent to its last answer. A request the
+server refused as overloaded (OverloadedError: queue full or queue timeout) is
+reported as a failure under rejected/<name>, so rejections are counted apart and
+the other rows' latencies are those of accepted requests.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import locust.stats  # noqa: E402
 from locust import User, constant, events, task  # noqa: E402
 from locust.runners import WorkerRunner  # noqa: E402
 
-from benchmarks.locust_results import three_significant_digits  # noqa: E402
+from benchmarks.locust_results import reported_name, three_significant_digits  # noqa: E402
 from benchmarks.workload import DEFAULT_VIDEO_CONCURRENCY, DEFAULT_VIDEO_FRAMES, Workload, parse_mix  # noqa: E402
 from deepfake_client import NO_RETRY, DeepfakeClient, UntrainedModelsWarning  # noqa: E402
 
@@ -99,7 +102,7 @@ class TritonUser(User):
             exception = exc
         self.environment.events.request.fire(
             request_type=self.protocol,
-            name=request.name,
+            name=reported_name(request.name, exception),
             response_time=(time.perf_counter() - start) * 1e3,
             response_length=request.size_bytes,
             response=None,

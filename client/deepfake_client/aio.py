@@ -1,39 +1,93 @@
-"""The asyncio client: the same calls as DeepfakeClient, awaitable.
+"""The asyncio client: DeepfakeClient's calls, awaitable.
 
     async with AsyncDeepfakeClient("localhost:8001") as client:
         result = await client.detect("photo.jpg")
 
-Encoding and video decoding run in worker threads so they never block the loop.
-Requests in flight are awaited, never cancelled, when a batch or video fails:
-Triton 2.51 (NGC 24.10) can crash when a gRPC client abandons a request
-(triton-inference-server/server#7368, fixed upstream by server PR #7840).
+It is a thin layer over DeepfakeClient: each call runs the synchronous one in a
+worker thread (asyncio.to_thread), so both clients share one implementation,
+one set of transports and the same results, errors and retries. Cancelling an
+awaiting task stops the wait, never the request: it finishes on the server and
+its answer is dropped (Triton 2.51 can crash when a request is cancelled,
+triton-inference-server/server#7368). Callbacks (on_result, on_frame) run on
+the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
+from typing import Any, TypeVar
 
-from .aggregation import Aggregation, video_result
-from .client import BatchOutcome, ClientBase, Health
-from .ensemble import COMBINER_MODEL, EnsembleSettings
-from .errors import DeepfakeError, ServerUnavailableError
-from .images import ImageInput, encode_image, encode_rgb_array
-from .results import DetectionResult, FrameResult, VideoResult, parse_outputs
-from .retry import acall_with_retry
-from .transport import AsyncGrpcTransport, AsyncHttpTransport
-from .video import DEFAULT_NUM_FRAMES, VideoFrame, probe_video, read_frames, sample_indices
+from .aggregation import Aggregation
+from .client import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MODEL,
+    DEFAULT_TIMEOUT_S,
+    DEFAULT_TOP_K,
+    DEFAULT_WINDOW,
+    BatchOutcome,
+    DeepfakeClient,
+    Health,
+)
+from .ensemble import EnsembleSettings
+from .images import ImageInput
+from .results import DetectionResult, FrameResult, VideoResult
+from .retry import DEFAULT_RETRY, RetryPolicy
+from .stream import LiveStream, StreamUpdate
+from .tls import TlsConfig
+from .video import DEFAULT_NUM_FRAMES, StreamSource
+
+T = TypeVar("T")
 
 
-class AsyncDeepfakeClient(ClientBase):
-    """Asyncio client of the `deepfake_detector` ensemble; arguments as DeepfakeClient.
+def _on_loop(callback: Callable[..., None] | None) -> Callable[..., None] | None:
+    """The callback, called on the running event loop whichever thread calls it."""
+    if callback is None:
+        return None
+    loop = asyncio.get_running_loop()
+    return lambda *args: loop.call_soon_threadsafe(callback, *args)
 
-    Use it from one event loop (tritonclient's aio clients are bound to theirs).
-    """
 
-    transport_classes = {"grpc": AsyncGrpcTransport, "http": AsyncHttpTransport}
+class AsyncDeepfakeClient:
+    """Asyncio client of the `deepfake_detector` ensemble; arguments, results and errors as DeepfakeClient."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        protocol: str | None = None,
+        model: str = DEFAULT_MODEL,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        tls: TlsConfig | bool | None = None,
+        transport: Any | None = None,  # advanced: a custom Transport (see transport.py), e.g. in tests
+    ) -> None:
+        self.sync = DeepfakeClient(
+            url,
+            protocol=protocol,
+            model=model,
+            timeout_s=timeout_s,
+            retry=retry,
+            concurrency=concurrency,
+            tls=tls,
+            transport=transport,
+        )
+
+    # The options, as the synchronous client resolved them
+    url = property(lambda self: self.sync.url)
+    protocol = property(lambda self: self.sync.protocol)
+    scheme = property(lambda self: self.sync.scheme)
+    tls = property(lambda self: self.sync.tls)
+    model = property(lambda self: self.sync.model)
+    timeout_s = property(lambda self: self.sync.timeout_s)
+    retry = property(lambda self: self.sync.retry)
+    concurrency = property(lambda self: self.sync.concurrency)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.scheme}://{self.url}, model={self.model!r})"
 
     async def __aenter__(self) -> AsyncDeepfakeClient:
         return self
@@ -42,37 +96,22 @@ class AsyncDeepfakeClient(ClientBase):
         await self.close()
 
     async def close(self) -> None:
-        await self._transport.close()
+        await asyncio.to_thread(self.sync.close)
 
     async def detect(self, image: ImageInput) -> DetectionResult:
-        return await self._detect_bytes(await asyncio.to_thread(encode_image, image))
-
-    async def _detect_bytes(self, data: bytes) -> DetectionResult:
-        outputs = await acall_with_retry(lambda: self._transport.infer(self.model, data), self.retry)
-        return self._checked(parse_outputs(outputs))
+        return await asyncio.to_thread(self.sync.detect, image)
 
     async def detect_many(
-        self, images: Iterable[ImageInput], *, concurrency: int | None = None
+        self,
+        images: Iterable[ImageInput],
+        *,
+        concurrency: int | None = None,
+        on_result: Callable[[int, BatchOutcome], None] | None = None,
     ) -> list[BatchOutcome]:
         """Verdicts in input order; an item that fails holds its DeepfakeError instead."""
-        slots = asyncio.Semaphore(concurrency or self.concurrency)
-
-        async def one(image: ImageInput) -> BatchOutcome:
-            try:
-                return await self.detect(image)
-            except DeepfakeError as error:
-                return error
-            finally:
-                slots.release()
-
-        tasks = []
-        try:
-            for image in images:
-                await slots.acquire()
-                tasks.append(asyncio.create_task(one(image)))
-            return list(await asyncio.gather(*tasks))
-        finally:
-            await asyncio.gather(*tasks, return_exceptions=True)  # requests in flight are never abandoned
+        return await asyncio.to_thread(
+            self.sync.detect_many, images, concurrency=concurrency, on_result=_on_loop(on_result)
+        )
 
     async def detect_video(
         self,
@@ -80,78 +119,80 @@ class AsyncDeepfakeClient(ClientBase):
         *,
         num_frames: int = DEFAULT_NUM_FRAMES,
         aggregation: Aggregation | str = Aggregation.MEAN,
-        top_k: int = 5,
+        top_k: int = DEFAULT_TOP_K,
         threshold: float | None = None,
         concurrency: int | None = None,
+        on_frame: Callable[[FrameResult], None] | None = None,
     ) -> VideoResult:
         """As DeepfakeClient.detect_video."""
-        aggregation = Aggregation(aggregation)
-        info = await asyncio.to_thread(probe_video, path)
-        indices = sample_indices(info.frame_count, num_frames)
-        if threshold is None:
-            threshold = (await self.ensemble_settings()).threshold
-        slots = asyncio.Semaphore(concurrency or self.concurrency)
-
-        failed = asyncio.Event()
-
-        async def score(frame: VideoFrame) -> FrameResult:
-            try:
-                data = await asyncio.to_thread(encode_rgb_array, frame.rgb)
-                result = await self._detect_bytes(data)
-                return FrameResult(index=frame.index, timestamp_s=frame.timestamp_s, result=result)
-            except BaseException:
-                failed.set()  # no new frames; the first failing frame fails the video
-                raise
-            finally:
-                slots.release()
-
-        frames = read_frames(info, indices)
-        tasks = []
-        try:
-            while not failed.is_set():
-                await slots.acquire()
-                frame = await asyncio.to_thread(next, frames, None)
-                if frame is None:
-                    slots.release()
-                    break
-                tasks.append(asyncio.create_task(score(frame)))
-        finally:
-            frames.close()
-            outcomes = await asyncio.gather(*tasks, return_exceptions=True)  # never abandoned
-        failures = [o for o in outcomes if isinstance(o, BaseException)]
-        if failures:
-            raise failures[0]
-        return video_result(
-            outcomes, frame_count=info.frame_count, fps=info.fps, threshold=threshold, strategy=aggregation, top_k=top_k
+        return await asyncio.to_thread(
+            self.sync.detect_video,
+            path,
+            num_frames=num_frames,
+            aggregation=aggregation,
+            top_k=top_k,
+            threshold=threshold,
+            concurrency=concurrency,
+            on_frame=_on_loop(on_frame),
         )
+
+    async def stream(
+        self,
+        source: StreamSource,
+        *,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        window: int = DEFAULT_WINDOW,
+        aggregation: Aggregation | str = Aggregation.MEAN,
+        top_k: int = DEFAULT_TOP_K,
+        threshold: float | None = None,
+        max_frames: int | None = None,
+        max_seconds: float | None = None,
+        realtime: bool | None = None,
+    ) -> AsyncLiveStream:
+        """As DeepfakeClient.stream; iterate the result with `async for`."""
+        live = await asyncio.to_thread(
+            self.sync.stream,
+            source,
+            max_in_flight=max_in_flight,
+            window=window,
+            aggregation=aggregation,
+            top_k=top_k,
+            threshold=threshold,
+            max_frames=max_frames,
+            max_seconds=max_seconds,
+            realtime=realtime,
+        )
+        return AsyncLiveStream(live)
 
     async def ensemble_settings(self) -> EnsembleSettings:
-        parameters = await acall_with_retry(lambda: self._transport.model_parameters(COMBINER_MODEL), self.retry)
-        return EnsembleSettings.from_parameters(parameters)
+        return await asyncio.to_thread(self.sync.ensemble_settings)
 
     async def health(self) -> Health:
-        try:
-            live = await self._transport.server_live()
-        except ServerUnavailableError:
-            return Health(url=self.url, model=self.model, live=False, model_ready=False)
-        model_ready = live and await self._transport.model_ready(self.model)
-        version = await self._transport.server_version() if live else None
-        untrained = (await self.ensemble_settings()).untrained_models if model_ready else None
-        return Health(
-            url=self.url,
-            model=self.model,
-            live=live,
-            model_ready=model_ready,
-            server_version=version,
-            untrained_models=untrained,
-        )
+        return await asyncio.to_thread(self.sync.health)
 
     async def wait_until_ready(self, timeout_s: float = 120.0, poll_s: float = 0.5) -> Health:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            health = await self.health()
-            if health.ready:
-                return health
-            if time.monotonic() >= deadline:
-                raise self._not_ready_error(health, timeout_s)
-            await asyncio.sleep(poll_s)
+        return await asyncio.to_thread(self.sync.wait_until_ready, timeout_s, poll_s)
+
+
+class AsyncLiveStream:
+    """A LiveStream iterated with `async for`; `stop()` ends it cleanly."""
+
+    def __init__(self, live: LiveStream) -> None:
+        self.live = live
+        self._updates = iter(live)
+
+    def stop(self) -> None:
+        self.live.stop()
+
+    def __aiter__(self) -> AsyncIterator[StreamUpdate]:
+        return self
+
+    async def __anext__(self) -> StreamUpdate:
+        update = await asyncio.to_thread(next, self._updates, None)
+        if update is None:
+            raise StopAsyncIteration
+        return update
+
+    scored = property(lambda self: self.live.scored)
+    dropped = property(lambda self: self.live.dropped)
+    last_update = property(lambda self: self.live.last_update)

@@ -9,8 +9,9 @@ Exit codes (also in client/README.md):
   5  no input was FAKE, but some had no face (not judged, so not called real)
   6  timeout
   7  server error (failed request, or an answer outside the contract)
+  8  server overloaded: it refused a request (queue full or queue timeout); retry later
 130 interrupted (a second Ctrl-C; the first one stops `stream` cleanly)
-A FAKE verdict wins over errors on other inputs (1); otherwise the first of 3, 6, 7, 4 that occurred.
+A FAKE verdict wins over errors on other inputs (1); otherwise the first of 3, 8, 6, 7, 4 that occurred.
 """
 
 from __future__ import annotations
@@ -36,11 +37,22 @@ from . import probability
 from .aggregation import Aggregation
 from .calibration import DEFAULT_BOOTSTRAP, DEFAULT_FOLDS, MIN_PER_CLASS, OBJECTIVES, calibrate
 from .calibration_report import JSON_FILE, MARKDOWN_FILE, build_report, data_digests, model_aucs, write_calibration_report
-from .client import DEFAULT_MODEL, DEFAULT_TIMEOUT_S, DeepfakeClient, UntrainedModelsWarning, untrained_message
+from .client import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MODEL,
+    DEFAULT_TIMEOUT_S,
+    DEFAULT_TOP_K,
+    DEFAULT_WINDOW,
+    DeepfakeClient,
+    UntrainedModelsWarning,
+    untrained_message,
+)
 from .errors import (
     DeepfakeError,
     InvalidInputError,
     ModelNotReadyError,
+    OverloadedError,
     RequestTimeoutError,
     ServerUnavailableError,
     TlsError,
@@ -59,6 +71,7 @@ from .results import DetectionResult, Label, json_number
 from .stream import StreamUpdate
 from .tls import TlsConfig
 from .transport import PROTOCOLS
+from .video import DEFAULT_NUM_FRAMES
 
 
 class ExitCode(IntEnum):
@@ -70,14 +83,17 @@ class ExitCode(IntEnum):
     NO_FACE = 5
     TIMEOUT = 6
     SERVER_ERROR = 7
+    OVERLOADED = 8
 
 
 INTERRUPTED = 128 + signal.SIGINT  # the shell's convention
 
-_ERROR_PRECEDENCE = (ExitCode.UNAVAILABLE, ExitCode.TIMEOUT, ExitCode.SERVER_ERROR, ExitCode.INVALID_INPUT)
+_ERROR_PRECEDENCE = (ExitCode.UNAVAILABLE, ExitCode.OVERLOADED, ExitCode.TIMEOUT, ExitCode.SERVER_ERROR, ExitCode.INVALID_INPUT)
 
 
 def exit_code_for_error(error: DeepfakeError) -> ExitCode:
+    if isinstance(error, OverloadedError):  # before its base class, ServerUnavailableError
+        return ExitCode.OVERLOADED
     if isinstance(error, (ServerUnavailableError, ModelNotReadyError, TlsError)):
         return ExitCode.UNAVAILABLE
     if isinstance(error, InvalidInputError):
@@ -493,21 +509,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     concurrency = argparse.ArgumentParser(add_help=False)
     concurrency.add_argument(
-        "--concurrency", type=_positive_int, default=8, help="requests in flight (default %(default)s)"
+        "--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY, help="requests in flight (default %(default)s)"
     )
 
     aggregation = argparse.ArgumentParser(add_help=False)
     aggregation.add_argument(
         "--aggregation",
         choices=[a.value for a in Aggregation],
-        default="mean",
+        default=Aggregation.MEAN.value,
         help="frame scores -> verdict (default %(default)s)",
     )
-    aggregation.add_argument("--top-k", type=_positive_int, default=5, help="frames averaged by --aggregation topk")
+    aggregation.add_argument(
+        "--top-k", type=_positive_int, default=DEFAULT_TOP_K, help="frames averaged by --aggregation topk"
+    )
 
     frames = argparse.ArgumentParser(add_help=False)
     frames.add_argument(
-        "--frames", type=_positive_int, default=32, help="frames sampled per video (default %(default)s)"
+        "--frames", type=_positive_int, default=DEFAULT_NUM_FRAMES, help="frames sampled per video (default %(default)s)"
     )
 
     threshold = argparse.ArgumentParser(add_help=False)
@@ -548,11 +566,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-in-flight",
         type=_positive_int,
-        default=4,
+        default=DEFAULT_MAX_IN_FLIGHT,
         help="frames scored at once; more are dropped (default %(default)s)",
     )
     p.add_argument(
-        "--window", type=_positive_int, default=16, help="frames in the rolling verdict (default %(default)s)"
+        "--window", type=_positive_int, default=DEFAULT_WINDOW, help="frames in the rolling verdict (default %(default)s)"
     )
     p.add_argument("--max-frames", type=_positive_int, help="stop after this many frames from the source")
     p.add_argument("--max-seconds", type=_positive_float, help="stop after this many seconds")
@@ -630,7 +648,7 @@ def open_client(args: argparse.Namespace) -> DeepfakeClient:
         protocol=args.protocol,
         model=args.model,
         timeout_s=args.timeout,
-        concurrency=getattr(args, "concurrency", 8),
+        concurrency=getattr(args, "concurrency", DEFAULT_CONCURRENCY),
         tls=tls_config(args),
     )
 

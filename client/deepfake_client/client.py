@@ -9,6 +9,7 @@ Usage:
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import warnings
@@ -16,6 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import deepfake_contract as contract
 
 from .aggregation import Aggregation, video_result
 from .concurrency import bounded_map
@@ -27,14 +30,17 @@ from .results import DetectionResult, FrameResult, VideoResult, parse_outputs
 from .retry import DEFAULT_RETRY, RetryPolicy, call_with_retry
 from .stream import LiveStream
 from .tls import TlsConfig
-from .transport import GrpcTransport, HttpTransport, parse_url
+from .transport import TRANSPORTS, Transport, parse_url
 from .video import DEFAULT_NUM_FRAMES, StreamSource, VideoFrame, probe_video, read_frames, sample_indices, stream_frames
 
 DEFAULT_MODEL = "deepfake_detector"
 DEFAULT_URLS = {"grpc": "localhost:8001", "http": "localhost:8000"}
 URL_ENVIRONMENT_VARIABLE = "DEEPFAKE_URL"
 DEFAULT_TIMEOUT_S = 60.0
-DEFAULT_CONCURRENCY = 8
+DEFAULT_CONCURRENCY = 8  # requests in flight for batches and videos
+DEFAULT_TOP_K = 5  # frames averaged by the "topk" aggregation
+DEFAULT_MAX_IN_FLIGHT = 4  # frames scored at once in a live stream
+DEFAULT_WINDOW = 16  # frames in a live stream's rolling verdict
 
 BatchOutcome = DetectionResult | DeepfakeError
 
@@ -51,10 +57,16 @@ class Health:
     model_ready: bool
     server_version: str | None = None
     untrained_models: tuple[str, ...] | None = None  # None when the model is not ready
+    models: dict[str, bool] | None = None  # readiness of each model the ensemble runs; None when not live
+
+    @property
+    def not_ready_models(self) -> tuple[str, ...]:
+        """The ensemble's models that cannot serve (e.g. a dead or wedged instance)."""
+        return tuple(name for name, ready in (self.models or {}).items() if not ready)
 
     @property
     def ready(self) -> bool:
-        return self.live and self.model_ready
+        return self.live and self.model_ready and not self.not_ready_models
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +77,8 @@ class Health:
             "ready": self.ready,
             "server_version": self.server_version,
             "untrained_models": None if self.untrained_models is None else list(self.untrained_models),
+            "models": self.models,
+            "not_ready_models": list(self.not_ready_models),
         }
 
 
@@ -90,10 +104,23 @@ def resolve_tls(tls: TlsConfig | bool | None, scheme_tls: bool | None, url: str)
     return None if tls is None else tls.check()
 
 
-class ClientBase:
-    """Options shared by the sync and asyncio clients."""
+class DeepfakeClient:
+    """Synchronous client of the `deepfake_detector` ensemble.
 
-    transport_classes: dict[str, type]  # protocol -> transport
+    url: "host:port", optionally "grpc://..." or "http://..." (default: $DEEPFAKE_URL,
+    else localhost:8001 for gRPC, localhost:8000 for HTTP); "grpcs://..." or
+    "https://..." use TLS with the default roots. tls: a TlsConfig(ca=, cert=, key=)
+    for a private CA or mutual TLS (True: the default roots); its files are checked
+    here, before any connection. timeout_s bounds the wait for each request; a
+    request that times out is abandoned, never cancelled on the server (see
+    transport.py). Requests that cannot connect or that the server answers
+    UNAVAILABLE are retried per `retry`; an overloaded server's refusal
+    (OverloadedError) only if `retry.overloaded_attempts` > 1; nothing else is (a
+    failed TLS handshake raises TlsError). `concurrency` bounds the requests in
+    flight for batches and videos. Thread-safe.
+    """
+
+    transport_classes: dict[str, type[Transport]] = TRANSPORTS  # protocol -> transport
 
     def __init__(
         self,
@@ -105,7 +132,7 @@ class ClientBase:
         retry: RetryPolicy = DEFAULT_RETRY,
         concurrency: int = DEFAULT_CONCURRENCY,
         tls: TlsConfig | bool | None = None,
-        transport: Any | None = None,  # advanced: a custom transport (see transport.py), e.g. in tests
+        transport: Any | None = None,  # advanced: a custom Transport (see transport.py), e.g. in tests
     ) -> None:
         self.url, self.protocol, scheme_tls = resolve_url(url, protocol)
         given_scheme = "" if scheme_tls is None else self.protocol + ("s" if scheme_tls else "") + "://"
@@ -134,23 +161,11 @@ class ClientBase:
     def _not_ready_error(self, health: Health, timeout_s: float) -> DeepfakeError:
         if not health.live:
             return ServerUnavailableError(f"server at {self.url} not live after {timeout_s:g} s")
+        if health.not_ready_models:
+            return ModelNotReadyError(
+                f"model {self.model!r} not ready after {timeout_s:g} s: {', '.join(health.not_ready_models)} not ready"
+            )
         return ModelNotReadyError(f"model {self.model!r} not ready after {timeout_s:g} s")
-
-
-class DeepfakeClient(ClientBase):
-    """Synchronous client of the `deepfake_detector` ensemble.
-
-    url: "host:port", optionally "grpc://..." or "http://..." (default: $DEEPFAKE_URL,
-    else localhost:8001 for gRPC, localhost:8000 for HTTP); "grpcs://..." or
-    "https://..." use TLS with the default roots. tls: a TlsConfig(ca=, cert=, key=)
-    for a private CA or mutual TLS (True: the default roots); its files are checked
-    here, before any connection. timeout_s bounds each
-    request. Requests the server answers UNAVAILABLE (or that cannot connect) are
-    retried per `retry`; nothing else is (a failed TLS handshake raises TlsError).
-    `concurrency` bounds the requests in flight for batches and videos. Thread-safe.
-    """
-
-    transport_classes = {"grpc": GrpcTransport, "http": HttpTransport}
 
     def __enter__(self) -> DeepfakeClient:
         return self
@@ -159,6 +174,7 @@ class DeepfakeClient(ClientBase):
         self.close()
 
     def close(self) -> None:
+        """Closes the connections, after the requests abandoned on a timeout have finished (gRPC)."""
         self._transport.close()
 
     # Images
@@ -206,7 +222,7 @@ class DeepfakeClient(ClientBase):
         *,
         num_frames: int = DEFAULT_NUM_FRAMES,
         aggregation: Aggregation | str = Aggregation.MEAN,
-        top_k: int = 5,
+        top_k: int = DEFAULT_TOP_K,
         threshold: float | None = None,
         concurrency: int | None = None,
         on_frame: Callable[[FrameResult], None] | None = None,
@@ -243,10 +259,10 @@ class DeepfakeClient(ClientBase):
         self,
         source: StreamSource,
         *,
-        max_in_flight: int = 4,
-        window: int = 16,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        window: int = DEFAULT_WINDOW,
         aggregation: Aggregation | str = Aggregation.MEAN,
-        top_k: int = 5,
+        top_k: int = DEFAULT_TOP_K,
         threshold: float | None = None,
         max_frames: int | None = None,
         max_seconds: float | None = None,
@@ -280,22 +296,46 @@ class DeepfakeClient(ClientBase):
         return EnsembleSettings.from_parameters(parameters)
 
     def health(self) -> Health:
-        """Liveness and model readiness; an unreachable server is reported as not live."""
+        """Liveness, and the readiness of the ensemble and of every model it runs.
+
+        An unreachable server is reported as not live; `not_ready_models` names the
+        ensemble's models that cannot serve.
+        """
         try:
             live = self._transport.server_live()
         except ServerUnavailableError:
             return Health(url=self.url, model=self.model, live=False, model_ready=False)
-        model_ready = live and self._transport.model_ready(self.model)
-        version = self._transport.server_version() if live else None
-        untrained = self.ensemble_settings().untrained_models if model_ready else None
+        if not live:
+            return Health(url=self.url, model=self.model, live=False, model_ready=False)
+        model_ready = self._transport.model_ready(self.model)
+        models = {name: self._transport.model_ready(name) for name in self._member_models()}
+        combiner_ready = models.get(COMBINER_MODEL, True)
+        untrained = self.ensemble_settings().untrained_models if model_ready and combiner_ready else None
         return Health(
             url=self.url,
             model=self.model,
             live=live,
             model_ready=model_ready,
-            server_version=version,
+            server_version=self._transport.server_version(),
             untrained_models=untrained,
+            models=models,
         )
+
+    def _member_models(self) -> tuple[str, ...]:
+        """The models the ensemble runs: its steps as served, else (its configuration
+        unavailable) the detector, the classifiers the combiner names, and the combiner."""
+        try:
+            steps = self._transport.model_config(self.model).get("ensemble_scheduling", {}).get("step", [])
+            names = [step["model_name"] for step in steps]
+        except DeepfakeError:
+            names = []
+        if names:
+            return tuple(dict.fromkeys(names))
+        try:
+            classifiers = json.loads(self._transport.model_parameters(COMBINER_MODEL).get("model_names", "[]"))
+        except (DeepfakeError, ValueError):
+            classifiers = []
+        return (contract.FACE_DETECTOR_NAME, *map(str, classifiers), contract.COMBINER_NAME)
 
     def wait_until_ready(self, timeout_s: float = 120.0, poll_s: float = 0.5) -> Health:
         """Poll until the model is ready; raises ServerUnavailableError/ModelNotReadyError after timeout_s."""

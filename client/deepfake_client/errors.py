@@ -39,6 +39,17 @@ class ServerUnavailableError(DeepfakeError, ConnectionError):
     """The server cannot be reached, or answered UNAVAILABLE (retried with backoff)."""
 
 
+class OverloadedError(ServerUnavailableError):
+    """The server refused the request because it is overloaded: retry later, with backoff.
+
+    Triton refuses a request when a model's queue is full ("Exceeds maximum queue
+    size") or when it waited longer than the model's queue timeout ("Request
+    timeout expired"): gRPC UNAVAILABLE, HTTP 503. The request was never run.
+    Not retried unless the RetryPolicy asks (`overloaded_attempts`), and then with
+    jittered backoff, so that refused clients do not come back all at once.
+    """
+
+
 class TlsError(DeepfakeError, ConnectionError):
     """The TLS handshake failed: an untrusted server certificate, a client certificate the
     server requires or refuses (mutual TLS), or TLS on one side only. Not retried."""
@@ -59,6 +70,11 @@ class ServerError(DeepfakeError):
 # Triton answers "Request for unknown model: 'x' is not found" / "... has no
 # available versions" / "... is not at ready state" for models that are not servable.
 _MODEL_NOT_READY_MARKERS = ("unknown model", "no available versions", "not at ready state")
+
+# Triton 2.51's refusals by a model's queue policy, as measured over gRPC (UNAVAILABLE) and
+# HTTP (503), directly and through an ensemble ("in ensemble 'x', " is prefixed):
+# "[request id: <id_unknown>] Exceeds maximum queue size" and "Request timeout expired".
+_OVERLOADED_MARKERS = ("Exceeds maximum queue size", "Request timeout expired")
 
 _GRPC_PREFIX = "StatusCode."
 
@@ -103,6 +119,8 @@ def from_triton_exception(exc: InferenceServerException, model: str, tls: bool =
         return ModelNotReadyError(f"model {model!r} is not ready on the server: {message}", status=status)
     if code in ("INVALID_ARGUMENT", "400"):
         return InvalidImageError(f"the server rejected the input: {message}", status=status)
+    if code in ("UNAVAILABLE", "503") and any(marker in message for marker in _OVERLOADED_MARKERS):
+        return OverloadedError(f"the server is overloaded, retry later: {message}", status=status)
     if code in ("UNAVAILABLE", "503"):
         return ServerUnavailableError(f"the server is unavailable: {message}", status=status)
     if code in ("DEADLINE_EXCEEDED", "504"):

@@ -1,10 +1,10 @@
-"""The four tritonclient flavours behind one small interface.
+"""tritonclient's gRPC and HTTP clients behind one small interface.
 
 A transport sends encoded image bytes to a model and returns its output arrays,
-answers health questions, and turns every tritonclient or network failure into
-an SDK error (errors.py). Timeouts differ by flavour: gRPC takes a deadline per
-call, the HTTP clients take theirs at construction. TLS (tls.py) is on when a
-transport is given a TlsConfig.
+answers health and configuration questions, and turns every tritonclient or
+network failure into an SDK error (errors.py). No transport ever makes the server
+cancel an inference request (see GrpcTransport). TLS (tls.py) is on when a
+transport is given a TlsConfig. The asyncio client runs these in worker threads.
 """
 
 from __future__ import annotations
@@ -12,19 +12,26 @@ from __future__ import annotations
 import ssl
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import numpy as np
 from tritonclient.utils import InferenceServerException
 
-from .errors import InvalidInputError, ServerUnavailableError, from_transport_exception, from_triton_exception
+from .errors import (
+    InvalidInputError,
+    RequestTimeoutError,
+    ServerUnavailableError,
+    from_transport_exception,
+    from_triton_exception,
+)
 from .tls import TlsConfig
 
 Outputs = dict[str, np.ndarray]
 IMAGE_INPUT = "IMAGE"
 PROTOCOLS = ("grpc", "http")
 # scheme -> (protocol, TLS)
+CLOSE_DRAIN_S = 60.0  # the longest close() waits for abandoned gRPC requests to finish
 SCHEMES = {"grpc": ("grpc", False), "grpcs": ("grpc", True), "http": ("http", False), "https": ("http", True)}
 
 
@@ -75,58 +82,156 @@ def _grpc_tls_arguments(tls: TlsConfig | None) -> dict[str, Any]:
     return {"ssl": True, **{name: str(path) for name, path in paths.items() if path is not None}}
 
 
-class GrpcTransport:
-    def __init__(self, url: str, timeout_s: float, tls: TlsConfig | None = None) -> None:
-        import tritonclient.grpc as grpcclient
+class Transport:
+    """The five calls the clients make, written once over a flavour's tritonclient client.
 
+    A flavour says how a call gets a client (`_client`), how it sends an image
+    (`_infer`), which options the health and config calls take (`_options`), and
+    how a config response is unwrapped (`_config`).
+    """
+
+    _unavailable: tuple[type[BaseException], ...] = ()  # flavour exceptions that mean "cannot reach"
+
+    def __init__(self, url: str, timeout_s: float, tls: TlsConfig | None = None) -> None:
         self.url = url
         self.timeout_s = timeout_s
         self.tls = tls
-        self._module = grpcclient
-        # thread-safe: one channel for all
-        self._client = grpcclient.InferenceServerClient(url, **_grpc_tls_arguments(tls))
 
-    def _errors(self, model: str):
-        return _translated_errors(self.url, model, self.timeout_s, tls=self.tls is not None)
+    # What a flavour provides
+
+    def _client(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def _infer(self, client: Any, model: str, image: bytes) -> Outputs:
+        raise NotImplementedError
+
+    _options: dict[str, Any] = {}  # every call but infer
+    _json_options: dict[str, Any] = {}  # the metadata and config calls
+
+    @staticmethod
+    def _config(response: dict[str, Any]) -> dict[str, Any]:
+        return response
+
+    # The calls
+
+    @contextmanager
+    def _call(self, model: str) -> Iterator[Any]:
+        with _translated_errors(self.url, model, self.timeout_s, self._unavailable, tls=self.tls is not None):
+            with self._client() as client:
+                yield client
 
     def infer(self, model: str, image: bytes) -> Outputs:
-        with self._errors(model):
-            result = self._client.infer(model, [_image_input(self._module, image)], client_timeout=self.timeout_s)
-            return _outputs(result, [o.name for o in result.get_response().outputs])
+        with self._call(model) as client:
+            return self._infer(client, model, image)
 
     def server_live(self) -> bool:
-        with self._errors(""):
-            return self._client.is_server_live(client_timeout=self.timeout_s)
+        with self._call("") as client:
+            return client.is_server_live(**self._options)
 
     def model_ready(self, model: str) -> bool:
-        with self._errors(model):
-            return self._client.is_model_ready(model, client_timeout=self.timeout_s)
+        with self._call(model) as client:
+            return client.is_model_ready(model, **self._options)
 
     def server_version(self) -> str:
-        with self._errors(""):
-            return self._client.get_server_metadata(as_json=True, client_timeout=self.timeout_s)["version"]
+        with self._call("") as client:
+            return client.get_server_metadata(**self._options, **self._json_options)["version"]
+
+    def model_config(self, model: str) -> dict[str, Any]:
+        """The model's configuration as served, as JSON (e.g. an ensemble's steps)."""
+        with self._call(model) as client:
+            return self._config(client.get_model_config(model, **self._options, **self._json_options))
 
     def model_parameters(self, model: str) -> dict[str, str]:
-        with self._errors(model):
-            response = self._client.get_model_config(model, as_json=True, client_timeout=self.timeout_s)
-            return _string_parameters(response["config"])
+        return _string_parameters(self.model_config(model))
 
     def close(self) -> None:
-        self._client.close()
+        raise NotImplementedError
 
 
-class HttpTransport:
-    """tritonclient's HTTP client is not thread-safe: each call borrows an idle client (or
-    makes one) and gives it back, so there are never more clients (and connections) than
-    calls that were in flight at once, however many threads come and go."""
+class GrpcTransport(Transport):
+    """One channel for all threads (tritonclient.grpc is thread-safe).
+
+    Inference requests carry NO gRPC deadline: an expired deadline cancels the
+    request on the server, and Triton 2.51 (NGC 24.10) can crash when a request is
+    cancelled while queued or running (triton-inference-server/server#7368). The
+    timeout is kept here instead: the caller stops waiting and gets
+    RequestTimeoutError, and the request finishes on the server, its answer
+    dropped. Closing the transport waits (up to `drain_s`) for such abandoned
+    requests, because closing the channel under them would cancel them too. The
+    health and config calls keep their deadline: they never reach a model.
+    """
+
+    def __init__(
+        self, url: str, timeout_s: float, tls: TlsConfig | None = None, drain_s: float = CLOSE_DRAIN_S
+    ) -> None:
+        import tritonclient.grpc as grpcclient
+
+        super().__init__(url, timeout_s, tls)
+        self._module = grpcclient
+        self._options = {"client_timeout": timeout_s}
+        self._json_options = {"as_json": True}
+        self._grpc = grpcclient.InferenceServerClient(url, **_grpc_tls_arguments(tls))
+        self.drain_s = drain_s
+        self._in_flight = 0  # inference requests sent and not yet answered, abandoned ones included
+        self._idle = threading.Condition()
+
+    @contextmanager
+    def _client(self) -> Iterator[Any]:
+        yield self._grpc
+
+    @staticmethod
+    def _config(response: dict[str, Any]) -> dict[str, Any]:
+        return response["config"]
+
+    def _infer(self, client: Any, model: str, image: bytes) -> Outputs:
+        answered = threading.Event()
+        answer: list = []
+
+        def on_answer(result: Any, error: Any) -> None:
+            answer.append((result, error))
+            answered.set()
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+        with self._idle:
+            self._in_flight += 1
+        try:
+            client.async_infer(model, [_image_input(self._module, image)], on_answer)  # no client_timeout: see above
+        except BaseException:
+            on_answer(None, None)
+            raise
+        if not answered.wait(self.timeout_s):
+            raise RequestTimeoutError(
+                f"no answer from {self.url} within {self.timeout_s:g} s (the request was not cancelled: "
+                "it finishes on the server and its answer is dropped)"
+            )
+        result, error = answer[0]
+        if error is not None:
+            raise error
+        return _outputs(result, [o.name for o in result.get_response().outputs])
+
+    def close(self) -> None:
+        with self._idle:
+            self._idle.wait_for(lambda: self._in_flight <= 0, timeout=self.drain_s)
+        self._grpc.close()
+
+
+class HttpTransport(Transport):
+    """tritonclient's HTTP client is not thread-safe, and its gevent sockets belong to the
+    thread that made them (another thread gets "Cannot switch to a different thread"): each
+    call borrows an idle client its own thread made (or makes one) and gives it back, and
+    the clients of threads that have ended are closed when a new one is made.
+
+    The timeout is the client's network timeout: on expiry it drops the connection.
+    Triton's HTTP front end does not cancel a request whose connection is gone (only
+    gRPC propagates cancellation), so the request finishes on the server."""
 
     def __init__(self, url: str, timeout_s: float, tls: TlsConfig | None = None) -> None:
         import tritonclient.http as httpclient
         from geventhttpclient.response import HTTPConnectionClosed
 
-        self.url = url
-        self.timeout_s = timeout_s
-        self.tls = tls
+        super().__init__(url, timeout_s, tls)
         self._module = httpclient
         # The server hung up without answering (e.g. a TLS port reached in plain text).
         self._unavailable = (HTTPConnectionClosed,)
@@ -137,165 +242,58 @@ class HttpTransport:
             files = {"ca_certs": tls.ca, "certfile": tls.cert, "keyfile": tls.key}
             options = {name: str(path) for name, path in files.items() if path is not None}
             self._tls_arguments = {"ssl": True, "ssl_options": options}
-        self._clients: list = []  # every client made, for close()
-        self._idle: list = []
+        self._idle: dict[threading.Thread, list] = {}  # the idle clients each thread made
+        self._busy: list = []  # clients lent out now, for close()
         self._lock = threading.Lock()
 
     def _new_client(self) -> Any:
-        client = self._module.InferenceServerClient(
+        with self._lock:
+            ended = [thread for thread in self._idle if not thread.is_alive()]
+            orphans = [client for thread in ended for client in self._idle.pop(thread)]
+        for client in orphans:
+            _close_quietly(client)
+        return self._module.InferenceServerClient(
             self.url, connection_timeout=self.timeout_s, network_timeout=self.timeout_s, **self._tls_arguments
         )
-        with self._lock:
-            self._clients.append(client)
-        return client
 
     @contextmanager
     def _client(self) -> Iterator[Any]:
+        thread = threading.current_thread()
         with self._lock:
-            client = self._idle.pop() if self._idle else None
+            idle = self._idle.get(thread)
+            client = idle.pop() if idle else None
         client = client or self._new_client()
+        with self._lock:
+            self._busy.append(client)
         try:
             yield client
         finally:
             with self._lock:
-                self._idle.append(client)
+                self._busy.remove(client)
+                self._idle.setdefault(thread, []).append(client)
 
-    def _errors(self, model: str):
-        return _translated_errors(self.url, model, self.timeout_s, self._unavailable, tls=self.tls is not None)
-
-    def infer(self, model: str, image: bytes) -> Outputs:
-        with self._errors(model):
-            with self._client() as client:
-                result = client.infer(model, [_image_input(self._module, image)])
-            return _outputs(result, [o["name"] for o in result.get_response()["outputs"]])
-
-    def server_live(self) -> bool:
-        with self._errors(""):
-            with self._client() as client:
-                return client.is_server_live()
-
-    def model_ready(self, model: str) -> bool:
-        with self._errors(model):
-            with self._client() as client:
-                return client.is_model_ready(model)
-
-    def server_version(self) -> str:
-        with self._errors(""):
-            with self._client() as client:
-                return client.get_server_metadata()["version"]
-
-    def model_parameters(self, model: str) -> dict[str, str]:
-        with self._errors(model):
-            with self._client() as client:
-                return _string_parameters(client.get_model_config(model))
+    def _infer(self, client: Any, model: str, image: bytes) -> Outputs:
+        result = client.infer(model, [_image_input(self._module, image)])
+        return _outputs(result, [o["name"] for o in result.get_response()["outputs"]])
 
     def close(self) -> None:
         with self._lock:
-            clients, self._clients, self._idle = self._clients, [], []
+            clients = [client for idle in self._idle.values() for client in idle] + self._busy
+            self._idle, self._busy = {}, []
         for client in clients:
-            client.close()
+            _close_quietly(client)
 
 
-class AsyncGrpcTransport:
-    def __init__(self, url: str, timeout_s: float, tls: TlsConfig | None = None) -> None:
-        import tritonclient.grpc.aio as grpcaio
-
-        self.url = url
-        self.timeout_s = timeout_s
-        self.tls = tls
-        self._module = grpcaio
-        self._client_instance: Any | None = None
-
-    @property
-    def _client(self) -> Any:
-        # Created on first use, inside the caller's event loop.
-        if self._client_instance is None:
-            self._client_instance = self._module.InferenceServerClient(self.url, **_grpc_tls_arguments(self.tls))
-        return self._client_instance
-
-    def _errors(self, model: str):
-        return _translated_errors(self.url, model, self.timeout_s, tls=self.tls is not None)
-
-    async def infer(self, model: str, image: bytes) -> Outputs:
-        with self._errors(model):
-            result = await self._client.infer(model, [_image_input(self._module, image)], client_timeout=self.timeout_s)
-            return _outputs(result, [o.name for o in result.get_response().outputs])
-
-    async def server_live(self) -> bool:
-        with self._errors(""):
-            return await self._client.is_server_live(client_timeout=self.timeout_s)
-
-    async def model_ready(self, model: str) -> bool:
-        with self._errors(model):
-            return await self._client.is_model_ready(model, client_timeout=self.timeout_s)
-
-    async def server_version(self) -> str:
-        with self._errors(""):
-            metadata = await self._client.get_server_metadata(as_json=True, client_timeout=self.timeout_s)
-            return metadata["version"]
-
-    async def model_parameters(self, model: str) -> dict[str, str]:
-        with self._errors(model):
-            response = await self._client.get_model_config(model, as_json=True, client_timeout=self.timeout_s)
-            return _string_parameters(response["config"])
-
-    async def close(self) -> None:
-        if self._client_instance is not None:
-            await self._client_instance.close()
-            self._client_instance = None
+def _close_quietly(client: Any) -> None:
+    """Close a client, possibly from another thread than its own: gevent may refuse; its sockets
+    are then freed with the object."""
+    try:
+        client.close()
+    except Exception:  # noqa: BLE001 - nothing to report: the client is being discarded
+        pass
 
 
-class AsyncHttpTransport:
-    def __init__(self, url: str, timeout_s: float, tls: TlsConfig | None = None) -> None:
-        import aiohttp
-        import tritonclient.http.aio as httpaio
-
-        self.url = url
-        self.timeout_s = timeout_s
-        self.tls = tls
-        self._module = httpaio
-        # aiohttp takes an ssl.SSLContext: ours verifies the certificate and the hostname.
-        self._tls_arguments = {} if tls is None else {"ssl": True, "ssl_context": tls.ssl_context()}
-        self._unavailable = (aiohttp.ClientConnectionError,)
-        self._client_instance: Any | None = None
-
-    @property
-    def _client(self) -> Any:
-        # aiohttp sessions belong to an event loop: create it inside the caller's.
-        if self._client_instance is None:
-            self._client_instance = self._module.InferenceServerClient(
-                self.url, conn_timeout=self.timeout_s, **self._tls_arguments
-            )
-        return self._client_instance
-
-    def _errors(self, model: str):
-        return _translated_errors(self.url, model, self.timeout_s, self._unavailable, tls=self.tls is not None)
-
-    async def infer(self, model: str, image: bytes) -> Outputs:
-        with self._errors(model):
-            result = await self._client.infer(model, [_image_input(self._module, image)])
-            return _outputs(result, [o["name"] for o in result.get_response()["outputs"]])
-
-    async def server_live(self) -> bool:
-        with self._errors(""):
-            return await self._client.is_server_live()
-
-    async def model_ready(self, model: str) -> bool:
-        with self._errors(model):
-            return await self._client.is_model_ready(model)
-
-    async def server_version(self) -> str:
-        with self._errors(""):
-            return (await self._client.get_server_metadata())["version"]
-
-    async def model_parameters(self, model: str) -> dict[str, str]:
-        with self._errors(model):
-            return _string_parameters(await self._client.get_model_config(model))
-
-    async def close(self) -> None:
-        if self._client_instance is not None:
-            await self._client_instance.close()
-            self._client_instance = None
+TRANSPORTS: dict[str, type[Transport]] = {"grpc": GrpcTransport, "http": HttpTransport}
 
 
 def parse_url(url: str, protocol: str | None) -> tuple[str, str, bool | None]:

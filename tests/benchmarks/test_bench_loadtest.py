@@ -81,6 +81,7 @@ def test_check_only_rechecks_earlier_results(tmp_path, locust_csv, capsys):
     assert code == loadtest.EXIT_PASSED, capsys.readouterr().out
     record = json.loads((out / "checks.json").read_text())
     assert record["passed"] and record["scenarios"]["s"]["stats"]["image/face"]["requests"] == 200
+    assert record["scenarios"]["s"]["rejected"] == 0 and "0 rejected as overloaded" in capsys.readouterr().out
     assert loadtest.main(["--targets", str(strict), "--out", str(out), "--check-only"]) == loadtest.EXIT_MISSED
     printed = capsys.readouterr().out
     assert "FAIL" in printed and "1 of 2 checks passed; 1 FAILED" in printed

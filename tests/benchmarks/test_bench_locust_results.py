@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.locust_results import LocustResultsError, read_stats, stats_csv, three_significant_digits
+from benchmarks.locust_results import (
+    LocustResultsError,
+    read_stats,
+    rejected_count,
+    reported_name,
+    stats_csv,
+    three_significant_digits,
+)
+from deepfake_client import InvalidImageError, OverloadedError, ServerUnavailableError
+
+HEADER = "Type,Name,Request Count,Failure Count,Requests/s,50%,95%,99%,Average Response Time,Max Response Time"
+
+
+def write_rows(path, rows):
+    path.write_text(HEADER + "\n" + "\n".join(",".join(map(str, row)) for row in rows) + "\n")
+    return path
 
 
 def test_rows_match_what_locust_computed(locust_csv):
@@ -33,3 +48,19 @@ def test_missing_and_foreign_files_are_reported(tmp_path):
                                         (9996.0, 10000), (12345.0, 12300), (123456.0, 123000)])
 def test_response_times_keep_three_significant_digits(ms, bucket):
     assert three_significant_digits(ms) == bucket
+
+
+def test_refusals_have_their_own_rows_and_are_counted(tmp_path):
+    assert reported_name("image/face", OverloadedError("queue full")) == "rejected/image/face"
+    for other in (None, ServerUnavailableError("down"), InvalidImageError("bad")):
+        assert reported_name("image/face", other) == "image/face"
+    path = write_rows(tmp_path / "s_stats.csv", [
+        ("grpc", "image/face", 10, 0, 1.0, 100, 200, 300, 120, 400),
+        ("grpc", "rejected/image/face", 7, 7, 0.7, 2, 3, 3, 2, 5),
+        ("grpc", "rejected/video/4_frames", 2, 2, 0.2, 9, 9, 9, 9, 9),
+        ("", "Aggregated", 19, 9, 1.9, 50, 200, 300, 70, 400),
+    ])
+    stats = read_stats(path)
+    assert rejected_count(stats) == 9
+    assert stats["image/face"].failures == 0  # the accepted requests' row holds no refusal
+    assert rejected_count({k: v for k, v in stats.items() if not k.startswith("rejected/")}) == 0

@@ -79,6 +79,7 @@ class FakeTransport:
         }
         self.live = live
         self.ready = model_ready
+        self.unready_models: set[str] = set()  # models of the ensemble that report not ready
         self.calls: list[bytes] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -100,7 +101,12 @@ class FakeTransport:
         return self.live
 
     def model_ready(self, model: str) -> bool:
-        return self.ready
+        return self.ready and model not in self.unready_models
+
+    def model_config(self, model: str) -> dict:
+        """The ensemble's configuration as Triton serves it (JSON), with its steps."""
+        steps = ["face_detector", *MODEL_NAMES, "weighted_average"]
+        return {"name": model, "ensemble_scheduling": {"step": [{"model_name": name} for name in steps]}}
 
     def server_version(self) -> str:
         return "2.51.0"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -85,37 +86,25 @@ def test_untrained_weights_warn_once_per_client():
     assert result.untrained_models == ("xception", "efficientnet_b4")
 
 
-class AsyncFake:
-    def __init__(self, respond) -> None:
-        self.respond = respond
-        self.in_flight = 0
-        self.max_in_flight = 0
-
-    async def infer(self, model: str, image: bytes):
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            number = int(image.decode().split("-")[1])
-            await asyncio.sleep(0.002 * (10 - number))
-            return self.respond(image)
-        finally:
-            self.in_flight -= 1
-
-    async def close(self) -> None:
-        pass
-
-
 def test_async_batch_keeps_order_bounds_concurrency_and_isolates_errors():
     def respond(image: bytes):
-        if image == b"img-3":
+        number = int(image.decode().split("-")[1])
+        time.sleep(0.002 * (10 - number))
+        if number == 3:
             raise InvalidImageError("the server rejected the input: not an image")
-        return one_face(int(image.decode().split("-")[1]) / 10)
+        return one_face(number / 10)
 
-    transport = AsyncFake(respond)
+    transport = FakeTransport(respond)
+    seen = []
 
     async def run():
+        loop_thread = threading.get_ident()
+
+        def on_result(position, outcome):
+            seen.append((position, threading.get_ident() == loop_thread))
+
         async with AsyncDeepfakeClient("localhost:1", transport=transport, concurrency=3) as client:
-            return await client.detect_many([f"img-{i}".encode() for i in range(10)])
+            return await client.detect_many([f"img-{i}".encode() for i in range(10)], on_result=on_result)
 
     outcomes = asyncio.run(run())
     assert isinstance(outcomes[3], InvalidImageError)
@@ -123,3 +112,6 @@ def test_async_batch_keeps_order_bounds_concurrency_and_isolates_errors():
         [i / 10 for i in range(10) if i != 3]
     )
     assert 1 < transport.max_in_flight <= 3
+    assert sorted(position for position, _ in seen) == list(range(10))
+    assert all(on_loop for _, on_loop in seen)  # callbacks run on the event loop
+    assert transport.closed

@@ -24,6 +24,7 @@ from deepfake_client import (
     InvalidImageError,
     Label,
     ModelNotReadyError,
+    OverloadedError,
     RequestTimeoutError,
     ServerError,
     ServerUnavailableError,
@@ -82,6 +83,7 @@ def test_image_exit_code_follows_the_verdict(server, tmp_path, capsys, red, expe
         (ModelNotReadyError("not loaded"), ExitCode.UNAVAILABLE),
         (RequestTimeoutError("slow"), ExitCode.TIMEOUT),
         (ServerError("boom"), ExitCode.SERVER_ERROR),
+        (OverloadedError("queue full"), ExitCode.OVERLOADED),
     ],
 )
 def test_server_failures_have_their_own_exit_codes(server, tmp_path, capsys, error, expected):
@@ -91,6 +93,19 @@ def test_server_failures_have_their_own_exit_codes(server, tmp_path, capsys, err
     server.respond = fail
     code, _, err = run(["image", image_file(tmp_path)], capsys)
     assert code == expected and str(error) in err
+
+
+def test_an_overloaded_server_is_asked_once_per_image_and_exits_8(server, tmp_path, capsys):
+    def refuse(_):
+        raise OverloadedError("the server is overloaded, retry later: Exceeds maximum queue size")
+
+    server.respond = refuse
+    for i in range(3):
+        image_file(tmp_path / "in", f"{i}.png")
+    code, out, _ = run(["folder", tmp_path / "in", "--json"], capsys)
+    assert code == ExitCode.OVERLOADED == 8
+    assert {item["error"]["type"] for item in json.loads(out)} == {"OverloadedError"}
+    assert len(server.calls) == 3  # not retried by default
 
 
 def test_a_missing_image_is_invalid_input(server, tmp_path, capsys):
@@ -166,6 +181,8 @@ def test_verdict_exit_code_precedence():
     errors = [InvalidImageError("x"), RequestTimeoutError("y"), ServerUnavailableError("z")]
     assert verdict_exit_code([Label.REAL], errors) == ExitCode.UNAVAILABLE
     assert verdict_exit_code([], errors[:2]) == ExitCode.TIMEOUT
+    assert verdict_exit_code([], [*errors[:2], OverloadedError("full")]) == ExitCode.OVERLOADED
+    assert verdict_exit_code([], [OverloadedError("full"), ServerUnavailableError("z")]) == ExitCode.UNAVAILABLE
 
 
 def write_video(path, reds):
@@ -225,6 +242,21 @@ def test_health_command(server, capsys):
     server.ready = False
     code, out, _ = run(["health"], capsys)
     assert code == ExitCode.UNAVAILABLE and "model_ready" in out
+
+
+def test_health_names_the_broken_models_of_the_ensemble(server, capsys):
+    code, out, _ = run(["health", "--json"], capsys)
+    report = json.loads(out)
+    assert code == ExitCode.REAL and report["not_ready_models"] == []
+    assert set(report["models"]) == {"face_detector", *MODEL_NAMES, "weighted_average"}
+    server.unready_models = {"xception", "face_detector"}  # e.g. a dead stub
+    code, out, _ = run(["health", "--json"], capsys)
+    report = json.loads(out)
+    assert code == ExitCode.UNAVAILABLE and report["ready"] is False
+    assert report["model_ready"] is True  # the ensemble itself still says ready: the members tell
+    assert report["not_ready_models"] == ["face_detector", "xception"]
+    code, out, _ = run(["health"], capsys)
+    assert code == ExitCode.UNAVAILABLE and "not_ready_models" in out and "xception" in out
 
 
 def test_untrained_weights_are_shown_loudly(server, tmp_path, capsys):

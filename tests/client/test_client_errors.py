@@ -17,13 +17,14 @@ from deepfake_client import (
     InvalidImageError,
     InvalidInputError,
     ModelNotReadyError,
+    OverloadedError,
     RequestTimeoutError,
     RetryPolicy,
     ServerError,
     ServerUnavailableError,
 )
 from deepfake_client.errors import from_transport_exception, from_triton_exception
-from deepfake_client.retry import acall_with_retry, call_with_retry
+from deepfake_client.retry import call_with_retry
 
 # (status, message) pairs as Triton 2.51 sends them, measured with tritonclient 2.73 over
 # gRPC ("StatusCode.X") and HTTP (the HTTP status code), and the SDK error each must become.
@@ -37,6 +38,16 @@ CASES = [
     ("404", "Request for unknown model: 'nope' is not found", ModelNotReadyError),
     ("StatusCode.NOT_FOUND", "Request for unknown model: 'x' has no available versions", ModelNotReadyError),
     ("StatusCode.UNAVAILABLE", "Request for unknown model: 'x' version 1 is not at ready state", ModelNotReadyError),
+    # Refusals by a queue policy (max_queue_size; default_timeout_microseconds with REJECT), directly
+    # and through an ensemble: measured against tritonserver 2.51 (test_client_overload.py checks them live).
+    ("StatusCode.UNAVAILABLE", "[request id: <id_unknown>] Exceeds maximum queue size", OverloadedError),
+    ("503", "[request id: <id_unknown>] Exceeds maximum queue size", OverloadedError),
+    ("StatusCode.UNAVAILABLE", "in ensemble 'ens', [request id: <id_unknown>] Exceeds maximum queue size",
+     OverloadedError),
+    ("503", "in ensemble 'ens', [request id: <id_unknown>] Exceeds maximum queue size", OverloadedError),
+    ("StatusCode.UNAVAILABLE", "Request timeout expired", OverloadedError),
+    ("503", "Request timeout expired", OverloadedError),
+    ("StatusCode.INTERNAL", "Exceeds maximum queue size", ServerError),  # only UNAVAILABLE/503 is a refusal
     ("StatusCode.INTERNAL", "Failed to process the request(s) for model instance", ServerError),
     ("500", "Failed to process the request(s)", ServerError),
     (None, "something odd", ServerError),
@@ -56,6 +67,8 @@ def test_sdk_errors_are_also_the_matching_builtin_errors():
     assert issubclass(InvalidImageError, ValueError)
     assert issubclass(ServerUnavailableError, ConnectionError)
     assert issubclass(RequestTimeoutError, TimeoutError)
+    # An overload refusal is a kind of "unavailable", so handlers of the latter still see it.
+    assert issubclass(OverloadedError, ServerUnavailableError)
 
 
 @pytest.mark.parametrize(
@@ -161,20 +174,49 @@ def test_nothing_but_unavailable_is_retried(error):
     assert flaky.calls == 1
 
 
-def test_async_retry_follows_the_same_policy():
+def test_overloaded_is_not_retried_by_default():
+    flaky = Flaky(OverloadedError("queue full"))
+    with pytest.raises(OverloadedError):
+        call_with_retry(flaky, RetryPolicy(max_attempts=5), sleep=lambda _: pytest.fail("slept"))
+    assert flaky.calls == 1
+
+
+def test_overloaded_is_retried_with_jittered_backoff_within_its_own_budget():
+    waits, drawn = [], []
+
+    def jitter(backoff: float) -> float:
+        drawn.append(backoff)
+        return backoff / 3  # stands for a uniform draw in [0, backoff]
+
+    flaky = Flaky(*[OverloadedError(f"full {i}") for i in range(5)])
+    policy = RetryPolicy(max_attempts=2, overloaded_attempts=3, initial_backoff_s=0.3, multiplier=2)
+    with pytest.raises(OverloadedError, match="full 2"):
+        call_with_retry(flaky, policy, sleep=waits.append, jitter=jitter)
+    assert flaky.calls == 3
+    assert drawn == pytest.approx([0.3, 0.6]) and waits == pytest.approx([0.1, 0.2])
+
+
+def test_the_default_jitter_waits_at_most_the_backoff():
     waits = []
+    flaky = Flaky(*[OverloadedError("full")] * 40)
+    with pytest.raises(OverloadedError):
+        call_with_retry(flaky, RetryPolicy(overloaded_attempts=40, initial_backoff_s=0.5, max_backoff_s=0.5),
+                        sleep=waits.append)
+    assert len(waits) == 39 and all(0 <= w <= 0.5 for w in waits)
+    assert len(set(waits)) > 1  # drawn, not a fixed wait
 
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
 
-    flaky = Flaky(ServerUnavailableError("down"), InvalidImageError("bad"))
+def test_unavailable_and_overloaded_budgets_are_separate():
+    waits = []
+    flaky = Flaky(ServerUnavailableError("down"), OverloadedError("full"), ServerUnavailableError("down"))
+    policy = RetryPolicy(max_attempts=3, overloaded_attempts=2, initial_backoff_s=0.1)
+    assert call_with_retry(flaky, policy, sleep=waits.append, jitter=lambda b: b) == "ok"
+    assert flaky.calls == 4 and waits == pytest.approx([0.1, 0.1, 0.2])
 
-    async def call():
-        return flaky()
 
-    with pytest.raises(InvalidImageError):
-        asyncio.run(acall_with_retry(call, RetryPolicy(max_attempts=5, initial_backoff_s=0.2), sleep=sleep))
-    assert flaky.calls == 2 and waits == [0.2]
+def test_retry_policy_rejects_no_overloaded_attempts():
+    with pytest.raises(InvalidInputError):
+        RetryPolicy(overloaded_attempts=0)
 
 
 def test_the_client_retries_an_unavailable_server_and_not_a_bad_image():

@@ -188,12 +188,34 @@ def test_a_closed_port_is_server_unavailable(protocol, sample_media):
             client.detect(sample_media / FACE)
 
 
-@pytest.mark.parametrize("protocol", ["http", "grpc"])  # gRPC last: its abandoned request may crash the server
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_a_request_slower_than_the_timeout_times_out(disposable_server, sample_media, protocol):
     url = disposable_server.grpc_url if protocol == "grpc" else disposable_server.http_url
     with DeepfakeClient(url, protocol=protocol, timeout_s=0.05) as client:
         with pytest.raises(RequestTimeoutError):
             client.detect(sample_media / samples.TWO_FACES_IMAGE)
+
+
+def test_client_timeouts_leave_the_server_alive_and_serving(disposable_server, sample_media, capsys):
+    """Small timeouts under load, from the SDK and the CLI, over gRPC and HTTP: requests are
+    abandoned, never cancelled (Triton 2.51 crashed or wedged a classifier when they were)."""
+    image = sample_media / samples.TWO_FACES_IMAGE
+    for protocol in ("grpc", "http"):
+        url = disposable_server.grpc_url if protocol == "grpc" else disposable_server.http_url
+        for timeout_s in (0.05, 0.8):
+            with DeepfakeClient(url, protocol=protocol, timeout_s=timeout_s, retry=NO_RETRY) as client:
+                outcomes = client.detect_many([image] * 6, concurrency=6)
+            assert any(isinstance(o, RequestTimeoutError) for o in outcomes)
+        code = main(["image", str(image), "--url", url, "--protocol", protocol, "--timeout", "0.05", "--no-progress"])
+        assert code == ExitCode.TIMEOUT
+    capsys.readouterr()
+    assert disposable_server.is_running()
+    for protocol in ("grpc", "http"):
+        url = disposable_server.grpc_url if protocol == "grpc" else disposable_server.http_url
+        with DeepfakeClient(url, protocol=protocol, timeout_s=300) as client:
+            health = client.wait_until_ready(timeout_s=30)
+            assert health.ready and not health.not_ready_models
+            assert len(client.detect(sample_media / FACE).faces) == 1  # no classifier wedged
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
@@ -217,6 +239,8 @@ def test_health_reports_the_demo_weights(grpc_client):
     health = grpc_client.wait_until_ready(timeout_s=10)
     assert health.ready and health.server_version == "2.51.0"
     assert sorted(health.untrained_models) == sorted(MODEL_NAMES)
+    # Every model of the ensemble, as its configuration on the server lists them, is checked.
+    assert health.models == dict.fromkeys(["face_detector", *MODEL_NAMES, "weighted_average"], True)
 
 
 def test_a_live_stream_drops_frames_the_server_cannot_keep_up_with(grpc_client, sample_media):

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 import tritonclient.grpc
-import tritonclient.grpc.aio
 import tritonclient.http
-import tritonclient.http.aio
 from tls_certificates import Certificates, make_certificates
 from tritonclient.utils import InferenceServerException
 
@@ -35,8 +33,6 @@ from deepfake_client.cli import ExitCode, exit_code_for_error, main
 from deepfake_client.errors import from_transport_exception, from_triton_exception
 from deepfake_client.retry import call_with_retry
 from deepfake_client.transport import (
-    AsyncGrpcTransport,
-    AsyncHttpTransport,
     GrpcTransport,
     HttpTransport,
     parse_url,
@@ -200,7 +196,8 @@ def test_bad_certificate_files_fail_before_any_connection(certs, tmp_path, monke
     def no_connection(*args, **kwargs):
         raise AssertionError("a transport was built")
 
-    monkeypatch.setattr(client_class, "transport_classes", {"grpc": no_connection, "http": no_connection})
+    # The asyncio client builds its transport through DeepfakeClient.
+    monkeypatch.setattr(DeepfakeClient, "transport_classes", {"grpc": no_connection, "http": no_connection})
     with pytest.raises(InvalidInputError, match=message):
         client_class("localhost:1", protocol=protocol, tls=tls)
 
@@ -234,18 +231,17 @@ class Recorder:
 @pytest.fixture
 def recorded(monkeypatch):
     Recorder.calls = []
-    for module in (tritonclient.grpc, tritonclient.grpc.aio, tritonclient.http, tritonclient.http.aio):
+    for module in (tritonclient.grpc, tritonclient.http):
         monkeypatch.setattr(module, "InferenceServerClient", Recorder)
     return Recorder.calls
 
 
 def test_grpc_gets_file_paths(certs, recorded):
-    # tritonclient.grpc (sync and aio) opens and reads these paths itself.
+    # tritonclient.grpc opens and reads these paths itself.
     full = TlsConfig(ca=certs.ca, cert=certs.client_cert, key=certs.client_key)
     GrpcTransport("triton:8001", 60.0, tls=full)
     GrpcTransport("triton:8001", 60.0, tls=TlsConfig())
     GrpcTransport("triton:8001", 60.0)
-    _ = AsyncGrpcTransport("triton:8001", 60.0, tls=full)._client  # a property: builds the client
     expected_full = {
         "ssl": True,
         "root_certificates": str(certs.ca),
@@ -256,7 +252,6 @@ def test_grpc_gets_file_paths(certs, recorded):
         ("triton:8001", expected_full),
         ("triton:8001", {"ssl": True}),  # grpc's default roots
         ("triton:8001", {}),
-        ("triton:8001", expected_full),
     ]
 
 
@@ -275,14 +270,6 @@ def test_http_gets_ssl_options_and_never_insecure(certs, recorded):
     assert options[1]["ssl"] is True and options[1]["ssl_options"] == {}  # geventhttpclient's default roots
     assert "ssl" not in options[2]
     assert not any(o.get("insecure") for o in options)
-
-
-def test_async_http_gets_a_verifying_ssl_context(certs, recorded):
-    _ = AsyncHttpTransport("triton:443", 60.0, tls=TlsConfig(ca=certs.ca))._client  # a property: builds the client
-    (_, kwargs), = recorded
-    context = kwargs["ssl_context"]
-    assert kwargs["ssl"] is True
-    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
@@ -431,7 +418,7 @@ def _http_live(url: str, tls, asynchronous: bool) -> bool:
 
     async def run():
         async with AsyncDeepfakeClient(url, **kwargs) as client:
-            return await client._transport.server_live()
+            return await asyncio.to_thread(client.sync._transport.server_live)
 
     return asyncio.run(run())
 
