@@ -156,7 +156,7 @@ def assemble(artifacts_dir: Path, out: Path, options: RepositoryOptions = Reposi
             configs.append(_classifier(staging, spec, flavour, artifacts, options))
         configs.append(triton_config.combiner_config(names, combiner.to_parameters()))
         _write_model(staging, configs[-1], "weighted_average")
-        configs.append(triton_config.ensemble_config(classifiers))
+        configs.append(triton_config.ensemble_config(classifiers, triton_config.skips_placeholders(flavour)))
         _write_model(staging, configs[-1])
         problems = triton_config.check_ensemble({c.name: c for c in configs})
         if problems:

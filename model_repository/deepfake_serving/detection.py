@@ -26,7 +26,8 @@ class FaceDetection:
 
     crops[size] is (max(N, 1), size, size, 3) uint8 RGB: with no face it holds
     one black placeholder row, because the classifiers need a batch >= 1 and
-    the combiner ignores it (num_faces is 0).
+    the combiner ignores it (num_faces is 0). `present` marks it (False), so
+    that the python classifiers skip it.
     """
 
     crops: Mapping[int, np.ndarray]
@@ -36,6 +37,8 @@ class FaceDetection:
     # float32 (N, 5, 2): the points each crop is aligned on (x, y), in the template's
     # order (eyes, nose, mouth); which points per DetectorSettings.landmarks.
     landmarks: np.ndarray
+    num_found: np.ndarray  # int32 (1,): faces found before the max_faces cut (>= num_faces)
+    present: np.ndarray  # bool (max(N, 1), 1): True for a face row, False for the placeholder
 
 
 def detect_faces(
@@ -54,15 +57,18 @@ def detect_faces(
         except InvalidImageError as error:
             decoded.append(error)
     images = [item for item in decoded if isinstance(item, np.ndarray)]
-    faces_per_image = iter(detector.detect(images))
+    faces_per_image = iter(detector.detect_counted(images))
     return [
-        item if isinstance(item, InvalidImageError) else face_detection(item, next(faces_per_image), crop_sizes)
+        item if isinstance(item, InvalidImageError) else face_detection(item, *next(faces_per_image), crop_sizes)
         for item in decoded
     ]
 
 
-def face_detection(image: np.ndarray, faces: Sequence[Face], crop_sizes: Sequence[int]) -> FaceDetection:
+def face_detection(
+    image: np.ndarray, faces: Sequence[Face], found: int | None = None, crop_sizes: Sequence[int] = DEFAULT_CROP_SIZES
+) -> FaceDetection:
     """Align the faces found in `image` and pack them as the face_detector outputs.
+    `found`: faces found before the max_faces cut (None: len(faces)).
 
     Every crop size is made as DeepfakeBench made its inputs: the 256 aligned
     crop, resized with INTER_CUBIC to the model's size when that differs.
@@ -77,6 +83,8 @@ def face_detection(image: np.ndarray, faces: Sequence[Face], crop_sizes: Sequenc
         boxes=np.array([face.box for face in faces], dtype=np.float32).reshape(-1, 4),
         scores=np.array([face.score for face in faces], dtype=np.float32),
         landmarks=np.array([face.crop_points for face in faces], dtype=np.float32).reshape(-1, 5, 2),
+        num_found=np.array([len(faces) if found is None else found], dtype=np.int32),
+        present=np.full((max(len(faces), 1), 1), bool(faces)),
     )
 
 

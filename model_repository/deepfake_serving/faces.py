@@ -128,17 +128,22 @@ class FaceDetector:
 
         Images of the same shape are detected in one batched MTCNN call.
         """
+        return [faces for faces, _ in self.detect_counted(images)]
+
+    def detect_counted(self, images: Sequence[np.ndarray]) -> list[tuple[list[Face], int]]:
+        """As `detect`, with the number of faces above the confidence threshold
+        before the max_faces cut (more than len(faces) when faces were left out)."""
         for index, image in enumerate(images):
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
                 raise ValueError(f"image {index}: expected (H, W, 3) uint8 RGB, got {image.dtype} {image.shape}")
         indices_by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for index, image in enumerate(images):
             indices_by_shape[image.shape].append(index)
-        faces: list[list[Face]] = [[] for _ in images]
+        faces: list[tuple[list[Face], int]] = [([], 0) for _ in images]
         for shape, indices in indices_by_shape.items():
             group_faces = self._detect_same_shape([images[i] for i in indices], shape[0], shape[1])
-            for index, image_faces in zip(indices, group_faces):
-                faces[index] = [self._with_alignment_points(images[index], face) for face in image_faces]
+            for index, (image_faces, found) in zip(indices, group_faces):
+                faces[index] = ([self._with_alignment_points(images[index], face) for face in image_faces], found)
         return faces
 
     def _with_alignment_points(self, image: np.ndarray, face: Face) -> Face:
@@ -151,14 +156,14 @@ class FaceDetector:
             points = face.landmarks
         return replace(face, alignment_points=np.asarray(points, dtype=np.float32))
 
-    def _detect_same_shape(self, images: list[np.ndarray], height: int, width: int) -> list[list[Face]]:
+    def _detect_same_shape(self, images: list[np.ndarray], height: int, width: int) -> list[tuple[list[Face], int]]:
         detection_width, detection_height = self._detection_size(width, height)
         scale_x, scale_y = width / detection_width, height / detection_height
         # Smallest face at detection resolution: min_face_size shrunk with the image, within the floor.
         floor = min(MIN_DETECTION_FACE, self.settings.min_face_size)
         min_face = max(self.settings.min_face_size / max(scale_x, scale_y), floor)
         if min(detection_width, detection_height) < min_face:
-            return [[] for _ in images]  # no face of the minimum size fits (and MTCNN would fail)
+            return [([], 0) for _ in images]  # no face of the minimum size fits (and MTCNN would fail)
         if (detection_width, detection_height) != (width, height):
             images = [cv2.resize(i, (detection_width, detection_height), interpolation=cv2.INTER_AREA) for i in images]
         self._mtcnn.min_face_size = min_face
@@ -182,9 +187,9 @@ class FaceDetector:
         points: np.ndarray | None,
         scale: tuple[float, float],
         size: tuple[int, int],
-    ) -> list[Face]:
+    ) -> tuple[list[Face], int]:
         if boxes is None:  # facenet's marker for "no face in this image"
-            return []
+            return [], 0
         boxes = _to_original_pixels(np.asarray(boxes, np.float64).reshape(-1, 2, 2), scale).reshape(-1, 4)
         points = _to_original_pixels(np.asarray(points, np.float64).reshape(-1, 5, 2), scale)
         probabilities = np.asarray(probabilities, np.float64)
@@ -192,7 +197,7 @@ class FaceDetector:
         np.clip(boxes[:, 1::2], 0, size[1], out=boxes[:, 1::2])
         order = np.argsort(-probabilities, kind="stable")
         kept = [i for i in order if probabilities[i] >= self.settings.confidence_threshold]
-        return [
+        faces = [
             Face(
                 box=boxes[i].astype(np.float32),
                 score=float(probabilities[i]),
@@ -200,6 +205,7 @@ class FaceDetector:
             )
             for i in kept[: self.settings.max_faces]
         ]
+        return faces, len(kept)
 
 
 def _to_original_pixels(points: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
