@@ -134,11 +134,11 @@ class FaceDetector:
         """As `detect`, with the number of faces above the confidence threshold
         before the max_faces cut (more than len(faces) when faces were left out)."""
         for index, image in enumerate(images):
-            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype not in (np.uint8, torch.uint8):
                 raise ValueError(f"image {index}: expected (H, W, 3) uint8 RGB, got {image.dtype} {image.shape}")
         indices_by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for index, image in enumerate(images):
-            indices_by_shape[image.shape].append(index)
+            indices_by_shape[tuple(image.shape)].append(index)
         faces: list[tuple[list[Face], int]] = [([], 0) for _ in images]
         for shape, indices in indices_by_shape.items():
             group_faces = self._detect_same_shape([images[i] for i in indices], shape[0], shape[1])
@@ -149,7 +149,8 @@ class FaceDetector:
     def _with_alignment_points(self, image: np.ndarray, face: Face) -> Face:
         """The face with its alignment points, found on the full-resolution image."""
         if self._dlib_refiner is not None:
-            points = self._dlib_refiner.points(image, face.box, face.landmarks)
+            pixels = image.cpu().numpy() if isinstance(image, torch.Tensor) else image
+            points = self._dlib_refiner.points(pixels, face.box, face.landmarks)
         elif self.settings.landmarks == MTCNN_CALIBRATED:
             points = calibrated_points(face.landmarks)
         else:
@@ -164,10 +165,19 @@ class FaceDetector:
         min_face = max(self.settings.min_face_size / max(scale_x, scale_y), floor)
         if min(detection_width, detection_height) < min_face:
             return [([], 0) for _ in images]  # no face of the minimum size fits (and MTCNN would fail)
-        if (detection_width, detection_height) != (width, height):
-            images = [cv2.resize(i, (detection_width, detection_height), interpolation=cv2.INTER_AREA) for i in images]
+        if isinstance(images[0], torch.Tensor):  # decoded on the GPU (detection.py): stays there
+            batch = torch.stack(images)
+            if (detection_width, detection_height) != (width, height):
+                batch = torch.nn.functional.interpolate(
+                    batch.permute(0, 3, 1, 2).float(), size=(detection_height, detection_width), mode="area"
+                ).permute(0, 2, 3, 1)
+        else:
+            if (detection_width, detection_height) != (width, height):
+                images = [cv2.resize(i, (detection_width, detection_height), interpolation=cv2.INTER_AREA)
+                          for i in images]
+            batch = np.stack(images)
         self._mtcnn.min_face_size = min_face
-        boxes, probabilities, points = self._mtcnn.detect(np.stack(images), landmarks=True)
+        boxes, probabilities, points = self._mtcnn.detect(batch, landmarks=True)
         return [
             self._select(image_boxes, image_probabilities, image_points, (scale_x, scale_y), (width, height))
             for image_boxes, image_probabilities, image_points in zip(boxes, probabilities, points)
