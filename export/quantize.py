@@ -15,6 +15,7 @@ file exists, see repository.py). Why ONNX Runtime and not OpenVINO: export/READM
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -166,13 +167,18 @@ def quantize_file(fp32: Path, int8: Path, size: int, gate: Gate = Gate(),
     return {"calibration_crops": len(calibration), "holdout_crops": len(holdout), **verdict}
 
 
+def code_key() -> str:
+    """The export code's fingerprint and this file's: a change to either redoes INT8."""
+    return hashlib.sha256((code_fingerprint() + Path(__file__).read_text()).encode()).hexdigest()
+
+
 def quantize_classifier(name: str, artifacts: BuildArtifacts, gate: Gate = Gate()) -> dict[str, Any]:
     """INT8 variant of `name`'s ONNX file and its gate report (skipped when up to date)."""
     spec = spec_by_name(name)
     fp32, int8, report_path = artifacts.existing_onnx(name), artifacts.int8_onnx(name), artifacts.int8_report(name)
     fp32_sha256 = sha256_file(fp32)
     cached = read_json(report_path)
-    if (cached is not None and cached["onnx_sha256"] == fp32_sha256 and cached["code_fingerprint"] == code_fingerprint()
+    if (cached is not None and cached["onnx_sha256"] == fp32_sha256 and cached["code_fingerprint"] == code_key()
             and cached["gate_max_abs"] == gate.max_abs and cached["gate_mean_abs"] == gate.mean_abs
             and (int8.is_file() or not cached["passed"])):
         log.info("%s: INT8 up to date (%s)", name, "passed" if cached["passed"] else "refused, FP32 kept")
@@ -187,7 +193,7 @@ def quantize_classifier(name: str, artifacts: BuildArtifacts, gate: Gate = Gate(
         "quantised_ops": list(QUANTISED_OPS),
         **quantize_file(fp32, int8, spec.input_size, gate),
         "tool_versions": tool_versions(),
-        "code_fingerprint": code_fingerprint(),
+        "code_fingerprint": code_key(),
     }
     write_json(report_path, report)
     if report["passed"]:
