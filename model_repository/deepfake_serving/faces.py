@@ -31,8 +31,10 @@ from .landmarks import (
     calibrated_points,
 )
 
-# facenet-pytorch's own default minimum face size; PNet's window is 12 pixels.
-MIN_DETECTION_FACE = 20.0
+# Smallest face searched for at detection resolution on a downscaled copy (the default
+# min_face_size): it keeps MTCNN's pyramid, and so its time, the same for any image larger
+# than max_detection_side. PNet's window is 12 pixels.
+MIN_DETECTION_FACE = 40.0
 _DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
 
 
@@ -49,11 +51,13 @@ class DetectorSettings:
     device: "cpu", "cuda" or "cuda:<index>".
     max_detection_side: images with a longer side are detected on a copy
         downscaled to it (None: always full resolution). On such an image of
-        longer side L the smallest face found (for min_face_size >= 20) is
-        max(min_face_size, MIN_DETECTION_FACE * L / max_detection_side) pixels:
-        63 pixels on a 4,032-pixel photo at the default 1,280, while 1080p
-        video frames lose nothing. It bounds MTCNN's time (~0.5 s on one CPU
-        core for any image size, against 3.3 s for 4,096 x 4,096 undownscaled).
+        longer side L the smallest face found (for min_face_size >= 40) is
+        max(min_face_size, MIN_DETECTION_FACE * L / max_detection_side) pixels,
+        i.e. 40/1,280 = 3.1% of the longer side at the defaults: 60 pixels in a
+        1080p video frame, 126 pixels on a 4,032-pixel photo. It bounds MTCNN's
+        time: a 4,096² image costs about what a 1,280² one does
+        (benchmarks/detection_bound.py). Raise it to find smaller faces in
+        large images, at (side / 1,280)² the time.
     landmarks: the points the crops are aligned on (landmarks.py, docs/alignment.md):
         "mtcnn_calibrated" (MTCNN's points moved to where DeepfakeBench's
         training points lie on average), "mtcnn" (MTCNN's points as they are)
