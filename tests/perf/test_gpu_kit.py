@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks import gpu_kit
 
 
+@pytest.mark.slow  # needs the exported demo models (export_artifacts)
 def test_the_kit_runs_tiny_on_the_cpu_and_reports_every_section(export_artifacts, tmp_path):
     out = tmp_path / "kit"
     assert gpu_kit.main(["--artifacts", str(export_artifacts), "--out", str(out), "--tiny",
