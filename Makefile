@@ -35,6 +35,7 @@ $(STAMP): $(REQUIREMENTS)
 # (seeded, untrained) when $(CHECKPOINTS) does not hold the four published files.
 export: setup
 	$(BIN)/deepfake-export all --checkpoints $(CHECKPOINTS) --out $(BUILD) --demo-if-missing
+	$(BIN)/deepfake-export quantize --artifacts $(BUILD)
 
 repository: export
 	$(BIN)/deepfake-export repository --flavour $(FLAVOUR) --artifacts $(BUILD) --out $(REPOSITORY) \

@@ -44,6 +44,13 @@ class BuildArtifacts:
     def mixed_precision_parity(self, name: str) -> Path:
         return self.root / "onnx" / f"{_known(name)}.fp16.parity.json"
 
+    def int8_onnx(self, name: str) -> Path:
+        """INT8 (QDQ) variant for CPU hosts; present only when it passed the accuracy gate."""
+        return self.root / "onnx" / f"{_known(name)}.int8.onnx"
+
+    def int8_report(self, name: str) -> Path:
+        return self.root / "onnx" / f"{_known(name)}.int8.json"
+
     def plan(self, name: str, cache_key: str) -> Path:
         return self.root / "plans" / _known(name) / f"{cache_key}.plan"
 

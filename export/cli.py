@@ -126,6 +126,37 @@ def _tensorrt(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- quantize -----------------------------------------------------------------
+
+def _quantize_arguments(parser: argparse.ArgumentParser) -> None:
+    from export.quantize import Gate
+
+    parser.add_argument("--artifacts", type=Path, required=True, help="build folder holding the ONNX files")
+    parser.add_argument("--max-diff", type=float, default=Gate().max_abs,
+                        help=f"gate: largest |INT8 - FP32| fake probability on held-out crops (default {Gate().max_abs})")
+    parser.add_argument("--mean-diff", type=float, default=Gate().mean_abs,
+                        help=f"gate: largest mean |INT8 - FP32| fake probability (default {Gate().mean_abs})")
+    _model_names(parser)
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    from export.artifacts import BuildArtifacts
+    from export.quantize import Gate, quantize_classifier
+
+    try:
+        gate = Gate(max_abs=args.max_diff, mean_abs=args.mean_diff)
+    except ValueError as error:
+        raise ExportError(str(error)) from None
+    artifacts = BuildArtifacts(args.artifacts)
+    for name in _selected(args):
+        report = quantize_classifier(name, artifacts, gate)
+        verdict = (f"INT8 {artifacts.int8_onnx(name)}" if report["passed"]
+                   else "REFUSED by the gate, the cpu flavour keeps FP32")
+        print(f"{name}: {verdict} (max |Δ fake probability| {report['max_abs_fake_probability_diff']:.4f}, "
+              f"mean {report['mean_abs_fake_probability_diff']:.4f} on {report['holdout_crops']} held-out face crops)")
+    return 0
+
+
 # -- all ----------------------------------------------------------------------
 
 def _all_arguments(parser: argparse.ArgumentParser) -> None:
@@ -208,6 +239,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("fix", "strictly load a published checkpoint and write the fixed checkpoint", _fix_arguments, _fix),
     Command("onnx", "export fixed checkpoints to ONNX and check parity", _onnx_arguments, _onnx),
     Command("tensorrt", "build TensorRT FP16 plans (on the target GPU)", _tensorrt_arguments, _tensorrt),
+    Command("quantize", "INT8 ONNX for the cpu flavour, kept only where it passes the accuracy gate",
+            _quantize_arguments, _quantize),
     Command("all", "fix + onnx for the four published checkpoints", _all_arguments, _all),
     Command("repository", "assemble a servable Triton model repository of one flavour", repository.add_arguments,
             repository.run),

@@ -19,7 +19,8 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 _FINGERPRINTED_PACKAGES = ("export", "deepfake_models", "deepfake_contract")
 # Modules that do not shape any export output: editing them must not invalidate
 # fixed checkpoints, ONNX files or plans.
-_NOT_FINGERPRINTED = {"cli.py", "__main__.py", "repository.py", "triton_config.py"}
+# quantize.py makes INT8 files from the ONNX ones: its own cache key is quantize.code_key().
+_NOT_FINGERPRINTED = {"cli.py", "__main__.py", "repository.py", "triton_config.py", "quantize.py"}
 _TOOLS = ("torch", "onnx", "onnxruntime", "transformers", "efficientnet_pytorch", "safetensors", "numpy")
 
 

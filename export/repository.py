@@ -73,6 +73,8 @@ class RepositoryOptions:
     cpu_instances: bool = False
     # Also serve `deepfake_explainer` (Grad-CAM heatmaps; model_repository/README.md).
     explainer: bool = False
+    # cpu flavour: serve a classifier's INT8 file where it passed the gate (export/quantize.py).
+    int8: bool = True
 
 
 def _place(source: Path, target: Path) -> None:
@@ -131,7 +133,13 @@ def _classifier(out: Path, spec: ClassifierSpec, flavour: triton_config.Flavour,
     python_source = {triton_config.PYTHON_ONNX: "onnx_classifier",
                      triton_config.PYTORCH: "pytorch_classifier"}.get(runtime)
     version_dir = _write_model(out, config, python_source)
-    if runtime in (triton_config.PYTHON_ONNX, triton_config.ONNXRUNTIME):
+    if runtime == triton_config.PYTHON_ONNX and options.int8:
+        from export.quantize import served_cpu_onnx
+
+        source, precision = served_cpu_onnx(spec.name, artifacts)
+        _place(source, version_dir / "model.onnx")
+        config.parameters["precision"].string_value = precision  # shown in repository.json
+    elif runtime in (triton_config.PYTHON_ONNX, triton_config.ONNXRUNTIME):
         _place(artifacts.onnx(spec.name), version_dir / "model.onnx")
     elif runtime == triton_config.TENSORRT:
         _place(_select_plan(artifacts, spec.name, options.plan_filter, flavour.classifier_max_batch_size),
@@ -200,7 +208,7 @@ def assemble(artifacts_dir: Path, out: Path, options: RepositoryOptions = Reposi
             configs.append(_classifier(staging, spec, flavour, artifacts, options))
         configs.append(triton_config.combiner_config(names, combiner.to_parameters()))
         _write_model(staging, configs[-1], "weighted_average")
-        configs.append(triton_config.ensemble_config(classifiers))
+        configs.append(triton_config.ensemble_config(classifiers, triton_config.skips_placeholders(flavour)))
         _write_model(staging, configs[-1])
         if options.explainer:
             configs += _explainer(staging, flavour, classifiers, artifacts, combiner.weights)
@@ -218,6 +226,7 @@ def assemble(artifacts_dir: Path, out: Path, options: RepositoryOptions = Reposi
             "image_score": combiner.image_score,
             "settings": options.ensemble.to_dict(),
             "settings_file": None if options.ensemble_source is None else vars(options.ensemble_source),
+            "precision": {c.name: c.parameters["precision"].string_value for c in configs if "precision" in c.parameters},
         }
         (staging / MARKER).write_text(json.dumps(summary, indent=2) + "\n")
         if out.exists():
@@ -250,6 +259,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plan-filter", type=_key_values, default={},
                         help="tensorrt flavour: pick plans whose build record matches, "
                              "e.g. tensorrt_version=10.5.0,compute_capability=9.0")
+    parser.add_argument("--fp32", dest="int8", action="store_false",
+                        help="cpu flavour: serve FP32 even where an INT8 file passed the gate (deepfake-export quantize)")
 
 
 def _key_values(text: str) -> dict[str, str]:
@@ -284,6 +295,7 @@ def run(args: argparse.Namespace) -> int:
         ort_tensorrt=args.ort_tensorrt,
         plan_filter=args.plan_filter,
         explainer=args.explainer,
+        int8=args.int8,
     )
     out = assemble(args.artifacts, args.out, options)
     summary = json.loads((out / MARKER).read_text())

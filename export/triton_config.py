@@ -117,6 +117,11 @@ def classifier_config(spec: ClassifierSpec, flavour: Flavour, parameters: Mappin
         config.platform = "tensorrt_plan"
     crop = TensorSpec(CLASSIFIER_INPUT, "UINT8", (spec.input_size, spec.input_size, 3))
     _add_tensors(config.input, [crop])
+    if skips_placeholders(flavour):
+        # Optional: a direct caller without it gets every row classified.
+        present = TensorSpec(contract.FACE_PRESENT.name, "BOOL", contract.FACE_PRESENT.dims[1:])
+        _add_tensors(config.input, [present])
+        config.input[-1].optional = True
     _add_tensors(config.output, [TensorSpec(CLASSIFIER_OUTPUT, "FP32", (2,))])
 
     batching = config.dynamic_batching
@@ -137,6 +142,15 @@ def classifier_config(spec: ClassifierSpec, flavour: Flavour, parameters: Mappin
             warm_input.random_data = True
     _set_parameters(config, parameters)
     return config
+
+
+def skips_placeholders(flavour: Flavour) -> bool:
+    """Python classifiers skip the detector's no-face placeholder row (FACE_PRESENT False).
+
+    TensorRT plans and Triton's onnxruntime backend run every row they get: the
+    placeholder is one row of a dynamic batch of up to 64 on a GPU, whose cost
+    is that of the batch, not of its rows (benchmarks/README.md)."""
+    return flavour.classifier_runtime in (PYTHON_ONNX, PYTORCH)
 
 
 def add_ort_tensorrt_accelerator(config: mc.ModelConfig, cache_dir: str) -> None:
@@ -170,18 +184,23 @@ def _step(model: str, inputs: Mapping[str, str], outputs: Mapping[str, str]):
     return step
 
 
-def ensemble_config(classifiers: Sequence[ClassifierSpec]) -> mc.ModelConfig:
+def ensemble_config(classifiers: Sequence[ClassifierSpec], mark_placeholders: bool = False) -> mc.ModelConfig:
+    """mark_placeholders: feed the detector's FACE_PRESENT to the classifiers
+    (those that skip placeholders, see skips_placeholders)."""
     names = [spec.name for spec in classifiers]
     sizes = crop_sizes(classifiers)
     config = mc.ModelConfig(name=contract.ENSEMBLE_NAME, platform="ensemble", max_batch_size=0)
     _add_tensors(config.input, [contract.IMAGE])
     _add_tensors(config.output, contract.ensemble_outputs(len(names)))
 
-    detector_out = {t.name: t.name for t in contract.detector_outputs(sizes)}
+    detector_out = {t.name: t.name for t in contract.detector_outputs(sizes)
+                    if mark_placeholders or t != contract.FACE_PRESENT}
     steps = [_step(contract.FACE_DETECTOR_NAME, {contract.IMAGE.name: contract.IMAGE.name}, detector_out)]
     for spec in classifiers:
-        steps.append(_step(spec.name, {CLASSIFIER_INPUT: contract.crop_tensor(spec.input_size).name},
-                           {CLASSIFIER_OUTPUT: contract.logits_tensor(spec.name).name}))
+        classifier_in = {CLASSIFIER_INPUT: contract.crop_tensor(spec.input_size).name}
+        if mark_placeholders:
+            classifier_in[contract.FACE_PRESENT.name] = contract.FACE_PRESENT.name
+        steps.append(_step(spec.name, classifier_in, {CLASSIFIER_OUTPUT: contract.logits_tensor(spec.name).name}))
     combiner_in = {contract.NUM_FACES.name: contract.NUM_FACES.name}
     combiner_in.update({contract.logits_tensor(n).name: contract.logits_tensor(n).name for n in names})
     combiner_out = {t.name: t.name for t in contract.combiner_outputs(len(names))}
@@ -235,7 +254,7 @@ def check_ensemble(configs: Mapping[str, mc.ModelConfig], ensemble_name: str = c
                         f"{list(_full_shape(model, wanted.dims))}, {ensemble_tensor!r} is "
                         f"{mc.DataType.Name(dtype)} {list(shape)}"
                     )
-        missing_inputs = set(inputs) - set(step.input_map)
+        missing_inputs = {n for n, t in inputs.items() if not t.optional} - set(step.input_map)
         if missing_inputs:
             problems.append(f"{model.name}: inputs {sorted(missing_inputs)} are not fed")
         for model_tensor, ensemble_tensor in step.output_map.items():

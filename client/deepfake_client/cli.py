@@ -178,6 +178,10 @@ def _report_results(names: Sequence[str], outcomes: Sequence[Any], args: argpars
         model_names = results[0].model_names if results else ()
         headers = ["input", "label", "p(fake)", "faces", *model_names, "error"]
         print(format_table(headers, [_result_row(n, o, model_names) for n, o in zip(names, outcomes, strict=True)]))
+        for name, outcome in zip(names, outcomes, strict=True):
+            if isinstance(outcome, DetectionResult) and outcome.faces_left_out:
+                print(f"{name}: {outcome.faces_found} faces found, only the {len(outcome.faces)} most confident "
+                      "were judged (the server's max_faces)")
     return verdict_exit_code((r.label for r in results), errors)
 
 

@@ -1,7 +1,7 @@
 """Typed results, and the parsing of the ensemble's output tensors into them.
 
 The tensor layout is the fixed `deepfake_detector` contract (docs/design.md §3)
-plus the optional extras FACE_LANDMARKS and MODEL_UNTRAINED.
+plus the optional extras FACE_LANDMARKS, MODEL_UNTRAINED and NUM_FACES_FOUND.
 """
 
 from __future__ import annotations
@@ -56,6 +56,13 @@ class DetectionResult:
     faces: tuple[Face, ...]
     model_names: tuple[str, ...]
     untrained_models: tuple[str, ...] = ()  # models serving untrained demo weights
+    # Faces the server found before its max_faces cut (None: a server without NUM_FACES_FOUND).
+    faces_found: int | None = None
+
+    @property
+    def faces_left_out(self) -> int:
+        """Faces found but not judged because the server's max_faces was reached."""
+        return 0 if self.faces_found is None else max(self.faces_found - len(self.faces), 0)
 
     @property
     def is_fake(self) -> bool:
@@ -84,6 +91,7 @@ class DetectionResult:
             "label": self.label.value,
             "fake_probability": json_number(self.fake_probability),
             "num_faces": len(self.faces),
+            "num_faces_found": self.faces_found,
             "faces": [face.to_dict() for face in self.faces],
             "model_probabilities": self.model_probabilities,
             "untrained_models": list(self.untrained_models),
@@ -136,6 +144,10 @@ def _parse(outputs: Mapping[str, np.ndarray | None]) -> DetectionResult:
     if (label is Label.NO_FACE) != (num_faces == 0):
         raise ValueError(f"label {label.value} with {num_faces} faces")
 
+    found = outputs.get("NUM_FACES_FOUND")
+    faces_found = None if found is None else int(np.asarray(found).reshape(-1)[0])
+    if faces_found is not None and faces_found < num_faces:
+        raise ValueError(f"NUM_FACES_FOUND is {faces_found} but NUM_FACES is {num_faces}")
     untrained_flags = outputs.get("MODEL_UNTRAINED")
     untrained = (
         ()
@@ -160,6 +172,7 @@ def _parse(outputs: Mapping[str, np.ndarray | None]) -> DetectionResult:
         faces=faces,
         model_names=model_names,
         untrained_models=untrained,
+        faces_found=faces_found,
     )
 
 

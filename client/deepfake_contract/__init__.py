@@ -38,6 +38,11 @@ NUM_FACES = TensorSpec("NUM_FACES", "INT32", (1,))
 FACE_BOXES = TensorSpec("FACE_BOXES", "FP32", (-1, 4))
 FACE_SCORES = TensorSpec("FACE_SCORES", "FP32", (-1,))
 FACE_LANDMARKS = TensorSpec("FACE_LANDMARKS", "FP32", (-1, 5, 2))
+# Faces the detector found before its max_faces cut (>= NUM_FACES; larger: some were left out).
+NUM_FACES_FOUND = TensorSpec("NUM_FACES_FOUND", "INT32", (1,))
+# Internal (detector -> python classifiers, never an ensemble output): True where a crop row is a
+# face, False for the no-face placeholder row, which those classifiers skip (zero logits).
+FACE_PRESENT = TensorSpec("FACE_PRESENT", "BOOL", (-1, 1))
 
 
 def combiner_outputs(num_models: int) -> tuple[TensorSpec, ...]:
@@ -57,12 +62,14 @@ def detector_outputs(crop_sizes: tuple[int, ...]) -> tuple[TensorSpec, ...]:
         FACE_BOXES,
         FACE_SCORES,
         FACE_LANDMARKS,
+        NUM_FACES_FOUND,
+        FACE_PRESENT,
     )
 
 
 def ensemble_outputs(num_models: int) -> tuple[TensorSpec, ...]:
     """The ensemble's outputs: what the detector reports about faces, then the verdict."""
-    return (NUM_FACES, FACE_BOXES, FACE_SCORES, FACE_LANDMARKS) + combiner_outputs(num_models)
+    return (NUM_FACES, FACE_BOXES, FACE_SCORES, FACE_LANDMARKS) + combiner_outputs(num_models) + (NUM_FACES_FOUND,)
 
 
 # Explanations (issue 11): a second ensemble with every deepfake_detector output plus

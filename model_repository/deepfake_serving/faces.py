@@ -31,8 +31,10 @@ from .landmarks import (
     calibrated_points,
 )
 
-# facenet-pytorch's own default minimum face size; PNet's window is 12 pixels.
-MIN_DETECTION_FACE = 20.0
+# Smallest face searched for at detection resolution on a downscaled copy (the default
+# min_face_size): it keeps MTCNN's pyramid, and so its time, the same for any image larger
+# than max_detection_side. PNet's window is 12 pixels.
+MIN_DETECTION_FACE = 40.0
 _DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
 
 
@@ -49,11 +51,13 @@ class DetectorSettings:
     device: "cpu", "cuda" or "cuda:<index>".
     max_detection_side: images with a longer side are detected on a copy
         downscaled to it (None: always full resolution). On such an image of
-        longer side L the smallest face found (for min_face_size >= 20) is
-        max(min_face_size, MIN_DETECTION_FACE * L / max_detection_side) pixels:
-        63 pixels on a 4,032-pixel photo at the default 1,280, while 1080p
-        video frames lose nothing. It bounds MTCNN's time (~0.5 s on one CPU
-        core for any image size, against 3.3 s for 4,096 x 4,096 undownscaled).
+        longer side L the smallest face found (for min_face_size >= 40) is
+        max(min_face_size, MIN_DETECTION_FACE * L / max_detection_side) pixels,
+        i.e. 40/1,280 = 3.1% of the longer side at the defaults: 60 pixels in a
+        1080p video frame, 126 pixels on a 4,032-pixel photo. It bounds MTCNN's
+        time: a 4,096² image costs about what a 1,280² one does
+        (benchmarks/detection_bound.py). Raise it to find smaller faces in
+        large images, at (side / 1,280)² the time.
     landmarks: the points the crops are aligned on (landmarks.py, docs/alignment.md):
         "mtcnn_calibrated" (MTCNN's points moved to where DeepfakeBench's
         training points lie on average), "mtcnn" (MTCNN's points as they are)
@@ -128,41 +132,56 @@ class FaceDetector:
 
         Images of the same shape are detected in one batched MTCNN call.
         """
+        return [faces for faces, _ in self.detect_counted(images)]
+
+    def detect_counted(self, images: Sequence[np.ndarray]) -> list[tuple[list[Face], int]]:
+        """As `detect`, with the number of faces above the confidence threshold
+        before the max_faces cut (more than len(faces) when faces were left out)."""
         for index, image in enumerate(images):
-            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype not in (np.uint8, torch.uint8):
                 raise ValueError(f"image {index}: expected (H, W, 3) uint8 RGB, got {image.dtype} {image.shape}")
         indices_by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for index, image in enumerate(images):
-            indices_by_shape[image.shape].append(index)
-        faces: list[list[Face]] = [[] for _ in images]
+            indices_by_shape[tuple(image.shape)].append(index)
+        faces: list[tuple[list[Face], int]] = [([], 0) for _ in images]
         for shape, indices in indices_by_shape.items():
             group_faces = self._detect_same_shape([images[i] for i in indices], shape[0], shape[1])
-            for index, image_faces in zip(indices, group_faces):
-                faces[index] = [self._with_alignment_points(images[index], face) for face in image_faces]
+            for index, (image_faces, found) in zip(indices, group_faces):
+                faces[index] = ([self._with_alignment_points(images[index], face) for face in image_faces], found)
         return faces
 
     def _with_alignment_points(self, image: np.ndarray, face: Face) -> Face:
         """The face with its alignment points, found on the full-resolution image."""
         if self._dlib_refiner is not None:
-            points = self._dlib_refiner.points(image, face.box, face.landmarks)
+            pixels = image.cpu().numpy() if isinstance(image, torch.Tensor) else image
+            points = self._dlib_refiner.points(pixels, face.box, face.landmarks)
         elif self.settings.landmarks == MTCNN_CALIBRATED:
             points = calibrated_points(face.landmarks)
         else:
             points = face.landmarks
         return replace(face, alignment_points=np.asarray(points, dtype=np.float32))
 
-    def _detect_same_shape(self, images: list[np.ndarray], height: int, width: int) -> list[list[Face]]:
+    def _detect_same_shape(self, images: list[np.ndarray], height: int, width: int) -> list[tuple[list[Face], int]]:
         detection_width, detection_height = self._detection_size(width, height)
         scale_x, scale_y = width / detection_width, height / detection_height
         # Smallest face at detection resolution: min_face_size shrunk with the image, within the floor.
         floor = min(MIN_DETECTION_FACE, self.settings.min_face_size)
         min_face = max(self.settings.min_face_size / max(scale_x, scale_y), floor)
         if min(detection_width, detection_height) < min_face:
-            return [[] for _ in images]  # no face of the minimum size fits (and MTCNN would fail)
-        if (detection_width, detection_height) != (width, height):
-            images = [cv2.resize(i, (detection_width, detection_height), interpolation=cv2.INTER_AREA) for i in images]
+            return [([], 0) for _ in images]  # no face of the minimum size fits (and MTCNN would fail)
+        if isinstance(images[0], torch.Tensor):  # decoded on the GPU (detection.py): stays there
+            batch = torch.stack(images)
+            if (detection_width, detection_height) != (width, height):
+                batch = torch.nn.functional.interpolate(
+                    batch.permute(0, 3, 1, 2).float(), size=(detection_height, detection_width), mode="area"
+                ).permute(0, 2, 3, 1)
+        else:
+            if (detection_width, detection_height) != (width, height):
+                images = [cv2.resize(i, (detection_width, detection_height), interpolation=cv2.INTER_AREA)
+                          for i in images]
+            batch = np.stack(images)
         self._mtcnn.min_face_size = min_face
-        boxes, probabilities, points = self._mtcnn.detect(np.stack(images), landmarks=True)
+        boxes, probabilities, points = self._mtcnn.detect(batch, landmarks=True)
         return [
             self._select(image_boxes, image_probabilities, image_points, (scale_x, scale_y), (width, height))
             for image_boxes, image_probabilities, image_points in zip(boxes, probabilities, points)
@@ -182,9 +201,9 @@ class FaceDetector:
         points: np.ndarray | None,
         scale: tuple[float, float],
         size: tuple[int, int],
-    ) -> list[Face]:
+    ) -> tuple[list[Face], int]:
         if boxes is None:  # facenet's marker for "no face in this image"
-            return []
+            return [], 0
         boxes = _to_original_pixels(np.asarray(boxes, np.float64).reshape(-1, 2, 2), scale).reshape(-1, 4)
         points = _to_original_pixels(np.asarray(points, np.float64).reshape(-1, 5, 2), scale)
         probabilities = np.asarray(probabilities, np.float64)
@@ -192,7 +211,7 @@ class FaceDetector:
         np.clip(boxes[:, 1::2], 0, size[1], out=boxes[:, 1::2])
         order = np.argsort(-probabilities, kind="stable")
         kept = [i for i in order if probabilities[i] >= self.settings.confidence_threshold]
-        return [
+        faces = [
             Face(
                 box=boxes[i].astype(np.float32),
                 score=float(probabilities[i]),
@@ -200,6 +219,7 @@ class FaceDetector:
             )
             for i in kept[: self.settings.max_faces]
         ]
+        return faces, len(kept)
 
 
 def _to_original_pixels(points: np.ndarray, scale: tuple[float, float]) -> np.ndarray:

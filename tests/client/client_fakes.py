@@ -28,6 +28,7 @@ def ensemble_outputs(
     threshold: float = 0.5,
     untrained: Sequence[bool] = (False, False, False, False),
     with_landmarks: bool = True,
+    faces_found: int | None = None,
 ) -> dict[str, np.ndarray]:
     """The deepfake_detector outputs for faces with these per-model probabilities,
     with tritonclient's dtypes: BYTES as object arrays of bytes, BOOL as bool."""
@@ -49,6 +50,8 @@ def ensemble_outputs(
         "MODEL_NAMES": np.array([m.encode() for m in MODEL_NAMES], dtype=np.object_),
         "MODEL_UNTRAINED": np.array(untrained, dtype=bool),
     }
+    if faces_found is not None:
+        outputs["NUM_FACES_FOUND"] = np.array([faces_found], dtype=np.int32)
     if with_landmarks:
         outputs["FACE_LANDMARKS"] = np.arange(n * 10, dtype=np.float32).reshape(n, 5, 2)
     return outputs

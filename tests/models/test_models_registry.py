@@ -97,7 +97,7 @@ def test_a_fifth_classifier_is_one_registered_spec(toy, tmp_path):
     assert triton_config.check_ensemble(configs) == []
     ensemble = configs[contract.ENSEMBLE_NAME]
     toy_step = next(s for s in ensemble.ensemble_scheduling.step if s.model_name == "toy")
-    assert dict(toy_step.input_map) == {contract.CLASSIFIER_INPUT: "FACES_64"}
+    assert dict(toy_step.input_map) == {contract.CLASSIFIER_INPUT: "FACES_64", contract.FACE_PRESENT.name: contract.FACE_PRESENT.name}
     assert json.loads(configs["face_detector"].parameters["crop_sizes"].string_value) == [256, 224, 64]
     names = next(t for t in ensemble.output if t.name == "MODEL_NAMES")
     assert list(names.dims) == [5]

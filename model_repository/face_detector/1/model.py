@@ -47,6 +47,8 @@ class TritonPythonModel:
             pb_utils.Tensor(contract.FACE_BOXES.name, result.boxes),
             pb_utils.Tensor(contract.FACE_SCORES.name, result.scores),
             pb_utils.Tensor(contract.FACE_LANDMARKS.name, result.landmarks),
+            pb_utils.Tensor(contract.NUM_FACES_FOUND.name, result.num_found),
+            pb_utils.Tensor(contract.FACE_PRESENT.name, result.present),
         ]
         return pb_utils.InferenceResponse(output_tensors=tensors)
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
 
-from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
+from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, FACE_PRESENT
 from deepfake_contract.parameters import decode
 from deepfake_serving.onnx_classifier import OnnxClassifier
-from deepfake_serving.runtime import model_parameters, run_in_one_batch
+from deepfake_serving.placeholders import run_faces_in_one_batch
+from deepfake_serving.runtime import model_parameters
 
 
 class TritonPythonModel:
@@ -27,8 +28,15 @@ class TritonPythonModel:
 
     def execute(self, requests):
         crops = [pb_utils.get_input_tensor_by_name(r, CLASSIFIER_INPUT).as_numpy() for r in requests]
-        logits = run_in_one_batch(crops, self.classifier)
+        present = [_present(r) for r in requests]  # no-face placeholder rows are skipped
+        logits = run_faces_in_one_batch(crops, present, self.classifier)
         return [
             pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(CLASSIFIER_OUTPUT, rows)])
             for rows in logits
         ]
+
+
+def _present(request):
+    """The request's FACE_PRESENT rows (None when the caller did not send it)."""
+    tensor = pb_utils.get_input_tensor_by_name(request, FACE_PRESENT.name)
+    return None if tensor is None else tensor.as_numpy()

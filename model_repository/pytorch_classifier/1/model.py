@@ -10,10 +10,10 @@ from pathlib import Path
 import torch
 import triton_python_backend_utils as pb_utils
 
-from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
+from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, FACE_PRESENT
 from deepfake_models import spec_by_name
 from deepfake_models.servable import load_servable
-from deepfake_serving.runtime import run_in_one_batch
+from deepfake_serving.placeholders import run_faces_in_one_batch
 
 
 class TritonPythonModel:
@@ -33,5 +33,12 @@ class TritonPythonModel:
         crops = [pb_utils.get_input_tensor_by_name(r, CLASSIFIER_INPUT).as_numpy() for r in requests]
         return [
             pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(CLASSIFIER_OUTPUT, rows)])
-            for rows in run_in_one_batch(crops, self._infer)
+            # no-face placeholder rows are skipped
+            for rows in run_faces_in_one_batch(crops, [_present(r) for r in requests], self._infer)
         ]
+
+
+def _present(request):
+    """The request's FACE_PRESENT rows (None when the caller did not send it)."""
+    tensor = pb_utils.get_input_tensor_by_name(request, FACE_PRESENT.name)
+    return None if tensor is None else tensor.as_numpy()
