@@ -16,7 +16,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -25,34 +24,17 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-# APIs that change server state or expose memory; closed unless a key is given.
-RESTRICTED_APIS = "model-repository,shared-memory,logging,trace"
+from deepfake_serving import launcher
+from deepfake_serving.launcher import RESTRICTED_APIS, Ports  # noqa: F401  (re-exported for callers)
+
+# Shorter than the container's: a developer's Ctrl-C should not wait half a minute.
+EXIT_TIMEOUT_S = 15
 
 
 class ServerStartError(RuntimeError):
     """Triton did not become ready (bad repository, port in use, missing backend...)."""
-
-
-@dataclass(frozen=True)
-class Ports:
-    http: int = 8000
-    grpc: int = 8001
-    metrics: int = 8002
-
-    @classmethod
-    def free(cls) -> Ports:
-        """Three ports nobody listens on right now (tests, side-by-side servers)."""
-        sockets = [socket.socket() for _ in range(3)]
-        try:
-            for s in sockets:
-                s.bind(("127.0.0.1", 0))
-            return cls(*(s.getsockname()[1] for s in sockets))
-        finally:
-            for s in sockets:
-                s.close()
 
 
 def _pytriton_root() -> Path:
@@ -82,26 +64,14 @@ def _backend_directory(workdir: Path) -> Path:
     return workdir / "backends"
 
 
-def server_command(repository: Path, backends: Path, ports: Ports, admin_key: str, log_verbose: int = 0) -> list[str]:
+def server_command(repository: Path, backends: Path, ports: Ports, admin_key: str, log_verbose: int = 0,
+                   host: str = launcher.LOOPBACK, extra: Sequence[str] = ()) -> list[str]:
+    """The shared launcher's command for the wheel's Triton 2.51: no GPU, and no
+    --http-max-input-size in that release (docker/README.md, hardening)."""
     binary = _pytriton_root() / "tritonserver" / "bin" / "tritonserver"
-    return [
-        str(binary),
-        f"--model-repository={repository}",
-        f"--backend-directory={backends}",
-        "--disable-auto-complete-config",
-        "--model-control-mode=none",
-        "--strict-readiness=true",
-        "--exit-on-error=true",
-        "--exit-timeout-secs=15",
-        f"--http-port={ports.http}",
-        f"--grpc-port={ports.grpc}",
-        f"--metrics-port={ports.metrics}",
-        "--allow-metrics=true",
-        "--allow-gpu-metrics=false",
-        f"--http-restricted-api={RESTRICTED_APIS}:admin-key={admin_key}",
-        f"--grpc-restricted-protocol={RESTRICTED_APIS}:admin-key={admin_key}",
-        f"--log-verbose={log_verbose}",
-    ]
+    return launcher.tritonserver_command(
+        binary, repository, admin_key, host=host, ports=ports, gpu_metrics=False, http_max_input_bytes=None,
+        backend_directory=backends, exit_timeout_s=EXIT_TIMEOUT_S, log_verbose=log_verbose, extra=extra)
 
 
 def _environment() -> dict[str, str]:
@@ -128,6 +98,7 @@ class LocalTritonServer:
         admin_key: str | None = None,
         log_verbose: int = 0,
         extra_args: Sequence[str] = (),
+        host: str = launcher.LOOPBACK,
     ) -> None:
         self.repository = Path(repository).resolve()
         if not (self.repository / "deepfake_detector" / "config.pbtxt").exists():
@@ -139,6 +110,7 @@ class LocalTritonServer:
         # Without a key the admin APIs stay closed: a random key nobody knows.
         self.admin_key = admin_key or secrets.token_hex(16)
         self.log_verbose = log_verbose
+        self.host = host  # the address Triton binds; clients here always use loopback
         # Appended to the command line, e.g. gRPC TLS flags; the readiness wait uses HTTP, which stays plain.
         if isinstance(extra_args, str):
             raise TypeError("extra_args is a sequence of flags, not one string")
@@ -148,20 +120,25 @@ class LocalTritonServer:
         self._process: subprocess.Popen | None = None
 
     @property
+    def _address(self) -> str:
+        """Where a client on this machine reaches the server."""
+        return launcher.LOOPBACK if self.host in (launcher.LOOPBACK, launcher.ALL_INTERFACES) else self.host
+
+    @property
     def http_url(self) -> str:
-        return f"localhost:{self.ports.http}"
+        return f"{self._address}:{self.ports.http}"
 
     @property
     def grpc_url(self) -> str:
-        return f"localhost:{self.ports.grpc}"
+        return f"{self._address}:{self.ports.grpc}"
 
     @property
     def metrics_url(self) -> str:
-        return f"http://localhost:{self.ports.metrics}/metrics"
+        return f"http://{self._address}:{self.ports.metrics}/metrics"
 
     def start(self, timeout_s: float = 600.0) -> LocalTritonServer:
         command = server_command(self.repository, _backend_directory(self._workdir), self.ports,
-                                 self.admin_key, self.log_verbose) + list(self.extra_args)
+                                 self.admin_key, self.log_verbose, self.host, self.extra_args)
         log = open(self.log_path, "ab")
         self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=_environment(),
                                          start_new_session=True)
@@ -227,23 +204,36 @@ class LocalTritonServer:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # No abbreviations: `--admin-key` must not silently mean `--admin-key-file`.
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--repository", type=Path, required=True, help="assembled model repository")
+    parser.add_argument("--host", default=launcher.LOOPBACK,
+                        help="address the HTTP, gRPC and metrics endpoints bind to (default: %(default)s, this "
+                             "machine only; 0.0.0.0 exposes them on every interface)")
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--metrics-port", type=int, default=8002)
     parser.add_argument("--log", type=Path, help="server log file (default: a temporary file)")
     parser.add_argument("--log-verbose", type=int, default=0)
-    parser.add_argument("--admin-key", default=os.environ.get("TRITON_ADMIN_KEY"),
-                        help="opens the repository/shared-memory/logging/trace APIs to holders of this key "
-                             "(default: closed; env TRITON_ADMIN_KEY)")
+    parser.add_argument("--admin-key-file", type=Path, default=os.environ.get("TRITON_ADMIN_KEY_FILE"),
+                        help="file holding the key that opens the repository/shared-memory/logging/trace APIs "
+                             "(HTTP header `admin-key`, gRPC metadata `triton-grpc-protocol-admin-key`); default: "
+                             "closed; env TRITON_ADMIN_KEY_FILE, or the key itself in env TRITON_ADMIN_KEY). "
+                             "Not a flag of its own, so it stays out of this process's command line; Triton "
+                             "itself still takes it as a flag (docker/README.md, hardening).")
     parser.add_argument("--extra-arg", action="append", default=[], metavar="FLAG",
                         help="passed to tritonserver as is, repeatable (e.g. --extra-arg=--grpc-use-ssl=true)")
     args = parser.parse_args(argv)
+    try:
+        admin_key = args.admin_key_file.read_text().strip() if args.admin_key_file else os.environ.get("TRITON_ADMIN_KEY")
+    except OSError as exc:
+        print(f"error: cannot read the admin key file {args.admin_key_file}: {exc.strerror}", file=sys.stderr)
+        return 2
 
     server = LocalTritonServer(args.repository, Ports(args.http_port, args.grpc_port, args.metrics_port),
-                               log_path=args.log, admin_key=args.admin_key, log_verbose=args.log_verbose,
-                               extra_args=args.extra_arg)
+                               log_path=args.log, admin_key=admin_key, log_verbose=args.log_verbose,
+                               extra_args=args.extra_arg, host=args.host)
     print(f"starting Triton on {args.repository} (log: {server.log_path}) ...", flush=True)
     try:
         server.start()
