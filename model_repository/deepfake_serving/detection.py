@@ -52,7 +52,10 @@ def detect_faces(
         try:
             decoded.append(decode_image(data, limits))
         except InvalidImageError as error:
-            decoded.append(error)
+            # A fresh error with the message only: the raised one holds its traceback (and its
+            # cause's), whose frames hold `data`; kept in this list, that reference cycle would
+            # keep every rejected upload alive until the cyclic GC happens to run.
+            decoded.append(InvalidImageError(str(error)))
     images = [item for item in decoded if isinstance(item, np.ndarray)]
     faces_per_image = iter(detector.detect(images))
     return [

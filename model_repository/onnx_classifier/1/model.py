@@ -9,14 +9,15 @@ from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
 
-from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
+from deepfake_serving.guard import execute_classifier
 from deepfake_serving.onnx_classifier import OnnxClassifier
-from deepfake_serving.runtime import model_parameters, run_in_one_batch
+from deepfake_serving.runtime import model_parameters
 
 
 class TritonPythonModel:
     def initialize(self, args):
         params = model_parameters(args)
+        self.name = args["model_name"]
         onnx_path = Path(args["model_repository"]) / args["model_version"] / "model.onnx"
         self.classifier = OnnxClassifier(onnx_path, int(params.get("intra_op_threads", "0")))
         if self.classifier.metadata.get("untrained") == "true":
@@ -25,9 +26,5 @@ class TritonPythonModel:
             )
 
     def execute(self, requests):
-        crops = [pb_utils.get_input_tensor_by_name(r, CLASSIFIER_INPUT).as_numpy() for r in requests]
-        logits = run_in_one_batch(crops, self.classifier)
-        return [
-            pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(CLASSIFIER_OUTPUT, rows)])
-            for rows in logits
-        ]
+        return execute_classifier(pb_utils, self.name, requests, self.classifier)
+

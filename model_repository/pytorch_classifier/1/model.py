@@ -10,14 +10,14 @@ from pathlib import Path
 import torch
 import triton_python_backend_utils as pb_utils
 
-from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
-from deepfake_serving.runtime import run_in_one_batch
+from deepfake_serving.guard import execute_classifier
 from export.servable import load_servable
 from export.specs import spec_by_name
 
 
 class TritonPythonModel:
     def initialize(self, args):
+        self.name = args["model_name"]
         gpu = args["model_instance_kind"] == "GPU"
         self.device = torch.device(f"cuda:{args['model_instance_device_id']}" if gpu else "cpu")
         dtype = torch.float16 if gpu else torch.float32
@@ -30,8 +30,5 @@ class TritonPythonModel:
         return self.model(torch.from_numpy(faces).to(self.device)).cpu().numpy()
 
     def execute(self, requests):
-        crops = [pb_utils.get_input_tensor_by_name(r, CLASSIFIER_INPUT).as_numpy() for r in requests]
-        return [
-            pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(CLASSIFIER_OUTPUT, rows)])
-            for rows in run_in_one_batch(crops, self._infer)
-        ]
+        return execute_classifier(pb_utils, self.name, requests, self._infer)
+
