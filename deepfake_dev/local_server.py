@@ -24,13 +24,17 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from deepfake_serving import launcher
+from deepfake_serving import launcher, probe
 from deepfake_serving.launcher import RESTRICTED_APIS, Ports  # noqa: F401  (re-exported for callers)
 
 # Shorter than the container's: a developer's Ctrl-C should not wait half a minute.
 EXIT_TIMEOUT_S = 15
+# The watchdog's inference probe (a wedged instance answers nothing): how often, how patient.
+PROBE_EVERY_S = 10.0
+PROBE_TIMEOUT_S = 30.0
 
 
 class ServerStartError(RuntimeError):
@@ -87,8 +91,52 @@ def _environment() -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class Stub:
+    """One python-backend stub process: a model instance's own Python interpreter."""
+
+    pid: int
+    instance: str  # e.g. "effort_clip_0_0"
+    shm_region: str  # its shared-memory file under /dev/shm
+
+
+SHM_DIR = Path("/dev/shm")
+
+
+def _proc_state(pid: int) -> tuple[str, int] | None:
+    """(state letter, process group) of a live process, None once it is gone (Linux /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return (None if fields[0] in "ZX" else (fields[0], int(fields[2])))
+
+
+def python_stubs(group: int) -> list[Stub]:
+    """The python-backend stubs in a process group: Triton starts them as its children, in its
+    group. Their command line is: stub, model.py, shm region, ..., instance name, kind."""
+    stubs = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        state = _proc_state(int(entry.name))
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if state and state[1] == group and argv[0].endswith("triton_python_backend_stub") and len(argv) > 8:
+            stubs.append(Stub(int(entry.name), argv[8], argv[2]))
+    return stubs
+
+
 class LocalTritonServer:
-    """Start, wait for readiness, stop. Usable as a context manager."""
+    """Start, wait for readiness, stop. Usable as a context manager.
+
+    Triton runs in its own process group with its python stubs. Whatever way it ends
+    (stop, crash, kill), `stop()` kills what is left of that group and removes the stubs'
+    /dev/shm files, so no orphan stub (often 1 GB) or shared-memory file stays behind.
+    """
 
     def __init__(
         self,
@@ -118,6 +166,7 @@ class LocalTritonServer:
         self._workdir = Path(tempfile.mkdtemp(prefix="deepfake-triton-"))
         self.log_path = log_path or self._workdir / "tritonserver.log"
         self._process: subprocess.Popen | None = None
+        self.stubs: list[Stub] = []  # recorded once ready
 
     @property
     def _address(self) -> str:
@@ -144,6 +193,7 @@ class LocalTritonServer:
                                          start_new_session=True)
         log.close()
         self._wait_ready(timeout_s)
+        self.stubs = python_stubs(self._process.pid)
         return self
 
     def _wait_ready(self, timeout_s: float) -> None:
@@ -167,6 +217,18 @@ class LocalTritonServer:
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    def problems(self) -> list[str]:
+        """What is broken now, in words: the server has exited, or a stub has died (Triton
+        2.51 keeps reporting ready with a dead stub; its requests fail)."""
+        if self._process is None:
+            return []
+        code = self._process.poll()
+        if code is not None:
+            how = f"signal {-code} ({signal.Signals(-code).name})" if code < 0 else f"exit code {code}"
+            return [f"tritonserver ended with {how}"]
+        return [f"the python stub of {stub.instance} (pid {stub.pid}) has died" for stub in self.stubs
+                if _proc_state(stub.pid) is None]
+
     def errors(self, limit: int = 10, width: int = 600) -> str:
         """Triton's error lines (model load failures...), else the log's tail; with the log's path."""
         try:
@@ -184,17 +246,39 @@ class LocalTritonServer:
         except FileNotFoundError:
             return "(no log)"
 
-    def stop(self, timeout_s: float = 30.0) -> None:
+    def stop(self, timeout_s: float = EXIT_TIMEOUT_S + 15.0) -> list[str]:
+        """Stop Triton, then clean up after it; returns what had to be cleaned (orphan stubs,
+        shared-memory files), empty after a graceful stop."""
         if self._process is not None and self._process.poll() is None:
             self._process.send_signal(signal.SIGINT)  # Triton's graceful shutdown
             try:
                 self._process.wait(timeout_s)
             except subprocess.TimeoutExpired:
-                os.killpg(self._process.pid, signal.SIGKILL)
+                self._process.kill()
                 self._process.wait()
+        cleaned = self._clean_up() if self._process is not None else []
         # Keep the working folder only while it holds the log someone may want to read.
         keep_log = self.log_path.parent == self._workdir
         shutil.rmtree(self._workdir / "backends" if keep_log else self._workdir, ignore_errors=True)
+        return cleaned
+
+    def _clean_up(self) -> list[str]:
+        """Kill what is left of Triton's process group; remove its stubs' shm files."""
+        cleaned = [f"killed the orphan python stub of {stub.instance} (pid {stub.pid})"
+                   for stub in python_stubs(self._process.pid)]
+        try:
+            os.killpg(self._process.pid, signal.SIGKILL)
+        except ProcessLookupError:  # the group is empty: nothing outlived Triton
+            pass
+        deadline = time.monotonic() + 10
+        while python_stubs(self._process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for stub in self.stubs:
+            shm = SHM_DIR / stub.shm_region
+            if shm.exists():
+                shm.unlink(missing_ok=True)
+                cleaned.append(f"removed {shm} ({stub.instance})")
+        return cleaned
 
     def __enter__(self) -> LocalTritonServer:
         return self.start()
@@ -222,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "closed; env TRITON_ADMIN_KEY_FILE, or the key itself in env TRITON_ADMIN_KEY). "
                              "Not a flag of its own, so it stays out of this process's command line; Triton "
                              "itself still takes it as a flag (docker/README.md, hardening).")
+    parser.add_argument("--max-restarts", type=int, default=3,
+                        help="restarts after a crash, a dead python stub or a failed inference probe (default 3)")
     parser.add_argument("--extra-arg", action="append", default=[], metavar="FLAG",
                         help="passed to tritonserver as is, repeatable (e.g. --extra-arg=--grpc-use-ssl=true)")
     args = parser.parse_args(argv)
@@ -250,13 +336,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    while not stop_requested and server.is_running():
-        time.sleep(0.5)
-    crashed = not server.is_running()
-    server.stop()
-    if crashed:
-        print(f"error: tritonserver stopped unexpectedly:\n{server.log_tail()}", file=sys.stderr)
-        return 1
+    return _watch(server, args.max_restarts, lambda: stop_requested)
+
+
+def _watch(server: LocalTritonServer, max_restarts: int, stop_requested, check_every_s: float = 0.5,
+           probe_every_s: float = PROBE_EVERY_S) -> int:
+    """Serve until asked to stop. A crash, a dead stub or a failed inference probe (a wedged
+    instance) is reported with its cause, cleaned up, and the server restarted, at most
+    max_restarts times."""
+    restarts = 0
+    next_probe = time.monotonic() + probe_every_s
+    while not stop_requested():
+        problems = server.problems()
+        if not problems and time.monotonic() >= next_probe:
+            failed = probe.probe(server.http_url, PROBE_TIMEOUT_S)
+            problems = [f"the inference probe failed: {failed}"] if failed and not stop_requested() else []
+            next_probe = time.monotonic() + probe_every_s
+        if problems:
+            print("error: " + "; ".join(problems) + f"\n{server.errors()}", file=sys.stderr, flush=True)
+            for line in server.stop():
+                print(f"cleanup: {line}", file=sys.stderr, flush=True)
+            if restarts >= max_restarts:
+                print(f"error: giving up after {restarts} restarts", file=sys.stderr, flush=True)
+                return 1
+            restarts += 1
+            print(f"restarting tritonserver ({restarts}/{max_restarts}) ...", file=sys.stderr, flush=True)
+            try:
+                server.start()
+            except ServerStartError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            print("ready again", flush=True)
+            next_probe = time.monotonic() + probe_every_s
+        time.sleep(check_every_s)
+    for line in server.stop():
+        print(f"cleanup: {line}", file=sys.stderr, flush=True)
     print("stopped", flush=True)
     return 0
 
