@@ -246,6 +246,23 @@ class LocalTritonServer:
         except FileNotFoundError:
             return "(no log)"
 
+    def footprint(self) -> tuple[int, int]:
+        """(resident memory of tritonserver and its stubs, bytes of their /dev/shm files in use)."""
+        rss = 0
+        for pid in [self._process.pid] + [stub.pid for stub in self.stubs]:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            rss += next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+        shm = 0
+        for stub in self.stubs:
+            try:
+                shm += (SHM_DIR / stub.shm_region).stat().st_blocks * 512  # allocated, not apparent, size
+            except OSError:
+                pass
+        return rss, shm
+
     def stop(self, timeout_s: float = EXIT_TIMEOUT_S + 15.0) -> list[str]:
         """Stop Triton, then clean up after it; returns what had to be cleaned (orphan stubs,
         shared-memory files), empty after a graceful stop."""

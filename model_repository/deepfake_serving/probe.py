@@ -38,9 +38,9 @@ def probe_image() -> bytes:
     return buffer.getvalue()
 
 
-def probe(url: str, timeout_s: float = 20.0, model: str = contract.ENSEMBLE_NAME) -> str | None:
-    """None when the server answered the inference (or refused it as overloaded); else why not."""
-    image = probe_image()
+def infer(url: str, image: bytes, timeout_s: float, model: str = contract.ENSEMBLE_NAME) -> tuple[int, dict]:
+    """(HTTP status, JSON answer) of one image through `model`, asking for the LABEL only.
+    Raises OSError (URLError, timeout) when the server does not answer."""
     header = json.dumps({
         "inputs": [{"name": contract.IMAGE.name, "shape": [len(image)], "datatype": "UINT8",
                     "parameters": {"binary_data_size": len(image)}}],
@@ -51,15 +51,26 @@ def probe(url: str, timeout_s: float = 20.0, model: str = contract.ENSEMBLE_NAME
         headers={"Inference-Header-Content-Length": str(len(header)), "Content-Type": "application/octet-stream"})
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            answer = json.loads(response.read())
+            return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        if error.code == OVERLOADED:
-            return None
-        return f"inference failed: HTTP {error.code}: {error.read(500).decode(errors='replace')}"
-    except (urllib.error.URLError, OSError) as error:  # refused, reset, timed out
+        body = error.read(2000).decode(errors="replace")
+        try:
+            return error.code, json.loads(body)
+        except ValueError:
+            return error.code, {"error": body}
+
+
+def probe(url: str, timeout_s: float = 20.0, model: str = contract.ENSEMBLE_NAME) -> str | None:
+    """None when the server answered the inference (or refused it as overloaded); else why not."""
+    try:
+        status, answer = infer(url, probe_image(), timeout_s, model)
+    except OSError as error:  # refused, reset, timed out
         return f"no answer from {url} within {timeout_s:g} s: {getattr(error, 'reason', error)}"
-    labels = [output.get("data") for output in answer.get("outputs", []) if output.get("name") == "LABEL"]
-    if not labels:
+    if status == OVERLOADED:
+        return None
+    if status != 200:
+        return f"inference failed: HTTP {status}: {answer.get('error', answer)}"
+    if not any(output.get("name") == "LABEL" for output in answer.get("outputs", [])):
         return f"the answer has no LABEL: {str(answer)[:300]}"
     return None
 
