@@ -53,11 +53,12 @@ FLAVOURS: dict[str, Flavour] = {
     f.name: f
     for f in (
         # CPU: ViT-L/14 takes ~1.1 s per face on 2 cores (capacity ~0.86 images/s,
-        # benchmarks/README.md): two images queued per classifier and a 2 s timeout keep an
-        # accepted request within about twice the unloaded latency; the rest is refused.
+        # benchmarks/README.md). The 2 s queue timeout sheds the overload; the queue sizes are
+        # a hard cap above what the timeout lets accumulate (Triton 2.51, which serves this
+        # flavour, mishandles a full queue inside an ensemble: model_repository/README.md).
         Flavour("cpu", PYTHON_ONNX, gpu=False, classifier_max_batch_size=16,
                 classifier_instances=1, face_detector_instances=2, max_queue_delay_us=5_000,
-                max_queue_size=2, queue_timeout_us=2_000_000, warmup=False, detector_max_queue_size=4),
+                max_queue_size=64, queue_timeout_us=2_000_000, warmup=False, detector_max_queue_size=64),
         Flavour("onnxruntime", ONNXRUNTIME, gpu=True, classifier_max_batch_size=64,
                 classifier_instances=1, face_detector_instances=2, max_queue_delay_us=1_000,
                 max_queue_size=1024, queue_timeout_us=2_000_000, warmup=True, detector_max_queue_size=1024),
