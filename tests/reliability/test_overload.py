@@ -6,6 +6,7 @@ are printed and go to benchmarks/README.md (benchmarks/overload.py), not into as
 from __future__ import annotations
 
 import math
+import urllib.request
 
 import pytest
 
@@ -25,6 +26,8 @@ def test_three_times_capacity_is_partly_refused_and_the_server_recovers(deepfake
     summary = overload.run(deepfake_server, image, factor=3, duration_s=15, unloaded_count=3, capacity=None,
                            queue_timeout_s=FLAVOURS["cpu"].queue_timeout_us / 1e6)
     print(overload.markdown(summary))
+    metrics = urllib.request.urlopen(deepfake_server.metrics_url).read().decode().splitlines()
+    print("\n".join(line for line in metrics if line.startswith(("nv_inference_request_failure", "deepfake_images"))))
     assert summary["rejected"] > 0 and summary["accepted"] > 0
     assert summary["other_failures"] == {}
     assert all(any(r in message for r in REFUSALS) for message in summary["refusals"]), summary["refusals"]
