@@ -35,7 +35,7 @@ def _error(body: bytes) -> str:
 def test_hostile_input_is_refused_cleanly(deepfake_server, case: Case):
     status, body = post(deepfake_server.http_url, case.model, case.inputs, case.encoding)
     message = _error(body)
-    assert status == 400, (status, message[:500])
+    assert status in case.statuses, (status, message[:500])
     assert message and not any(leak in message for leak in LEAKS), message
     assert case.fragment in message
 
