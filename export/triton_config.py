@@ -43,6 +43,11 @@ class Flavour:
     # Requests waiting for face_detector before new ones are rejected. Every step has a bounded
     # queue and a timeout (model_repository/README.md, overload).
     detector_max_queue_size: int = 64
+    # Batches the classifiers' dynamic batcher closes as soon as it has them (empty: Triton's
+    # default, the largest batch the queue allows). A batch runs to its end whatever the queue
+    # timeout: on a CPU a 16-face batch of ViT-L/14 is ~18 s, so the cpu flavour runs one
+    # request's faces at a time and lets the timeout refuse the rest.
+    preferred_batch_sizes: tuple[int, ...] = ()
 
     @property
     def instance_kind(self) -> int:
@@ -58,7 +63,8 @@ FLAVOURS: dict[str, Flavour] = {
         # flavour, mishandles a full queue inside an ensemble: model_repository/README.md).
         Flavour("cpu", PYTHON_ONNX, gpu=False, classifier_max_batch_size=16,
                 classifier_instances=1, face_detector_instances=2, max_queue_delay_us=5_000,
-                max_queue_size=64, queue_timeout_us=2_000_000, warmup=False, detector_max_queue_size=64),
+                max_queue_size=64, queue_timeout_us=2_000_000, warmup=False, detector_max_queue_size=64,
+                preferred_batch_sizes=(1,)),
         Flavour("onnxruntime", ONNXRUNTIME, gpu=True, classifier_max_batch_size=64,
                 classifier_instances=1, face_detector_instances=2, max_queue_delay_us=1_000,
                 max_queue_size=1024, queue_timeout_us=2_000_000, warmup=True, detector_max_queue_size=1024),
@@ -139,6 +145,7 @@ def classifier_config(spec: ClassifierSpec, flavour: Flavour, parameters: Mappin
     _add_tensors(config.output, [TensorSpec(CLASSIFIER_OUTPUT, "FP32", (2,))])
 
     config.dynamic_batching.max_queue_delay_microseconds = flavour.max_queue_delay_us
+    config.dynamic_batching.preferred_batch_size.extend(flavour.preferred_batch_sizes)
     bound_queue(config, flavour.max_queue_size, flavour.queue_timeout_us)
     config.instance_group.add(kind=flavour.instance_kind, count=flavour.classifier_instances)
 

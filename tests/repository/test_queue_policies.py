@@ -42,3 +42,12 @@ def test_an_unbounded_queue_is_refused():
     for size, timeout in ((0, 1), (1, 0)):
         with pytest.raises(ValueError, match="size and a timeout"):
             triton_config.bound_queue(config, size, timeout)
+
+
+def test_cpu_classifiers_run_one_request_at_a_time_gpu_ones_batch_freely():
+    # A batch runs to its end whatever the queue timeout: on a CPU a big batch is many seconds.
+    for spec in CLASSIFIERS:
+        cpu = triton_config.classifier_config(spec, triton_config.FLAVOURS["cpu"], {})
+        assert list(cpu.dynamic_batching.preferred_batch_size) == [1]
+        gpu = triton_config.classifier_config(spec, triton_config.FLAVOURS["tensorrt"], {})
+        assert list(gpu.dynamic_batching.preferred_batch_size) == []
