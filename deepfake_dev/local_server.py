@@ -16,7 +16,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -28,31 +27,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# APIs that change server state or expose memory; closed unless a key is given.
-RESTRICTED_APIS = "model-repository,shared-memory,logging,trace"
+from deepfake_serving import launcher, probe
+from deepfake_serving.launcher import RESTRICTED_APIS, Ports  # noqa: F401  (re-exported for callers)
+
+# Shorter than the container's: a developer's Ctrl-C should not wait half a minute.
+EXIT_TIMEOUT_S = 15
+# The watchdog's inference probe (a wedged instance answers nothing): how often, how patient.
+PROBE_EVERY_S = 10.0
+PROBE_TIMEOUT_S = 30.0
 
 
 class ServerStartError(RuntimeError):
     """Triton did not become ready (bad repository, port in use, missing backend...)."""
-
-
-@dataclass(frozen=True)
-class Ports:
-    http: int = 8000
-    grpc: int = 8001
-    metrics: int = 8002
-
-    @classmethod
-    def free(cls) -> Ports:
-        """Three ports nobody listens on right now (tests, side-by-side servers)."""
-        sockets = [socket.socket() for _ in range(3)]
-        try:
-            for s in sockets:
-                s.bind(("127.0.0.1", 0))
-            return cls(*(s.getsockname()[1] for s in sockets))
-        finally:
-            for s in sockets:
-                s.close()
 
 
 def _pytriton_root() -> Path:
@@ -82,26 +68,14 @@ def _backend_directory(workdir: Path) -> Path:
     return workdir / "backends"
 
 
-def server_command(repository: Path, backends: Path, ports: Ports, admin_key: str, log_verbose: int = 0) -> list[str]:
+def server_command(repository: Path, backends: Path, ports: Ports, admin_key: str, log_verbose: int = 0,
+                   host: str = launcher.LOOPBACK, extra: Sequence[str] = ()) -> list[str]:
+    """The shared launcher's command for the wheel's Triton 2.51: no GPU, and no
+    --http-max-input-size in that release (docker/README.md, hardening)."""
     binary = _pytriton_root() / "tritonserver" / "bin" / "tritonserver"
-    return [
-        str(binary),
-        f"--model-repository={repository}",
-        f"--backend-directory={backends}",
-        "--disable-auto-complete-config",
-        "--model-control-mode=none",
-        "--strict-readiness=true",
-        "--exit-on-error=true",
-        "--exit-timeout-secs=15",
-        f"--http-port={ports.http}",
-        f"--grpc-port={ports.grpc}",
-        f"--metrics-port={ports.metrics}",
-        "--allow-metrics=true",
-        "--allow-gpu-metrics=false",
-        f"--http-restricted-api={RESTRICTED_APIS}:admin-key={admin_key}",
-        f"--grpc-restricted-protocol={RESTRICTED_APIS}:admin-key={admin_key}",
-        f"--log-verbose={log_verbose}",
-    ]
+    return launcher.tritonserver_command(
+        binary, repository, admin_key, host=host, ports=ports, gpu_metrics=False, http_max_input_bytes=None,
+        backend_directory=backends, exit_timeout_s=EXIT_TIMEOUT_S, log_verbose=log_verbose, extra=extra)
 
 
 def _environment() -> dict[str, str]:
@@ -117,8 +91,52 @@ def _environment() -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class Stub:
+    """One python-backend stub process: a model instance's own Python interpreter."""
+
+    pid: int
+    instance: str  # e.g. "effort_clip_0_0"
+    shm_region: str  # its shared-memory file under /dev/shm
+
+
+SHM_DIR = Path("/dev/shm")
+
+
+def _proc_state(pid: int) -> tuple[str, int] | None:
+    """(state letter, process group) of a live process, None once it is gone (Linux /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return (None if fields[0] in "ZX" else (fields[0], int(fields[2])))
+
+
+def python_stubs(group: int) -> list[Stub]:
+    """The python-backend stubs in a process group: Triton starts them as its children, in its
+    group. Their command line is: stub, model.py, shm region, ..., instance name, kind."""
+    stubs = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        state = _proc_state(int(entry.name))
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if state and state[1] == group and argv[0].endswith("triton_python_backend_stub") and len(argv) > 8:
+            stubs.append(Stub(int(entry.name), argv[8], argv[2]))
+    return stubs
+
+
 class LocalTritonServer:
-    """Start, wait for readiness, stop. Usable as a context manager."""
+    """Start, wait for readiness, stop. Usable as a context manager.
+
+    Triton runs in its own process group with its python stubs. Whatever way it ends
+    (stop, crash, kill), `stop()` kills what is left of that group and removes the stubs'
+    /dev/shm files, so no orphan stub (often 1 GB) or shared-memory file stays behind.
+    """
 
     def __init__(
         self,
@@ -128,6 +146,7 @@ class LocalTritonServer:
         admin_key: str | None = None,
         log_verbose: int = 0,
         extra_args: Sequence[str] = (),
+        host: str = launcher.LOOPBACK,
     ) -> None:
         self.repository = Path(repository).resolve()
         if not (self.repository / "deepfake_detector" / "config.pbtxt").exists():
@@ -139,6 +158,7 @@ class LocalTritonServer:
         # Without a key the admin APIs stay closed: a random key nobody knows.
         self.admin_key = admin_key or secrets.token_hex(16)
         self.log_verbose = log_verbose
+        self.host = host  # the address Triton binds; clients here always use loopback
         # Appended to the command line, e.g. gRPC TLS flags; the readiness wait uses HTTP, which stays plain.
         if isinstance(extra_args, str):
             raise TypeError("extra_args is a sequence of flags, not one string")
@@ -146,27 +166,34 @@ class LocalTritonServer:
         self._workdir = Path(tempfile.mkdtemp(prefix="deepfake-triton-"))
         self.log_path = log_path or self._workdir / "tritonserver.log"
         self._process: subprocess.Popen | None = None
+        self.stubs: list[Stub] = []  # recorded once ready
+
+    @property
+    def _address(self) -> str:
+        """Where a client on this machine reaches the server."""
+        return launcher.LOOPBACK if self.host in (launcher.LOOPBACK, launcher.ALL_INTERFACES) else self.host
 
     @property
     def http_url(self) -> str:
-        return f"localhost:{self.ports.http}"
+        return f"{self._address}:{self.ports.http}"
 
     @property
     def grpc_url(self) -> str:
-        return f"localhost:{self.ports.grpc}"
+        return f"{self._address}:{self.ports.grpc}"
 
     @property
     def metrics_url(self) -> str:
-        return f"http://localhost:{self.ports.metrics}/metrics"
+        return f"http://{self._address}:{self.ports.metrics}/metrics"
 
     def start(self, timeout_s: float = 600.0) -> LocalTritonServer:
         command = server_command(self.repository, _backend_directory(self._workdir), self.ports,
-                                 self.admin_key, self.log_verbose) + list(self.extra_args)
+                                 self.admin_key, self.log_verbose, self.host, self.extra_args)
         log = open(self.log_path, "ab")
         self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=_environment(),
                                          start_new_session=True)
         log.close()
         self._wait_ready(timeout_s)
+        self.stubs = python_stubs(self._process.pid)
         return self
 
     def _wait_ready(self, timeout_s: float) -> None:
@@ -190,6 +217,18 @@ class LocalTritonServer:
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    def problems(self) -> list[str]:
+        """What is broken now, in words: the server has exited, or a stub has died (Triton
+        2.51 keeps reporting ready with a dead stub; its requests fail)."""
+        if self._process is None:
+            return []
+        code = self._process.poll()
+        if code is not None:
+            how = f"signal {-code} ({signal.Signals(-code).name})" if code < 0 else f"exit code {code}"
+            return [f"tritonserver ended with {how}"]
+        return [f"the python stub of {stub.instance} (pid {stub.pid}) has died" for stub in self.stubs
+                if _proc_state(stub.pid) is None]
+
     def errors(self, limit: int = 10, width: int = 600) -> str:
         """Triton's error lines (model load failures...), else the log's tail; with the log's path."""
         try:
@@ -207,17 +246,56 @@ class LocalTritonServer:
         except FileNotFoundError:
             return "(no log)"
 
-    def stop(self, timeout_s: float = 30.0) -> None:
+    def footprint(self) -> tuple[int, int]:
+        """(resident memory of tritonserver and its stubs, bytes of their /dev/shm files in use)."""
+        rss = 0
+        for pid in [self._process.pid] + [stub.pid for stub in self.stubs]:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            rss += next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+        shm = 0
+        for stub in self.stubs:
+            try:
+                shm += (SHM_DIR / stub.shm_region).stat().st_blocks * 512  # allocated, not apparent, size
+            except OSError:
+                pass
+        return rss, shm
+
+    def stop(self, timeout_s: float = EXIT_TIMEOUT_S + 15.0) -> list[str]:
+        """Stop Triton, then clean up after it; returns what had to be cleaned (orphan stubs,
+        shared-memory files), empty after a graceful stop."""
         if self._process is not None and self._process.poll() is None:
             self._process.send_signal(signal.SIGINT)  # Triton's graceful shutdown
             try:
                 self._process.wait(timeout_s)
             except subprocess.TimeoutExpired:
-                os.killpg(self._process.pid, signal.SIGKILL)
+                self._process.kill()
                 self._process.wait()
+        cleaned = self._clean_up() if self._process is not None else []
         # Keep the working folder only while it holds the log someone may want to read.
         keep_log = self.log_path.parent == self._workdir
         shutil.rmtree(self._workdir / "backends" if keep_log else self._workdir, ignore_errors=True)
+        return cleaned
+
+    def _clean_up(self) -> list[str]:
+        """Kill what is left of Triton's process group; remove its stubs' shm files."""
+        cleaned = [f"killed the orphan python stub of {stub.instance} (pid {stub.pid})"
+                   for stub in python_stubs(self._process.pid)]
+        try:
+            os.killpg(self._process.pid, signal.SIGKILL)
+        except ProcessLookupError:  # the group is empty: nothing outlived Triton
+            pass
+        deadline = time.monotonic() + 10
+        while python_stubs(self._process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for stub in self.stubs:
+            shm = SHM_DIR / stub.shm_region
+            if shm.exists():
+                shm.unlink(missing_ok=True)
+                cleaned.append(f"removed {shm} ({stub.instance})")
+        return cleaned
 
     def __enter__(self) -> LocalTritonServer:
         return self.start()
@@ -227,23 +305,38 @@ class LocalTritonServer:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # No abbreviations: `--admin-key` must not silently mean `--admin-key-file`.
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--repository", type=Path, required=True, help="assembled model repository")
+    parser.add_argument("--host", default=launcher.LOOPBACK,
+                        help="address the HTTP, gRPC and metrics endpoints bind to (default: %(default)s, this "
+                             "machine only; 0.0.0.0 exposes them on every interface)")
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--metrics-port", type=int, default=8002)
     parser.add_argument("--log", type=Path, help="server log file (default: a temporary file)")
     parser.add_argument("--log-verbose", type=int, default=0)
-    parser.add_argument("--admin-key", default=os.environ.get("TRITON_ADMIN_KEY"),
-                        help="opens the repository/shared-memory/logging/trace APIs to holders of this key "
-                             "(default: closed; env TRITON_ADMIN_KEY)")
+    parser.add_argument("--admin-key-file", type=Path, default=os.environ.get("TRITON_ADMIN_KEY_FILE"),
+                        help="file holding the key that opens the repository/shared-memory/logging/trace APIs "
+                             "(HTTP header `admin-key`, gRPC metadata `triton-grpc-protocol-admin-key`); default: "
+                             "closed; env TRITON_ADMIN_KEY_FILE, or the key itself in env TRITON_ADMIN_KEY). "
+                             "Not a flag of its own, so it stays out of this process's command line; Triton "
+                             "itself still takes it as a flag (docker/README.md, hardening).")
+    parser.add_argument("--max-restarts", type=int, default=3,
+                        help="restarts after a crash, a dead python stub or a failed inference probe (default 3)")
     parser.add_argument("--extra-arg", action="append", default=[], metavar="FLAG",
                         help="passed to tritonserver as is, repeatable (e.g. --extra-arg=--grpc-use-ssl=true)")
     args = parser.parse_args(argv)
+    try:
+        admin_key = args.admin_key_file.read_text().strip() if args.admin_key_file else os.environ.get("TRITON_ADMIN_KEY")
+    except OSError as exc:
+        print(f"error: cannot read the admin key file {args.admin_key_file}: {exc.strerror}", file=sys.stderr)
+        return 2
 
     server = LocalTritonServer(args.repository, Ports(args.http_port, args.grpc_port, args.metrics_port),
-                               log_path=args.log, admin_key=args.admin_key, log_verbose=args.log_verbose,
-                               extra_args=args.extra_arg)
+                               log_path=args.log, admin_key=admin_key, log_verbose=args.log_verbose,
+                               extra_args=args.extra_arg, host=args.host)
     print(f"starting Triton on {args.repository} (log: {server.log_path}) ...", flush=True)
     try:
         server.start()
@@ -260,13 +353,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    while not stop_requested and server.is_running():
-        time.sleep(0.5)
-    crashed = not server.is_running()
-    server.stop()
-    if crashed:
-        print(f"error: tritonserver stopped unexpectedly:\n{server.log_tail()}", file=sys.stderr)
-        return 1
+    return _watch(server, args.max_restarts, lambda: stop_requested)
+
+
+def _watch(server: LocalTritonServer, max_restarts: int, stop_requested, check_every_s: float = 0.5,
+           probe_every_s: float = PROBE_EVERY_S) -> int:
+    """Serve until asked to stop. A crash, a dead stub or a failed inference probe (a wedged
+    instance) is reported with its cause, cleaned up, and the server restarted, at most
+    max_restarts times."""
+    restarts = 0
+    next_probe = time.monotonic() + probe_every_s
+    while not stop_requested():
+        problems = server.problems()
+        if not problems and time.monotonic() >= next_probe:
+            failed = probe.probe(server.http_url, PROBE_TIMEOUT_S)
+            problems = [f"the inference probe failed: {failed}"] if failed and not stop_requested() else []
+            next_probe = time.monotonic() + probe_every_s
+        if problems:
+            print("error: " + "; ".join(problems) + f"\n{server.errors()}", file=sys.stderr, flush=True)
+            for line in server.stop():
+                print(f"cleanup: {line}", file=sys.stderr, flush=True)
+            if restarts >= max_restarts:
+                print(f"error: giving up after {restarts} restarts", file=sys.stderr, flush=True)
+                return 1
+            restarts += 1
+            print(f"restarting tritonserver ({restarts}/{max_restarts}) ...", file=sys.stderr, flush=True)
+            try:
+                server.start()
+            except ServerStartError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            print("ready again", flush=True)
+            next_probe = time.monotonic() + probe_every_s
+        time.sleep(check_every_s)
+    for line in server.stop():
+        print(f"cleanup: {line}", file=sys.stderr, flush=True)
     print("stopped", flush=True)
     return 0
 

@@ -37,8 +37,16 @@ class Flavour:
     face_detector_instances: int
     max_queue_delay_us: int
     max_queue_size: int  # requests waiting per classifier before new ones are rejected
-    queue_timeout_us: int  # 0 = wait as long as it takes
+    queue_timeout_us: int  # longest wait in any step's queue before the request is rejected
     warmup: bool
+    # Requests waiting for face_detector before new ones are rejected. Every step has a bounded
+    # queue and a timeout (model_repository/README.md, overload).
+    detector_max_queue_size: int = 64
+    # Batches the classifiers' dynamic batcher closes as soon as it has them (empty: Triton's
+    # default, the largest batch the queue allows). A batch runs to its end whatever the queue
+    # timeout: on a CPU a 16-face batch of ViT-L/14 is ~18 s, so the cpu flavour runs one
+    # request's faces at a time and lets the timeout refuse the rest.
+    preferred_batch_sizes: tuple[int, ...] = ()
 
     @property
     def instance_kind(self) -> int:
@@ -48,20 +56,23 @@ class Flavour:
 FLAVOURS: dict[str, Flavour] = {
     f.name: f
     for f in (
-        # CPU: ViT-L/14 takes ~1 s per face on 2 cores, so no queue timeout; batching
-        # still pays (onnxruntime is ~25% faster per face at batch 8 than at batch 1).
+        # CPU: ViT-L/14 takes ~1.1 s per face on 2 cores (capacity ~0.86 images/s,
+        # benchmarks/README.md). The 2 s queue timeout sheds the overload; the queue sizes are
+        # a hard cap above what the timeout lets accumulate (Triton 2.51, which serves this
+        # flavour, mishandles a full queue inside an ensemble: model_repository/README.md).
         Flavour("cpu", PYTHON_ONNX, gpu=False, classifier_max_batch_size=16,
                 classifier_instances=1, face_detector_instances=2, max_queue_delay_us=5_000,
-                max_queue_size=512, queue_timeout_us=0, warmup=False),
+                max_queue_size=64, queue_timeout_us=2_000_000, warmup=False, detector_max_queue_size=64,
+                preferred_batch_sizes=(1,)),
         Flavour("onnxruntime", ONNXRUNTIME, gpu=True, classifier_max_batch_size=64,
                 classifier_instances=1, face_detector_instances=2, max_queue_delay_us=1_000,
-                max_queue_size=1024, queue_timeout_us=2_000_000, warmup=True),
+                max_queue_size=1024, queue_timeout_us=2_000_000, warmup=True, detector_max_queue_size=1024),
         Flavour("tensorrt", TENSORRT, gpu=True, classifier_max_batch_size=64,
                 classifier_instances=2, face_detector_instances=4, max_queue_delay_us=1_000,
-                max_queue_size=1024, queue_timeout_us=2_000_000, warmup=True),
+                max_queue_size=1024, queue_timeout_us=2_000_000, warmup=True, detector_max_queue_size=1024),
         Flavour("pytorch", PYTORCH, gpu=True, classifier_max_batch_size=64,
                 classifier_instances=1, face_detector_instances=4, max_queue_delay_us=1_000,
-                max_queue_size=1024, queue_timeout_us=2_000_000, warmup=True),
+                max_queue_size=1024, queue_timeout_us=2_000_000, warmup=True, detector_max_queue_size=1024),
     )
 }
 
@@ -95,6 +106,18 @@ def face_detector_parameters(overrides: Mapping[str, str] = {}) -> dict[str, str
     return parameters
 
 
+def bound_queue(config: mc.ModelConfig, max_queue_size: int, timeout_us: int) -> None:
+    """A bounded queue whose requests are refused (UNAVAILABLE) when it is full or after
+    waiting timeout_us. With max_batch_size 0 the dynamic batcher forms no batches: it is
+    only the scheduler that owns this queue."""
+    if max_queue_size <= 0 or timeout_us <= 0:
+        raise ValueError("every queue needs a size and a timeout (0 means unbounded in Triton)")
+    policy = config.dynamic_batching.default_queue_policy
+    policy.max_queue_size = max_queue_size
+    policy.timeout_action = mc.ModelQueuePolicy.REJECT
+    policy.default_timeout_microseconds = timeout_us
+
+
 def face_detector_config(flavour: Flavour, crop_sizes: tuple[int, ...], parameters: Mapping[str, str]) -> mc.ModelConfig:
     # max_batch_size 0: each request yields a variable number of faces, which the
     # classifiers (batching models) receive as a batch of that many rows.
@@ -102,6 +125,7 @@ def face_detector_config(flavour: Flavour, crop_sizes: tuple[int, ...], paramete
     _add_tensors(config.input, [contract.IMAGE])
     _add_tensors(config.output, contract.detector_outputs(crop_sizes))
     config.instance_group.add(kind=flavour.instance_kind, count=flavour.face_detector_instances)
+    bound_queue(config, flavour.detector_max_queue_size, flavour.queue_timeout_us)
     # The model emits exactly the crop tensors declared above.
     _set_parameters(config, {**parameters, "crop_sizes": encode(crop_sizes)})
     return config
@@ -124,12 +148,9 @@ def classifier_config(spec: ClassifierSpec, flavour: Flavour, parameters: Mappin
         config.input[-1].optional = True
     _add_tensors(config.output, [TensorSpec(CLASSIFIER_OUTPUT, "FP32", (2,))])
 
-    batching = config.dynamic_batching
-    batching.max_queue_delay_microseconds = flavour.max_queue_delay_us
-    policy = batching.default_queue_policy
-    policy.max_queue_size = flavour.max_queue_size
-    policy.timeout_action = mc.ModelQueuePolicy.REJECT
-    policy.default_timeout_microseconds = flavour.queue_timeout_us
+    config.dynamic_batching.max_queue_delay_microseconds = flavour.max_queue_delay_us
+    config.dynamic_batching.preferred_batch_size.extend(flavour.preferred_batch_sizes)
+    bound_queue(config, flavour.max_queue_size, flavour.queue_timeout_us)
     config.instance_group.add(kind=flavour.instance_kind, count=flavour.classifier_instances)
 
     if flavour.warmup:
@@ -167,12 +188,19 @@ def add_ort_tensorrt_accelerator(config: mc.ModelConfig, cache_dir: str) -> None
     })
 
 
+# The combiner takes microseconds per request; its queue is bounded because it can also be
+# called directly (model_repository/README.md), not because the ensemble would fill it.
+COMBINER_MAX_QUEUE_SIZE = 256
+COMBINER_QUEUE_TIMEOUT_US = 2_000_000
+
+
 def combiner_config(model_names: Sequence[str], parameters: Mapping[str, str]) -> mc.ModelConfig:
     config = mc.ModelConfig(name=contract.COMBINER_NAME, backend="python", max_batch_size=0)
     _add_tensors(config.input, [contract.NUM_FACES] + [contract.logits_tensor(m) for m in model_names])
     _add_tensors(config.output, contract.combiner_outputs(len(model_names)))
     # Pure NumPy: a CPU instance, no CUDA context, no GPU memory.
     config.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=1)
+    bound_queue(config, COMBINER_MAX_QUEUE_SIZE, COMBINER_QUEUE_TIMEOUT_US)
     _set_parameters(config, parameters)
     return config
 

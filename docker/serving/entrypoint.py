@@ -36,20 +36,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from deepfake_serving import launcher
+from deepfake_serving.images import ImageLimits
+
 FLAVOUR = "tensorrt"
-# Same closed set as the local server (deepfake_dev.local_server): admin APIs need the key.
-RESTRICTED_APIS = "model-repository,shared-memory,logging,trace"
-HARDENED_FLAGS = (
-    "--disable-auto-complete-config",  # only our generated configs
-    "--model-control-mode=none",  # no loading/unloading at run time
-    "--strict-readiness=true",  # ready = every model ready (after warmup)
-    "--exit-on-error=true",  # a model that fails to load stops the server: the pod restarts, loudly
-    "--exit-timeout-secs=30",  # in-flight requests finish on SIGTERM
-)
-PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
-# Python backend <-> Triton shared memory per model instance: start big enough for a request's
-# crops (8 faces x (256^2 + 224^2) x 3 B = 2.8 MB) so the hot path does not grow the region.
-PYTHON_SHM_BYTES = 16 << 20
+# An HTTP body holds one image (at most ImageLimits.max_bytes) plus a small JSON header:
+# anything bigger is refused by Triton before it is read, copied or inflated.
+HTTP_MAX_INPUT_BYTES = ImageLimits().max_bytes + (1 << 20)
+PORTS = {"http": launcher.Ports().http, "grpc": launcher.Ports().grpc, "metrics": launcher.Ports().metrics}
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9._~+/-]{16,256}")  # no ',', ':', '=' or spaces: it sits in a flag
 TLS_MODES = ("off", "server", "mutual")
 
@@ -140,23 +134,12 @@ def tls_flags(mode: str, tls_dir: Path) -> list[str]:
 
 def tritonserver_command(repository: Path, key: str, tls: Sequence[str], log_verbose: int = 0,
                          extra: Sequence[str] = ()) -> list[str]:
-    return [
-        "tritonserver",
-        f"--model-repository={repository}",
-        *HARDENED_FLAGS,
-        f"--http-port={PORTS['http']}",
-        f"--grpc-port={PORTS['grpc']}",
-        f"--metrics-port={PORTS['metrics']}",
-        "--allow-metrics=true",
-        "--allow-gpu-metrics=true",
-        "--allow-cpu-metrics=true",
-        f"--http-restricted-api={RESTRICTED_APIS}:admin-key={key}",
-        f"--grpc-restricted-protocol={RESTRICTED_APIS}:admin-key={key}",
-        f"--backend-config=python,shm-default-byte-size={PYTHON_SHM_BYTES}",
-        *tls,
-        f"--log-verbose={log_verbose}",
-        *extra,
-    ]
+    """The shared launcher's command for the container: every interface (other pods reach it
+    through the Service), GPU metrics, HTTP bodies capped; the image's own backends."""
+    return launcher.tritonserver_command(
+        "tritonserver", repository, key, host=launcher.ALL_INTERFACES, ports=launcher.Ports(**PORTS), gpu_metrics=True,
+        http_max_input_bytes=HTTP_MAX_INPUT_BYTES, exit_timeout_s=launcher.EXIT_TIMEOUT_S,
+        log_verbose=log_verbose, extra=[*tls, *extra])
 
 
 def _link(target: Path, link: Path) -> None:
@@ -283,8 +266,7 @@ def serve(settings: Settings, extra: Sequence[str]) -> None:
     repository = assemble_repository(selected, settings.workdir / "repository", tensorrt_version, compute_capability,
                                      settings.ensemble_settings)
     command = tritonserver_command(repository, key, tls, settings.log_verbose, extra)
-    shown = [re.sub(r"admin-key=.*", "admin-key=***", arg) for arg in command]
-    print("+ " + " ".join(shown), flush=True)
+    print("+ " + " ".join(launcher.redacted(command)), flush=True)
     os.execvp(command[0], command)  # Triton becomes the container's main process (gets SIGTERM)
 
 

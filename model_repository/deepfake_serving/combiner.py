@@ -32,6 +32,10 @@ class CombinerConfigError(ValueError):
     """The weighted_average configuration is unusable."""
 
 
+class CombinerInputError(ValueError):
+    """The tensors given to weighted_average are inconsistent; the message says how."""
+
+
 @dataclass(frozen=True)
 class CombinerSettings:
     model_names: tuple[str, ...]
@@ -131,13 +135,41 @@ def fake_probability(logits: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * diff))
 
 
+def face_count(num_faces: np.ndarray) -> int:
+    """NUM_FACES as sent by face_detector: one non-negative integer."""
+    num_faces = np.asarray(num_faces)
+    if num_faces.shape != (1,) or num_faces.dtype.kind not in "iu":
+        raise CombinerInputError(
+            f"NUM_FACES must be one integer, got {num_faces.dtype} of shape {list(num_faces.shape)}")
+    count = int(num_faces[0])
+    if count < 0:
+        raise CombinerInputError(f"NUM_FACES must be >= 0, got {count}")
+    return count
+
+
+def check_logits(num_faces: int, logits: Sequence[np.ndarray], model_names: Sequence[str]) -> None:
+    """Every model gave the same rows, (N, 2), for N faces (one placeholder row, or none, when
+    there is no face); the rows that are scored are finite."""
+    if num_faces < 0:
+        raise CombinerInputError(f"NUM_FACES must be >= 0, got {num_faces}")
+    if len(logits) != len(model_names):
+        raise CombinerInputError(f"expected logits of {len(model_names)} models, got {len(logits)}")
+    for name, rows in zip(model_names, logits):
+        if rows.ndim != 2 or rows.shape[1] != 2:
+            raise CombinerInputError(f"{name}: logits must have shape (faces, 2), got {list(rows.shape)}")
+        if not num_faces <= rows.shape[0] <= max(num_faces, 1):
+            raise CombinerInputError(f"{name}: {rows.shape[0]} logit rows for NUM_FACES={num_faces}")
+        if not np.isfinite(rows[:num_faces]).all():
+            raise CombinerInputError(f"{name}: logits must be finite numbers (got NaN or infinity)")
+    counts = {rows.shape[0] for rows in logits}
+    if len(counts) > 1:
+        shapes = {name: rows.shape[0] for name, rows in zip(model_names, logits)}
+        raise CombinerInputError(f"the models gave different numbers of rows: {shapes}")
+
+
 def combine(num_faces: int, logits: Sequence[np.ndarray], settings: CombinerSettings) -> Verdict:
     """Score the first `num_faces` rows of each model's logits; other rows are placeholders."""
-    if len(logits) != len(settings.model_names):
-        raise ValueError(f"expected logits of {len(settings.model_names)} models, got {len(logits)}")
-    for name, rows in zip(settings.model_names, logits):
-        if rows.shape[0] < num_faces:
-            raise ValueError(f"{name}: {rows.shape[0]} logit rows for {num_faces} faces")
+    check_logits(num_faces, logits, settings.model_names)
     per_model = np.stack([fake_probability(rows[:num_faces]) for rows in logits], axis=1)
     per_face = per_model @ settings.normalised_weights()
     if num_faces == 0:

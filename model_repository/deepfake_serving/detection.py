@@ -62,7 +62,10 @@ def detect_faces(
         try:
             decoded.append(decode(data, limits))
         except InvalidImageError as error:
-            decoded.append(error)
+            # A fresh error with the message only: the raised one holds its traceback (and its
+            # cause's), whose frames hold `data`; kept in this list, that reference cycle would
+            # keep every rejected upload alive until the cyclic GC happens to run.
+            decoded.append(InvalidImageError(str(error)))
     images = [item for item in decoded if not isinstance(item, InvalidImageError)]
     faces_per_image = iter(detector.detect_counted(images))
     return [

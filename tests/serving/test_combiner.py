@@ -5,8 +5,10 @@ import pytest
 
 from deepfake_serving.combiner import (
     CombinerConfigError,
+    CombinerInputError,
     CombinerSettings,
     combine,
+    face_count,
     fake_probability,
 )
 
@@ -66,11 +68,17 @@ def test_placeholder_rows_are_masked_when_no_face():
     assert verdict.model_fake_probability.shape == (0, 4)
 
 
-def test_rows_beyond_num_faces_are_ignored():
+def test_the_no_face_placeholder_row_is_ignored():
+    rows = [logits_for([0.99]) for _ in NAMES]
+    verdict = combine(0, rows, settings())
+    assert verdict.face_fake_probability.shape == (0,) and verdict.label == "NO_FACE"
+
+
+def test_rows_beyond_num_faces_are_refused():
+    # face_detector sends exactly max(NUM_FACES, 1) rows: more is an inconsistent request.
     rows = [logits_for([0.1, 0.99]) for _ in NAMES]
-    verdict = combine(1, rows, settings())
-    assert verdict.face_fake_probability.shape == (1,)
-    assert verdict.label == "REAL"
+    with pytest.raises(CombinerInputError, match="2 logit rows for NUM_FACES=1"):
+        combine(1, rows, settings())
 
 
 @pytest.mark.parametrize(
@@ -108,3 +116,36 @@ def test_malformed_weight_parameter_is_a_clear_error():
         CombinerSettings.from_parameters({"model_names": '["a", "b"]'})
     with pytest.raises(CombinerConfigError, match="must be a JSON list"):
         CombinerSettings.from_parameters({"model_names": '{"a": 1}', "weights": "{}"})
+
+
+@pytest.mark.parametrize(
+    "num_faces, rows, message",
+    [
+        (-1, [logits_for([0.5])] * 4, "NUM_FACES must be >= 0"),
+        (1, [np.array([[np.nan, 0.0]], np.float32)] + [logits_for([0.5])] * 3, "finite"),
+        (1, [np.array([[np.inf, 0.0]], np.float32)] + [logits_for([0.5])] * 3, "finite"),
+        (2, [logits_for([0.5, 0.5])] * 3 + [logits_for([0.5])], "1 logit rows for NUM_FACES=2"),
+        (1, [logits_for([0.5])] * 3 + [logits_for([])], "0 logit rows for NUM_FACES=1"),
+        (0, [logits_for([0.5])] * 3 + [logits_for([])], "different numbers of rows"),
+        (1, [logits_for([0.5])] * 3, "expected logits of 4 models"),
+        (1, [np.zeros((1, 3), np.float32)] * 4, r"shape \(faces, 2\)"),
+        (1, [np.zeros((2,), np.float32)] * 4, r"shape \(faces, 2\)"),
+    ],
+)
+def test_inconsistent_inputs_are_refused_with_a_message(num_faces, rows, message):
+    with pytest.raises(CombinerInputError, match=message):
+        combine(num_faces, rows, settings())
+
+
+def test_nan_in_a_placeholder_row_is_not_scored():
+    rows = [np.array([[np.nan, np.nan]], np.float32)] * 4
+    assert combine(0, rows, settings()).label == "NO_FACE"
+
+
+@pytest.mark.parametrize("tensor", [np.array([], np.int32), np.array([1, 2], np.int32),
+                                    np.array([[1]], np.int32), np.array([1.0], np.float32),
+                                    np.array([-3], np.int32)])
+def test_face_count_refuses_anything_but_one_non_negative_integer(tensor):
+    with pytest.raises(CombinerInputError, match="NUM_FACES"):
+        face_count(tensor)
+    assert face_count(np.array([3], np.int32)) == 3

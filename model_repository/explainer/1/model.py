@@ -16,6 +16,7 @@ import deepfake_contract as contract
 from deepfake_contract.parameters import decode, from_parameters
 from deepfake_serving.explain import Explainer, ExplainerSettings, parse_weights
 from deepfake_serving.explain_models import load_classifier
+from deepfake_serving.guard import BadRequest, Failure, error_response, guarded
 from deepfake_serving.runtime import model_parameters
 
 
@@ -42,15 +43,19 @@ class TritonPythonModel:
         return [self._respond(request) for request in requests]
 
     def _respond(self, request):
-        def tensor(spec):
-            return pb_utils.get_input_tensor_by_name(request, spec.name).as_numpy()
-
-        try:
-            crops = {size: tensor(contract.crop_tensor(size)) for size in self.crop_sizes}
-            explanation = self.explainer.explain(
-                crops, int(tensor(contract.NUM_FACES)[0]), tensor(contract.FACE_LANDMARKS))
-        except ValueError as error:
-            return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(error), pb_utils.TritonError.INVALID_ARG))
+        explanation = guarded(contract.EXPLAINER_NAME, pb_utils.Logger.log_error, self._explain, request)
+        if isinstance(explanation, Failure):
+            return error_response(pb_utils, explanation)
         values = (explanation.heatmaps, explanation.ensemble, explanation.crop_to_image, self.weights)
         return pb_utils.InferenceResponse(
             output_tensors=[pb_utils.Tensor(spec.name, value) for spec, value in zip(self.outputs, values)])
+
+    def _explain(self, request):
+        def tensor(spec):
+            return pb_utils.get_input_tensor_by_name(request, spec.name).as_numpy()
+
+        crops = {size: tensor(contract.crop_tensor(size)) for size in self.crop_sizes}
+        try:
+            return self.explainer.explain(crops, int(tensor(contract.NUM_FACES)[0]), tensor(contract.FACE_LANDMARKS))
+        except ValueError as error:  # inputs that do not fit together: the caller's fault
+            raise BadRequest(str(error)) from None

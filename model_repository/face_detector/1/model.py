@@ -11,6 +11,7 @@ import deepfake_contract as contract
 from deepfake_contract.parameters import decode, from_parameters
 from deepfake_serving.detection import detect_faces
 from deepfake_serving.faces import DetectorSettings, FaceDetector
+from deepfake_serving.guard import Failure, error_response, guarded, guarded_batch
 from deepfake_serving.images import ImageLimits, InvalidImageError
 from deepfake_serving.runtime import model_parameters
 
@@ -31,13 +32,21 @@ class TritonPythonModel:
         pb_utils.Logger.log_info(f"face_detector ready: {settings}, {self.limits}")
 
     def execute(self, requests):
-        images = [pb_utils.get_input_tensor_by_name(r, contract.IMAGE.name).as_numpy().tobytes() for r in requests]
-        return [self._respond(result) for result in detect_faces(images, self.detector, self.limits, self.crop_sizes)]
+        log = pb_utils.Logger.log_error
+        # A view of the input, not a copy: an oversized file is refused before anything is copied.
+        images = [guarded(contract.FACE_DETECTOR_NAME, log, _image, r) for r in requests]
+        results = guarded_batch(contract.FACE_DETECTOR_NAME, log, images, self._detect)
+        return [self._respond(result) for result in results]
+
+    def _detect(self, images):
+        return detect_faces(images, self.detector, self.limits, self.crop_sizes)
 
     def _respond(self, result):
         if isinstance(result, InvalidImageError):
-            self.metrics.invalid.increment(1)
-            return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(result), pb_utils.TritonError.INVALID_ARG))
+            result = Failure(str(result), invalid=True)
+        if isinstance(result, Failure):
+            (self.metrics.invalid if result.invalid else self.metrics.failed).increment(1)
+            return error_response(pb_utils, result)
         faces = int(result.num_faces[0])
         (self.metrics.with_faces if faces else self.metrics.no_face).increment(1)
         self.metrics.faces.increment(faces)
@@ -71,4 +80,9 @@ class _Metrics:
         self.with_faces = self.images_family.Metric(labels={"outcome": "faces"})
         self.no_face = self.images_family.Metric(labels={"outcome": "no_face"})
         self.invalid = self.images_family.Metric(labels={"outcome": "invalid"})
+        self.failed = self.images_family.Metric(labels={"outcome": "failed"})
         self.faces = self.faces_family.Metric(labels={})
+
+
+def _image(request):
+    return memoryview(pb_utils.get_input_tensor_by_name(request, contract.IMAGE.name).as_numpy())

@@ -6,7 +6,8 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 import deepfake_contract as contract
-from deepfake_serving.combiner import CombinerSettings, combine
+from deepfake_serving.combiner import CombinerSettings, combine, face_count
+from deepfake_serving.guard import Failure, error_response, guarded
 from deepfake_serving.runtime import model_parameters
 
 
@@ -32,10 +33,12 @@ class TritonPythonModel:
             )
 
     def execute(self, requests):
-        return [self._respond(request) for request in requests]
+        # Reachable directly (not only through the ensemble): every input is checked.
+        results = [guarded(contract.COMBINER_NAME, pb_utils.Logger.log_error, self._respond, r) for r in requests]
+        return [error_response(pb_utils, r) if isinstance(r, Failure) else r for r in results]
 
     def _respond(self, request):
-        num_faces = int(pb_utils.get_input_tensor_by_name(request, contract.NUM_FACES.name).as_numpy()[0])
+        num_faces = face_count(pb_utils.get_input_tensor_by_name(request, contract.NUM_FACES.name).as_numpy())
         logits = [pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.logits_inputs]
         verdict = combine(num_faces, logits, self.settings)
         values = (  # in the order of contract.combiner_outputs
@@ -49,3 +52,4 @@ class TritonPythonModel:
         return pb_utils.InferenceResponse(
             output_tensors=[pb_utils.Tensor(spec.name, value) for spec, value in zip(self.outputs, values, strict=True)]
         )
+
