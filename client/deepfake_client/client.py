@@ -14,7 +14,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,9 @@ DEFAULT_CONCURRENCY = 8  # requests in flight for batches and videos
 DEFAULT_TOP_K = 5  # frames averaged by the "topk" aggregation
 DEFAULT_MAX_IN_FLIGHT = 4  # frames scored at once in a live stream
 DEFAULT_WINDOW = 16  # frames in a live stream's rolling verdict
+# Tries per item when the server refuses the SDK's own batch/video fan-out as overloaded
+# (jittered backoff up to RetryPolicy.max_backoff_s between them: about 15 s at most in all).
+FANOUT_OVERLOADED_ATTEMPTS = 8
 
 BatchOutcome = DetectionResult | DeepfakeError
 
@@ -183,9 +186,18 @@ class DeepfakeClient:
         """The verdict on one image: a path, encoded bytes, an HxWx3 RGB uint8 array or a PIL image."""
         return self._detect_bytes(encode_image(image))
 
-    def _detect_bytes(self, data: bytes) -> DetectionResult:
-        outputs = call_with_retry(lambda: self._transport.infer(self.model, data), self.retry)
+    def _detect_bytes(self, data: bytes, retry: RetryPolicy | None = None) -> DetectionResult:
+        outputs = call_with_retry(lambda: self._transport.infer(self.model, data), retry or self.retry)
         return self._checked(parse_outputs(outputs))
+
+    def _fanout_retry(self) -> RetryPolicy:
+        """The retry policy of the SDK's own fan-out (batches, videos): that load is the SDK's
+        doing, so a queue refusal is answered by backing off with jitter and trying again,
+        within FANOUT_OVERLOADED_ATTEMPTS; a single detect() is not retried on overload.
+        A policy without retries (NO_RETRY, e.g. in load tests) stays without."""
+        if self.retry.max_attempts == 1 or self.retry.overloaded_attempts >= FANOUT_OVERLOADED_ATTEMPTS:
+            return self.retry
+        return replace(self.retry, overloaded_attempts=FANOUT_OVERLOADED_ATTEMPTS)
 
     def explain(self, image: ImageInput) -> ExplanationResult:
         """The verdict on one image plus Grad-CAM heatmaps of its first faces, from the
@@ -208,7 +220,9 @@ class DeepfakeClient:
         `on_result(position, outcome)` is called as items complete (e.g. for progress).
         """
         outcomes: dict[int, BatchOutcome] = {}
-        for position, outcome in bounded_map(self.detect, images, concurrency or self.concurrency):
+        retry = self._fanout_retry()
+        detect = lambda image: self._detect_bytes(encode_image(image), retry)  # noqa: E731
+        for position, outcome in bounded_map(detect, images, concurrency or self.concurrency):
             outcomes[position] = outcome
             if on_result is not None:
                 on_result(position, outcome)
@@ -240,8 +254,10 @@ class DeepfakeClient:
         if threshold is None:
             threshold = self.ensemble_settings().threshold
 
+        retry = self._fanout_retry()
+
         def score(frame: VideoFrame) -> FrameResult:
-            result = self._detect_bytes(encode_rgb_array(frame.rgb))
+            result = self._detect_bytes(encode_rgb_array(frame.rgb), retry)
             return FrameResult(index=frame.index, timestamp_s=frame.timestamp_s, result=result)
 
         frames: list[FrameResult] = []

@@ -10,10 +10,12 @@ import pytest
 from client_fakes import FakeTransport, ensemble_outputs, fake_client, one_face
 
 from deepfake_client import (
+    NO_RETRY,
     AsyncDeepfakeClient,
     DetectionResult,
     InvalidImageError,
     InvalidInputError,
+    OverloadedError,
     UntrainedModelsWarning,
 )
 from deepfake_client.concurrency import bounded_map
@@ -115,3 +117,26 @@ def test_async_batch_keeps_order_bounds_concurrency_and_isolates_errors():
     assert sorted(position for position, _ in seen) == list(range(10))
     assert all(on_loop for _, on_loop in seen)  # callbacks run on the event loop
     assert transport.closed
+
+
+def test_the_fan_out_backs_off_and_retries_overload_refusals_a_single_detect_does_not():
+    """Batches and videos are the SDK's own load: a queue refusal is retried with backoff,
+    within a budget; one detect() call reports it at once (client/README.md)."""
+    refusals = {"left": 3}
+
+    def respond(_image: bytes):
+        if refusals["left"]:
+            refusals["left"] -= 1
+            raise OverloadedError("the server is overloaded, retry later: Request timeout expired")
+        return ensemble_outputs([[0.5] * 4])
+
+    with fake_client(FakeTransport(respond)) as client:
+        (outcome,) = client.detect_many([b"img"], concurrency=1)
+        assert isinstance(outcome, DetectionResult) and refusals["left"] == 0
+        refusals["left"] = 1
+        with pytest.raises(OverloadedError):
+            client.detect(b"img")
+    with fake_client(FakeTransport(respond), retry=NO_RETRY) as client:  # load tests count refusals
+        refusals["left"] = 1
+        (outcome,) = client.detect_many([b"img"], concurrency=1)
+        assert isinstance(outcome, OverloadedError)

@@ -31,6 +31,7 @@ from deepfake_client import (
     cli,
 )
 from deepfake_client.cli import ExitCode, main, verdict_exit_code
+from deepfake_client.client import FANOUT_OVERLOADED_ATTEMPTS
 from deepfake_contract import settings as ensemble_settings
 
 
@@ -95,7 +96,9 @@ def test_server_failures_have_their_own_exit_codes(server, tmp_path, capsys, err
     assert code == expected and str(error) in err
 
 
-def test_an_overloaded_server_is_asked_once_per_image_and_exits_8(server, tmp_path, capsys):
+def test_an_overloaded_server_is_retried_within_the_fan_out_budget_then_exits_8(server, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("deepfake_client.retry.random.uniform", lambda low, high: 0.0)  # no real waiting
+
     def refuse(_):
         raise OverloadedError("the server is overloaded, retry later: Exceeds maximum queue size")
 
@@ -105,7 +108,7 @@ def test_an_overloaded_server_is_asked_once_per_image_and_exits_8(server, tmp_pa
     code, out, _ = run(["folder", tmp_path / "in", "--json"], capsys)
     assert code == ExitCode.OVERLOADED == 8
     assert {item["error"]["type"] for item in json.loads(out)} == {"OverloadedError"}
-    assert len(server.calls) == 3  # not retried by default
+    assert len(server.calls) == 3 * FANOUT_OVERLOADED_ATTEMPTS  # a folder is the SDK's fan-out: a budget each
 
 
 def test_a_missing_image_is_invalid_input(server, tmp_path, capsys):
