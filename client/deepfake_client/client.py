@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -18,12 +19,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import deepfake_contract as contract
 
 from .aggregation import Aggregation, video_result
 from .concurrency import bounded_map
 from .ensemble import COMBINER_MODEL, EnsembleSettings
-from .errors import DeepfakeError, InvalidInputError, ModelNotReadyError, ServerUnavailableError
+from .errors import DeepfakeError, InvalidInputError, ModelNotReadyError, OverloadedError, ServerUnavailableError
 from .explain import EXPLAINER_MODEL, ExplanationResult, parse_explanation
 from .images import ImageInput, encode_image, encode_rgb_array
 from .results import DetectionResult, FrameResult, VideoResult, parse_outputs
@@ -41,6 +44,8 @@ DEFAULT_CONCURRENCY = 8  # requests in flight for batches and videos
 DEFAULT_TOP_K = 5  # frames averaged by the "topk" aggregation
 DEFAULT_MAX_IN_FLIGHT = 4  # frames scored at once in a live stream
 DEFAULT_WINDOW = 16  # frames in a live stream's rolling verdict
+# Triton's words when a model's python stub process has died: "Stub process 'xception_0_0' is not healthy".
+DEAD_STUB = re.compile(r"Stub process '(?P<model>\w+?)_\d+_\d+' is not healthy")
 # Tries per item when the server refuses the SDK's own batch/video fan-out as overloaded
 # (jittered backoff up to RetryPolicy.max_backoff_s between them: about 15 s at most in all).
 FANOUT_OVERLOADED_ATTEMPTS = 8
@@ -61,6 +66,7 @@ class Health:
     server_version: str | None = None
     untrained_models: tuple[str, ...] | None = None  # None when the model is not ready
     models: dict[str, bool] | None = None  # readiness of each model the ensemble runs; None when not live
+    inference_error: str | None = None  # why the probe inference failed; None when it succeeded or did not run
 
     @property
     def not_ready_models(self) -> tuple[str, ...]:
@@ -69,7 +75,7 @@ class Health:
 
     @property
     def ready(self) -> bool:
-        return self.live and self.model_ready and not self.not_ready_models
+        return self.live and self.model_ready and not self.not_ready_models and self.inference_error is None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +88,7 @@ class Health:
             "untrained_models": None if self.untrained_models is None else list(self.untrained_models),
             "models": self.models,
             "not_ready_models": list(self.not_ready_models),
+            "inference_error": self.inference_error,
         }
 
 
@@ -327,6 +334,10 @@ class DeepfakeClient:
         models = {name: self._transport.model_ready(name) for name in self._member_models()}
         combiner_ready = models.get(COMBINER_MODEL, True)
         untrained = self.ensemble_settings().untrained_models if model_ready and combiner_ready else None
+        inference_error = self._probe_inference() if model_ready and all(models.values()) else None
+        dead = DEAD_STUB.search(inference_error or "")
+        if dead and dead["model"] in models:
+            models[dead["model"]] = False
         return Health(
             url=self.url,
             model=self.model,
@@ -335,7 +346,19 @@ class DeepfakeClient:
             server_version=self._transport.server_version(),
             untrained_models=untrained,
             models=models,
+            inference_error=inference_error,
         )
+
+    def _probe_inference(self) -> str | None:
+        """One small face-less image through the ensemble: Triton 2.51 keeps a model "ready"
+        when one of its python stubs has died, but every request it gets then fails."""
+        try:
+            self._transport.infer(self.model, encode_rgb_array(np.full((8, 8, 3), 128, np.uint8)))  # no face: cheap
+        except OverloadedError:
+            return None  # it answered: busy, not broken
+        except DeepfakeError as error:
+            return error.message
+        return None
 
     def _member_models(self) -> tuple[str, ...]:
         """The models the ensemble runs: its steps as served, else (its configuration

@@ -339,3 +339,21 @@ def test_calibrate_on_a_report_that_is_not_one(server, tmp_path, capsys):
     (tmp_path / "other.json").write_text("{}")
     code, _, err = run(["calibrate", tmp_path / "other.json", "--settings", tmp_path / "s.json"], capsys)
     assert code == ExitCode.INVALID_INPUT and "not an evaluation report" in err
+
+
+def test_health_runs_an_inference_and_names_a_dead_stub(server, capsys):
+    """Triton 2.51 keeps every model "ready" after a python stub died; an inference fails."""
+    def dead_stub(_):
+        raise ServerError("in ensemble 'deepfake_detector', Stub process 'efficientnet_b4_0_0' is not healthy.")
+
+    def overloaded(_):
+        raise OverloadedError("the server is overloaded, retry later: Request timeout expired")
+
+    server.respond = dead_stub
+    code, out, _ = run(["health", "--json"], capsys)
+    report = json.loads(out)
+    assert code == ExitCode.UNAVAILABLE and report["ready"] is False and report["model_ready"] is True
+    assert report["not_ready_models"] == ["efficientnet_b4"] and "not healthy" in report["inference_error"]
+    server.respond = overloaded  # busy is alive: restarting would only make it worse
+    code, out, _ = run(["health", "--json"], capsys)
+    assert code == ExitCode.REAL and json.loads(out)["inference_error"] is None

@@ -16,6 +16,7 @@ from conftest import orphans
 from tritonclient.utils import InferenceServerException
 
 import deepfake_contract as contract
+from deepfake_client import DeepfakeClient
 from deepfake_dev import samples
 from deepfake_serving import probe
 
@@ -36,6 +37,9 @@ def test_a_killed_stub_then_a_crash_are_reported_and_leave_no_orphans(disposable
     # Triton itself still says ready; an inference (what the k8s probes run) tells the truth.
     failure = probe.probe(server.http_url, timeout_s=60)
     assert failure and "xception" in failure, failure
+    with DeepfakeClient(server.grpc_url, timeout_s=60) as client:  # and `deepfake health` names the model
+        health = client.health()
+    assert not health.ready and health.not_ready_models == ("xception",), health.to_dict()
 
     os.kill(server._process.pid, signal.SIGSEGV)  # what a server-side crash looks like
     deadline = time.monotonic() + 10
