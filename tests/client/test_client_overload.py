@@ -125,14 +125,17 @@ def test_queue_refusals_are_overloaded_errors(tiny_server, protocol, model, mess
 
 
 def test_the_cli_exits_8_when_the_server_refuses(tiny_server, tmp_path, capsys):
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for i in range(4):
-        (folder / f"{i}.jpg").write_bytes(b"\xff\xd8 not decoded by the stub")
-    code = main(["folder", str(folder), "--url", tiny_server.grpc_url, "--concurrency", "4", "--no-progress"])
-    out = capsys.readouterr().out
+    """One request runs and one waits (queue size 1): `deepfake image` is refused at once, exit 8.
+    (A folder or a video retries refusals within a budget: tests/client/test_client_batch.py.)"""
+    image = tmp_path / "x.jpg"
+    image.write_bytes(b"\xff\xd8 not decoded by the stub")
+    blockers = [_blocker(tiny_server), _blocker(tiny_server)]
+    code = main(["image", str(image), "--url", tiny_server.grpc_url, "--no-progress"])
+    captured = capsys.readouterr()
+    for blocker in blockers:
+        blocker.join()
     assert code == ExitCode.OVERLOADED == 8
-    assert "overloaded, retry later" in out
+    assert "overloaded, retry later" in captured.out + captured.err
 
 
 def _metric_reaches(server, value: float, name: str, model: str, reason: str | None = None) -> float:
