@@ -19,7 +19,7 @@ REQUIREMENTS := requirements/server.txt requirements/facenet.txt requirements/de
 	pyproject.toml client/pyproject.toml
 STAMP := $(VENV)/.installed
 
-.PHONY: setup export repository serve demo test test-fast clean
+.PHONY: setup browser export repository serve demo test test-fast clean
 
 setup: $(STAMP)
 
@@ -47,7 +47,16 @@ serve: repository
 demo: repository
 	$(BIN)/python -m deepfake_dev.demo --repository $(REPOSITORY)
 
-test: setup
+# The browser tests (tests/web) drive Debian's headless Chromium through its chromedriver
+# (no browser download): installed with apt when missing.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 || ! [ -x /usr/bin/chromedriver ]; then \
+		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO="sudo"; \
+		$$SUDO apt-get update -qq >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
+test: setup browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Unit tests only (no full-size models, no server).

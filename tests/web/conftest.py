@@ -102,7 +102,7 @@ def browser(fake_camera):
 
     if not (Path(CHROMEDRIVER).exists() and shutil.which("chromium")):
         pytest.fail("the browser tests need Debian's chromium and chromium-driver: apt-get install chromium chromium-driver "
-                    "(.ci/run installs them)")
+                    "(`make test` installs them)")
     options = webdriver.ChromeOptions()
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,1600",
                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
