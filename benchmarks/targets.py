@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks.locust_results import TOTAL, RequestStats
+from benchmarks.locust_results import REJECTED_PREFIX, TOTAL, RequestStats, rejected_count
 from benchmarks.workload import DEFAULT_VIDEO_FRAMES, WorkloadError, check_mix, format_mix
 
 # metric key -> (attribute of RequestStats, True when the limit is a maximum, unit)
@@ -39,7 +39,8 @@ METRICS: dict[str, tuple[str, bool, str]] = {
     "p50_ms": ("p50_ms", True, "ms"),
     "p95_ms": ("p95_ms", True, "ms"),
     "p99_ms": ("p99_ms", True, "ms"),
-    "max_error_rate": ("error_rate", True, ""),
+    "max_error_rate": ("error_rate", True, ""),  # failures other than overload refusals
+    "max_rejected_rate": ("rejected_rate", True, ""),  # overload refusals (rejected/ rows) / all requests
     "min_throughput_rps": ("throughput_rps", False, "/s"),
 }
 _DURATION = re.compile(r"^(?=\d)(\d+h)?(\d+m)?(\d+s)?$")
@@ -190,6 +191,24 @@ def _duration(value: Any, key: str, where: str) -> str:
     return value
 
 
+@dataclass(frozen=True)
+class _Rates:
+    error_rate: float
+    rejected_rate: float
+
+
+def _rates(request: str, row: RequestStats, stats: Mapping[str, RequestStats]) -> _Rates:
+    """Error and rejection rates of a row. An overload refusal is the server's documented answer
+    to too much load, counted in its own rejected/ row: the error rate leaves it out."""
+    if request == TOTAL:
+        rejected = rejected_count(stats)
+    else:
+        rejected = stats[REJECTED_PREFIX + request].requests if REJECTED_PREFIX + request in stats else 0
+    requests = row.requests + (0 if request == TOTAL else rejected)
+    return _Rates(error_rate=(row.failures - (rejected if request == TOTAL else 0)) / requests,
+                  rejected_rate=rejected / requests)
+
+
 def check(scenario: Scenario, stats: Mapping[str, RequestStats]) -> list[Check]:
     checks = []
     for target in scenario.targets:
@@ -197,7 +216,8 @@ def check(scenario: Scenario, stats: Mapping[str, RequestStats]) -> list[Check]:
         made = row is not None and row.requests > 0
         for metric, limit in target.limits.items():
             attribute, is_maximum, _ = METRICS[metric]
-            measured = getattr(row, attribute) if made else None
+            rates = attribute in ("error_rate", "rejected_rate")
+            measured = getattr(_rates(target.request, row, stats) if rates else row, attribute) if made else None
             passed = measured is not None and not math.isnan(measured) and (
                 measured <= limit if is_maximum else measured >= limit)
             checks.append(Check(scenario.name, target.request, metric, limit, measured, passed))
