@@ -114,6 +114,20 @@ def test_error_rate_and_throughput_can_fail():
     assert checks[0].measured == pytest.approx(0.02)
 
 
+def test_overload_refusals_count_apart_from_errors():
+    """A rejected/ row (the server's overload refusal) is not an error; it has its own limit."""
+    scenario = parse_targets(document(targets=[
+        {"request": "total", "max_error_rate": 0, "max_rejected_rate": 0.1},
+        {"request": "image/face", "max_error_rate": 0, "max_rejected_rate": 0.1}])).scenarios[0]
+    rows = {"total": stats(requests=10, failures=3), "image/face": stats("image/face", requests=8, failures=1),
+            "rejected/image/face": stats("rejected/image/face", requests=2, failures=2)}
+    measured = {(c.request, c.metric): c.measured for c in check(scenario, rows)}
+    assert measured[("total", "max_error_rate")] == pytest.approx(0.1)  # 3 failures, 2 of them refusals
+    assert measured[("total", "max_rejected_rate")] == pytest.approx(0.2)
+    assert measured[("image/face", "max_error_rate")] == pytest.approx(0.1)  # 1 of 10 sent
+    assert measured[("image/face", "max_rejected_rate")] == pytest.approx(0.2)
+
+
 def test_a_request_that_was_never_made_fails_every_check():
     scenario = parse_targets(document(targets=[{"request": "video/32_frames", "p95_ms": 1e9,
                                                 "max_error_rate": 1}])).scenarios[0]
