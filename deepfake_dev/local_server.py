@@ -113,6 +113,12 @@ def _proc_state(pid: int) -> tuple[str, int] | None:
     return (None if fields[0] in "ZX" else (fields[0], int(fields[2])))
 
 
+def _in_group(pid: int, group: int) -> bool:
+    """Whether pid is a live (not zombie) process of that group; a reused pid is not."""
+    state = _proc_state(pid)
+    return state is not None and state[1] == group
+
+
 def python_stubs(group: int) -> list[Stub]:
     """The python-backend stubs in a process group: Triton starts them as its children, in its
     group. Their command line is: stub, model.py, shm region, ..., instance name, kind."""
@@ -281,14 +287,18 @@ class LocalTritonServer:
 
     def _clean_up(self) -> list[str]:
         """Kill what is left of Triton's process group; remove its stubs' shm files."""
-        cleaned = [f"killed the orphan python stub of {stub.instance} (pid {stub.pid})"
-                   for stub in python_stubs(self._process.pid)]
+        group = self._process.pid
+        left = python_stubs(group)
+        cleaned = [f"killed the orphan python stub of {stub.instance} (pid {stub.pid})" for stub in left]
         try:
-            os.killpg(self._process.pid, signal.SIGKILL)
+            os.killpg(group, signal.SIGKILL)
         except ProcessLookupError:  # the group is empty: nothing outlived Triton
             pass
+        # Wait on the pids, not on python_stubs(): a dying stub loses its command line (its
+        # memory) before it is gone, and stubs exiting on their own may still be mid-exit.
+        pids = {stub.pid for stub in left + self.stubs}
         deadline = time.monotonic() + 10
-        while python_stubs(self._process.pid) and time.monotonic() < deadline:
+        while time.monotonic() < deadline and any(_in_group(pid, group) for pid in pids):
             time.sleep(0.1)
         for stub in self.stubs:
             shm = SHM_DIR / stub.shm_region

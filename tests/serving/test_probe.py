@@ -98,3 +98,19 @@ def test_the_watchdog_restarts_when_the_inference_probe_fails(monkeypatch, capsy
     monkeypatch.setattr(local_server.probe, "probe", lambda url, timeout: "no answer from x within 30 s")
     assert local_server._watch(server, 0, lambda: False, check_every_s=0, probe_every_s=0) == 1
     assert "the inference probe failed: no answer" in capsys.readouterr().err
+
+
+def test_clean_up_returns_only_once_every_process_of_the_group_is_gone():
+    """The clean-up after a crash kills what is left of Triton's group and waits on the pids
+    themselves (a dying process loses its command line before it is gone)."""
+    import subprocess
+
+    leader = subprocess.Popen(["sleep", "60"], process_group=0)
+    child = subprocess.Popen(["sleep", "60"], process_group=leader.pid)
+    server = object.__new__(local_server.LocalTritonServer)
+    server._process = leader
+    server.stubs = [local_server.Stub(child.pid, "xception_0_0", "no-such-region")]
+    assert local_server._in_group(child.pid, leader.pid) and not local_server._in_group(child.pid, 1)
+    server._clean_up()
+    assert not local_server._in_group(leader.pid, leader.pid) and not local_server._in_group(child.pid, leader.pid)
+    leader.wait(), child.wait()
