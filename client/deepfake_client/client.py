@@ -24,7 +24,7 @@ import numpy as np
 import deepfake_contract as contract
 
 from .aggregation import Aggregation, video_result
-from .concurrency import bounded_map
+from .concurrency import AdaptiveLimit, bounded_map
 from .ensemble import COMBINER_MODEL, EnsembleSettings
 from .errors import DeepfakeError, InvalidInputError, ModelNotReadyError, OverloadedError, ServerUnavailableError
 from .explain import EXPLAINER_MODEL, ExplanationResult, parse_explanation
@@ -193,9 +193,12 @@ class DeepfakeClient:
         """The verdict on one image: a path, encoded bytes, an HxWx3 RGB uint8 array or a PIL image."""
         return self._detect_bytes(encode_image(image))
 
-    def _detect_bytes(self, data: bytes, retry: RetryPolicy | None = None) -> DetectionResult:
-        outputs = call_with_retry(lambda: self._transport.infer(self.model, data), retry or self.retry)
-        return self._checked(parse_outputs(outputs))
+    def _detect_bytes(self, data: bytes, retry: RetryPolicy | None = None,
+                      limit: AdaptiveLimit | None = None) -> DetectionResult:
+        attempt = lambda: self._transport.infer(self.model, data)  # noqa: E731
+        if limit is not None:  # each attempt takes a slot; the backoff between attempts does not
+            attempt = lambda infer=attempt: limit.call(infer)  # noqa: E731
+        return self._checked(parse_outputs(call_with_retry(attempt, retry or self.retry)))
 
     def _fanout_retry(self) -> RetryPolicy:
         """The retry policy of the SDK's own fan-out (batches, videos): that load is the SDK's
@@ -227,9 +230,9 @@ class DeepfakeClient:
         `on_result(position, outcome)` is called as items complete (e.g. for progress).
         """
         outcomes: dict[int, BatchOutcome] = {}
-        retry = self._fanout_retry()
-        detect = lambda image: self._detect_bytes(encode_image(image), retry)  # noqa: E731
-        for position, outcome in bounded_map(detect, images, concurrency or self.concurrency):
+        retry, limit = self._fanout_retry(), AdaptiveLimit(concurrency or self.concurrency)
+        detect = lambda image: self._detect_bytes(encode_image(image), retry, limit)  # noqa: E731
+        for position, outcome in bounded_map(detect, images, limit.maximum):
             outcomes[position] = outcome
             if on_result is not None:
                 on_result(position, outcome)
@@ -261,14 +264,14 @@ class DeepfakeClient:
         if threshold is None:
             threshold = self.ensemble_settings().threshold
 
-        retry = self._fanout_retry()
+        retry, limit = self._fanout_retry(), AdaptiveLimit(concurrency or self.concurrency)
 
         def score(frame: VideoFrame) -> FrameResult:
-            result = self._detect_bytes(encode_rgb_array(frame.rgb), retry)
+            result = self._detect_bytes(encode_rgb_array(frame.rgb), retry, limit)
             return FrameResult(index=frame.index, timestamp_s=frame.timestamp_s, result=result)
 
         frames: list[FrameResult] = []
-        for _, outcome in bounded_map(score, read_frames(info, indices), concurrency or self.concurrency):
+        for _, outcome in bounded_map(score, read_frames(info, indices), limit.maximum):
             if isinstance(outcome, DeepfakeError):
                 raise outcome
             frames.append(outcome)

@@ -18,7 +18,8 @@ from deepfake_client import (
     OverloadedError,
     UntrainedModelsWarning,
 )
-from deepfake_client.concurrency import bounded_map
+from deepfake_client.concurrency import AdaptiveLimit, bounded_map
+from deepfake_client.retry import RetryPolicy
 
 
 def by_number(image: bytes):
@@ -140,3 +141,43 @@ def test_the_fan_out_backs_off_and_retries_overload_refusals_a_single_detect_doe
         refusals["left"] = 1
         (outcome,) = client.detect_many([b"img"], concurrency=1)
         assert isinstance(outcome, OverloadedError)
+
+
+def test_the_fan_out_slows_to_what_the_server_can_take():
+    """A server that takes 2 requests at a time and refuses the rest: a batch of 8 in flight
+    falls back (AdaptiveLimit) instead of spending its retry budget on refusals."""
+    refused = []
+
+    def respond(_image: bytes):
+        if transport.in_flight > 2:
+            refused.append(1)
+            raise OverloadedError("the server is overloaded, retry later: Exceeds maximum queue size")
+        time.sleep(0.01)
+        return ensemble_outputs([[0.5] * 4])
+
+    transport = FakeTransport(respond)
+    retry = RetryPolicy(initial_backoff_s=0.001, max_backoff_s=0.004)
+    with fake_client(transport, retry=retry) as client:
+        outcomes = client.detect_many([b"img"] * 60, concurrency=8)
+    assert all(isinstance(o, DetectionResult) for o in outcomes), [str(o) for o in outcomes]
+    # Probing upwards costs a refusal now and then (~20 here); blind retries at 8 in flight
+    # cost ~360, and 40 of the 60 images then fail with their budget spent.
+    assert len(refused) < 40, len(refused)
+
+
+def test_the_adaptive_limit_halves_on_a_refusal_and_grows_by_one_after_a_full_window():
+    limit = AdaptiveLimit(8)
+
+    def refuse():
+        raise OverloadedError("overloaded")
+
+    for expected in (4, 2, 1, 1):
+        with pytest.raises(OverloadedError):
+            limit.call(refuse)
+        assert limit.limit == expected
+    assert [limit.call(lambda n=n: n) for n in range(3)] == [0, 1, 2] and limit.limit == 3  # 1 → 2 → 3
+    with pytest.raises(ValueError):
+        limit.call(lambda: (_ for _ in ()).throw(ValueError("a bug")))
+    assert limit.limit == 3  # other errors say nothing about the server's load
+    with pytest.raises(InvalidInputError):
+        AdaptiveLimit(0)
