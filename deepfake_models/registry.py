@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from deepfake_models.checkpoints import parameters_on_meta
 from deepfake_models.layout import ReleasedLayout
 
 # Where the three CNN checkpoints are published, and the normalisation they were trained with.
@@ -47,9 +48,13 @@ class ClassifierSpec:
     tolerances: Tolerances = Tolerances()
     cpu_threads: int = 1  # onnxruntime intra-op threads in the cpu flavour (0 = every core)
 
-    def build_network(self) -> nn.Module:
-        """The full-size network, randomly initialised, in eval mode."""
-        return self.network().eval()
+    def build_network(self, empty: bool = False) -> nn.Module:
+        """The full-size network in eval mode, randomly initialised; with `empty`, its parameters
+        are on the `meta` device instead, for `load_strict` to assign from a checkpoint."""
+        if not empty:
+            return self.network().eval()
+        with parameters_on_meta():
+            return self.network().eval()
 
 
 _REGISTRY: dict[str, ClassifierSpec] = {}

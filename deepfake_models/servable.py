@@ -60,8 +60,9 @@ def load_servable(
     """Build the servable model for `spec` and load a fixed checkpoint into it strictly.
 
     `dtype=torch.float16` on a CUDA device gives the PyTorch-FP16 flavour; inputs stay
-    UINT8 and outputs FP32 either way.
+    UINT8 and outputs FP32 either way. On the CPU in FP32, the weights are the checkpoint
+    file's memory map (safetensors), not a copy of it.
     """
-    servable = build_servable(spec)
+    servable = build_servable(spec, spec.build_network(empty=True))
     load_strict(servable.network, read_fixed_checkpoint(fixed_checkpoint), str(fixed_checkpoint))
     return servable.to(device=device, dtype=dtype)

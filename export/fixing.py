@@ -85,7 +85,7 @@ def fix_checkpoint(source: Path, artifacts: BuildArtifacts, expected: Classifier
     state_dict, layout, conversion = identify(released, str(source), expected.layout if expected else None)
     spec = spec_for_layout(layout)
     log.info("%s: %s layout, %d keys; building the network", source.name, layout.name, len(released))
-    network = spec.build_network()
+    network = spec.build_network(empty=True)
     canonical = canonicalize(state_dict, layout, conversion, network, str(source))
     load_strict(network, canonical, str(source))
     demo = demo_record(source, source_sha256)

@@ -6,11 +6,14 @@ from __future__ import annotations
 import gc
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import onnx
 import torch
+from onnx import numpy_helper
 
 from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
 from deepfake_models import spec_by_name
@@ -35,10 +38,11 @@ OPSET = 17
 
 
 def export_onnx(servable: ServableClassifier, path: Path, metadata: dict[str, str]) -> None:
-    """Trace `servable` to ONNX at `path` with `metadata` as metadata_props."""
+    """Trace `servable` to ONNX at `path` (one file) with `metadata` as metadata_props."""
     size = servable.spec.input_size
     example = torch.zeros(2, size, size, 3, dtype=torch.uint8)
-    with atomic_output(path) as partial, torch.inference_mode(), warnings.catch_warnings():
+    weights: dict[str, torch.Tensor] = {}
+    with torch.inference_mode(), warnings.catch_warnings(), _weights_set_aside(weights):
         # The crop size is fixed by the contract, so shape checks traced as constants are right.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         # dynamo=False: the TorchScript exporter handles HF CLIP and the static
@@ -46,7 +50,7 @@ def export_onnx(servable: ServableClassifier, path: Path, metadata: dict[str, st
         torch.onnx.export(
             servable,
             (example,),
-            str(partial),
+            str(path),
             dynamo=False,
             opset_version=OPSET,
             input_names=[CLASSIFIER_INPUT],
@@ -54,15 +58,44 @@ def export_onnx(servable: ServableClassifier, path: Path, metadata: dict[str, st
             dynamic_axes={CLASSIFIER_INPUT: {0: "batch"}, CLASSIFIER_OUTPUT: {0: "batch"}},
             do_constant_folding=True,
         )
-        # Appending a serialised ModelProto that holds only metadata_props merges it into the
-        # file (protobuf concatenates repeated fields): no second in-memory copy of ViT-L's
-        # 1.2 GB graph, as onnx.load + onnx.save would make.
-        extra = onnx.ModelProto()
-        for key, value in metadata.items():
-            extra.metadata_props.add(key=key, value=value)
-        with open(partial, "ab") as handle:
-            handle.write(extra.SerializeToString())
-        onnx.checker.check_model(str(partial))
+    _add_weights(path, weights, metadata)
+
+
+@contextmanager
+def _weights_set_aside(weights: dict[str, torch.Tensor]) -> Iterator[None]:
+    """Inside, torch's TorchScript exporter encodes the graph without its weights (initializers,
+    constant-folded) and leaves them in `weights`: it would encode them into a ModelProto,
+    serialise it and parse it again, three copies of ViT-L's 1.2 GB beside the model's. There is
+    no public option for this: it wraps the private `Graph._export_onnx(params, ...)`."""
+    encode = torch._C.Graph._export_onnx
+
+    def encode_without_weights(graph, params, *args):
+        weights.update(params)
+        return encode(graph, {}, *args)
+
+    torch._C.Graph._export_onnx = encode_without_weights
+    try:
+        yield
+    finally:
+        torch._C.Graph._export_onnx = encode
+
+
+def _add_weights(path: Path, weights: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Rewrite the weightless graph at `path` with `weights` as its initializers (no longer graph
+    inputs) and `metadata`. Each initializer is appended as its own serialised ModelProto, which
+    protobuf merges into the graph, so only one tensor at a time is copied."""
+    model = onnx.load(str(path))
+    inputs = [value for value in model.graph.input if value.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value)
+    with open(path, "wb") as handle:
+        handle.write(model.SerializeToString())
+        for name, tensor in weights.items():
+            chunk = onnx.ModelProto()
+            chunk.graph.initializer.append(numpy_helper.from_array(tensor.detach().numpy(), name))
+            handle.write(chunk.SerializeToString())
 
 
 def onnx_metadata(manifest: dict[str, Any]) -> dict[str, str]:
@@ -103,9 +136,11 @@ def export_classifier(name: str, artifacts: BuildArtifacts) -> dict[str, Any]:
     inputs = [parity_faces(spec.input_size, batch) for batch in PARITY_BATCHES] + [faces]
     reference = recorded(torch_runner(servable), inputs)
     log.info("%s: exporting ONNX (opset %d) -> %s", name, OPSET, onnx_path)
-    export_onnx(servable, onnx_path, onnx_metadata(manifest))
-    del servable
-    gc.collect()
+    with atomic_output(onnx_path) as partial:
+        export_onnx(servable, partial, onnx_metadata(manifest))
+        del servable
+        gc.collect()
+        onnx.checker.check_model(str(partial))  # it loads the whole graph: after the model is freed
     log.info("%s: checking parity with PyTorch on onnxruntime CPU (noise batches %s, %d aligned sample faces)",
              name, PARITY_BATCHES, len(faces))
     results = measure(reference, onnxruntime_runner(onnx_path), spec.input_size, samples={"sample_faces": faces})

@@ -3,6 +3,9 @@ as specified, with errors that name the offending keys."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import itertools
 import logging
 import subprocess
 import sys
@@ -10,9 +13,17 @@ import sys
 import pytest
 import safetensors.torch
 import torch
-from released_files import released_effort_state_dict, save, small_effort, tag_storages_cuda
+from released_files import (
+    SMALL_EFFORT_SPEC,
+    released_effort_state_dict,
+    save,
+    small_clip_config,
+    small_effort,
+    tag_storages_cuda,
+)
 
 from deepfake_models.checkpoints import load_strict, read_fixed_checkpoint
+from deepfake_models.classifiers.effort_clip import Effort
 from deepfake_models.classifiers.f3net import F3NET
 from deepfake_models.classifiers.xception import XCEPTION
 from deepfake_models.errors import CheckpointMismatchError, CheckpointReadError
@@ -53,6 +64,30 @@ def test_f3net_keys_are_renamed_by_the_table(tmp_path):
     conversion = load_released(demo_state_dict(F3NET, seed=0), F3NET.build_network())
     assert conversion.renamed["FAD_head._DCT_all_T"] == "fad_head._DCT_all_T"
     assert conversion.renamed["backbone.last_linear.1.weight"] == "xception.last_linear.1.weight"
+
+
+def test_an_empty_network_holds_nothing_until_load_strict_fills_it_strictly():
+    """build_network(empty=True) (export, serving): parameters on `meta` until load_strict assigns
+    a checkpoint, with every key and shape still checked; the result is the checkpoint's model."""
+    spec = dataclasses.replace(SMALL_EFFORT_SPEC, network=functools.partial(Effort, small_clip_config()))
+    source = small_effort(seed=0)
+    checkpoint = source.state_dict()
+    missing = {key: value for key, value in checkpoint.items() if key != "head.bias"}
+    for broken in (missing, {**checkpoint, "head.extra": torch.zeros(2)}, {**checkpoint, "head.bias": torch.zeros(3)}):
+        with pytest.raises(CheckpointMismatchError):
+            load_strict(spec.build_network(empty=True), broken, "file.safetensors")
+
+    network = spec.build_network(empty=True)
+    assert all(parameter.is_meta for parameter in network.parameters())
+    assert not network.backbone.embeddings.position_ids.is_meta  # non-persistent: in no checkpoint
+    load_strict(network, {key: value.double() if value.is_floating_point() else value
+                          for key, value in checkpoint.items()}, "file.safetensors")
+    assert not any(t.is_meta for t in itertools.chain(network.parameters(), network.buffers()))
+    assert {t.dtype for t in network.parameters()} == {torch.float32}  # cast as a copy would be
+    pixels = torch.rand(2, 3, 28, 28)
+    with torch.inference_mode():
+        torch.testing.assert_close(network(pixels), source(pixels), rtol=0, atol=0)
+    assert not any(parameter.is_meta for parameter in spec.build_network().parameters())
 
 
 def test_module_prefixed_effort_loads_folded(tmp_path):

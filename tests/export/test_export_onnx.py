@@ -61,6 +61,27 @@ def test_onnx_contract_uint8_nhwc_in_fp32_logits_out(small_effort_onnx):
     assert {p.key: p.value for p in model.metadata_props} == {"model_name": "effort_clip", "untrained": "true"}
 
 
+def test_onnx_equals_a_plain_torch_export_with_its_weights_appended_one_by_one(small_effort_onnx, tmp_path):
+    """export_onnx keeps the weights out of torch's in-memory serialisation (export memory) and
+    appends them itself: the graph and every initializer equal torch.onnx.export's own."""
+    servable, path = small_effort_onnx
+    plain = tmp_path / "plain.onnx"
+    with torch.inference_mode():
+        torch.onnx.export(servable, (torch.zeros(2, 28, 28, 3, dtype=torch.uint8),), str(plain), dynamo=False,
+                          opset_version=OPSET, input_names=[CLASSIFIER_INPUT], output_names=[CLASSIFIER_OUTPUT],
+                          dynamic_axes={CLASSIFIER_INPUT: {0: "batch"}, CLASSIFIER_OUTPUT: {0: "batch"}})
+    ours, theirs = onnx.load(str(path)), onnx.load(str(plain))
+
+    def initializers(model):
+        return {t.name: (t.data_type, list(t.dims), numpy_helper.to_array(t).tobytes()) for t in model.graph.initializer}
+
+    assert initializers(ours) == initializers(theirs) and len(ours.graph.initializer) > 10
+    for model in (ours, theirs):
+        del model.graph.initializer[:]
+        del model.metadata_props[:]
+    assert ours == theirs
+
+
 def test_onnx_matches_pytorch_at_batch_1_and_8(small_effort_onnx):
     servable, path = small_effort_onnx
     results = measure(torch_runner(servable), onnxruntime_runner(path), 28)
