@@ -10,6 +10,8 @@ same crops and the same gate), and measures four engines:
   ort-int8   export/quantize.py's static QDQ file (quantize_onnx) on onnxruntime
   ov-fp32    the same ONNX file read by OpenVINO, compiled with FP32 inference precision
   ov-int8    nncf.quantize on the same calibration crops, compiled the same way
+  ov-int8-nosq  the same without NNCF's SmoothQuant step (ViT-L only: NNCF applies it to
+             transformers; for the CNNs it would be ov-int8 again and is reported "n/a")
 
 For each engine: the latency of one call at each `--batch` size (default 1 and 4) with the
 threads the `cpu` flavour gives that classifier (its spec's `cpu_threads`; 0 = every core),
@@ -49,7 +51,7 @@ from export.quantize import CALIBRATION_CROPS, HOLDOUT_CROPS, Gate, calibration_
 
 log = logging.getLogger("benchmarks.int8_engines")
 
-ENGINES = ("ort-fp32", "ort-int8", "ov-fp32", "ov-int8")
+ENGINES = ("ort-fp32", "ort-int8", "ov-fp32", "ov-int8", "ov-int8-nosq")
 REFERENCE = "ort-fp32"  # what the gate compares with: the cpu flavour's FP32 model
 NOT_INSTALLED = "not installed"
 
@@ -113,16 +115,22 @@ def ov_compile(model: Any, threads: int) -> Runner:
     return lambda faces: request.infer({0: faces})[0].copy()
 
 
-def ov_quantize(onnx_path: Path, calibration: np.ndarray, out: Path, transformer: bool) -> Path:
-    """NNCF post-training quantisation (its defaults: symmetric INT8, fast bias correction)
+def ov_quantize(onnx_path: Path, calibration: np.ndarray, out: Path, transformer: bool,
+                smooth_quant: bool = True) -> Path:
+    """NNCF post-training quantisation (its defaults: INT8, fast bias correction; for
+    transformers its transformer preset, SmoothQuant included unless `smooth_quant` is False)
     of the ONNX model read by OpenVINO, on the calibration crops one at a time; saves the IR."""
     import nncf
     import openvino as ov
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters
 
     model = ov.Core().read_model(str(onnx_path))
     dataset = nncf.Dataset(list(calibration), lambda crop: crop[None])
+    advanced = None if smooth_quant else AdvancedQuantizationParameters(
+        smooth_quant_alphas=AdvancedSmoothQuantParameters(convolution=-1, matmul=-1))
     quantised = nncf.quantize(model, dataset, subset_size=len(calibration),
-                              model_type=nncf.ModelType.TRANSFORMER if transformer else None)
+                              model_type=nncf.ModelType.TRANSFORMER if transformer else None,
+                              advanced_parameters=advanced)
     del model
     out.parent.mkdir(parents=True, exist_ok=True)
     ov.save_model(quantised, str(out), compress_to_fp16=False)
@@ -149,6 +157,9 @@ def build_engines(name: str, fp32: Path, threads: int, calibration: np.ndarray, 
             result.status = missing
             log.warning("%s %s: %s", name, engine, missing)
             continue
+        if engine == "ov-int8-nosq" and not transformer:
+            result.status = "n/a (no SmoothQuant outside transformers: same as ov-int8)"
+            continue
         log.info("%s %s: building", name, engine)
         start = time.perf_counter()
         try:
@@ -163,6 +174,11 @@ def build_engines(name: str, fp32: Path, threads: int, calibration: np.ndarray, 
                 path, runner = fp32, ov_compile(str(fp32), threads)
             elif engine == "ov-int8":
                 path = ov_quantize(fp32, calibration, models_dir / f"{name}.ov-int8.xml", transformer)
+                gc.collect()
+                runner = ov_compile(str(path), threads)
+            elif engine == "ov-int8-nosq":
+                path = ov_quantize(fp32, calibration, models_dir / f"{name}.ov-int8-nosq.xml", transformer,
+                                   smooth_quant=False)
                 gc.collect()
                 runner = ov_compile(str(path), threads)
         except Exception as error:  # noqa: BLE001 - one engine's failure is a result, not the end of the run
@@ -226,7 +242,7 @@ def measure_model(name: str, fp32: Path, threads: int, crops: tuple[np.ndarray, 
 def fastest_passing(report: dict[str, Any], batch: int) -> str | None:
     """The fastest INT8 engine that passed the gate at this batch size, or None (FP32 kept)."""
     timed = [(e["ms_per_call"][str(batch)], e["engine"]) for e in report["engines"].values()
-             if e["engine"].endswith("int8") and e["status"] == "ok" and e["gate"].get("passed")
+             if "int8" in e["engine"] and e["status"] == "ok" and e["gate"].get("passed")
              and str(batch) in e["ms_per_call"]]
     return min(timed)[1] if timed else None
 
@@ -269,7 +285,8 @@ def chart(path: Path, reports: list[dict[str, Any]], batches: Sequence[int]) -> 
     from benchmarks.plots import _save, plt
 
     figure, panels = plt.subplots(1, len(batches), figsize=(5.5 * len(batches), 4.2), squeeze=False)
-    colours = {"ort-fp32": "tab:grey", "ort-int8": "tab:blue", "ov-fp32": "tab:olive", "ov-int8": "tab:orange"}
+    colours = {"ort-fp32": "tab:grey", "ort-int8": "tab:blue", "ov-fp32": "tab:olive", "ov-int8": "tab:orange",
+               "ov-int8-nosq": "tab:red"}
     width = 0.8 / len(ENGINES)
     for axes, batch in zip(panels[0], batches):
         for index, engine in enumerate(ENGINES):

@@ -1,6 +1,7 @@
-"""benchmarks/int8_engines.py end to end on a tiny ONNX classifier: every engine is built
-(ONNX Runtime QDQ and OpenVINO + NNCF, both in requirements/dev.txt), gated on held-out
-face crops and timed, and the report's figures agree with the logits it recorded."""
+"""benchmarks/int8_engines.py end to end on a tiny ONNX classifier with a LayerNorm + MLP
+block (so NNCF's transformer preset and the no-SmoothQuant variant run too): every engine
+is built (ONNX Runtime QDQ and OpenVINO + NNCF, both in requirements/dev.txt), gated on
+held-out face crops and timed, and the report's figures agree with the logits it recorded."""
 
 from __future__ import annotations
 
@@ -20,28 +21,36 @@ SIZE = 32
 
 
 class Tiny(torch.nn.Module):
-    """UINT8 NHWC crops -> 2 logits, like the exported classifiers (two convolutions, a head)."""
+    """UINT8 NHWC crops -> 2 logits, like the exported classifiers: a convolution, then (with
+    `transformer`) a LayerNorm + MLP over the patches, as ViT-L has, then a head."""
 
-    def __init__(self) -> None:
+    def __init__(self, transformer: bool) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.ReLU(),
-                                            torch.nn.Conv2d(8, 16, 3, stride=2), torch.nn.ReLU())
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 4, stride=4), torch.nn.ReLU())
+        self.mlp = torch.nn.Sequential(torch.nn.LayerNorm(16), torch.nn.Linear(16, 32), torch.nn.GELU(),
+                                       torch.nn.Linear(32, 16)) if transformer else None
         self.head = torch.nn.Linear(16, 2)
 
     def forward(self, faces):
-        x = faces.permute(0, 3, 1, 2).float() / 255.0
-        return self.head(self.features(x).mean(dim=(2, 3)))
+        x = self.features(faces.permute(0, 3, 1, 2).float() / 255.0).flatten(2).transpose(1, 2)
+        if self.mlp is not None:
+            x = x + self.mlp(x)
+        return self.head(x.mean(dim=1))
+
+
+def tiny_onnx(path, transformer: bool):
+    torch.onnx.export(Tiny(transformer).eval(), (torch.zeros(2, SIZE, SIZE, 3, dtype=torch.uint8),), str(path),
+                      dynamo=False, opset_version=17, input_names=[CLASSIFIER_INPUT],
+                      output_names=[CLASSIFIER_OUTPUT],
+                      dynamic_axes={CLASSIFIER_INPUT: {0: "batch"}, CLASSIFIER_OUTPUT: {0: "batch"}})
+    return path
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("int8-engines")
-    onnx_path = folder / "tiny.onnx"
-    torch.onnx.export(Tiny().eval(), (torch.zeros(2, SIZE, SIZE, 3, dtype=torch.uint8),), str(onnx_path),
-                      dynamo=False, opset_version=17, input_names=[CLASSIFIER_INPUT],
-                      output_names=[CLASSIFIER_OUTPUT],
-                      dynamic_axes={CLASSIFIER_INPUT: {0: "batch"}, CLASSIFIER_OUTPUT: {0: "batch"}})
+    onnx_path = tiny_onnx(folder / "tiny.onnx", transformer=True)
     crops = calibration_and_holdout(SIZE, calibration=8, holdout=8)
     report = int8_engines.measure_model("tiny", onnx_path, 1, crops, folder / "models", batches=(1, 4), rounds=2,
                                         min_seconds=0.0)
@@ -56,14 +65,26 @@ def test_every_engine_is_built_gated_and_timed(run):
     folder, (calibration, holdout), report = run
     assert list(report["engines"]) == list(int8_engines.ENGINES)
     assert report["calibration_crops"] == len(calibration) and report["holdout_crops"] == len(holdout)
-    assert report["nncf_model_type"] == "default"  # no LayerNormalization in a CNN
+    assert report["nncf_model_type"] == "transformer"  # it has a LayerNormalization
     for engine, result in report["engines"].items():
         assert result["status"] == "ok", (engine, result["status"])
         assert set(result["ms_per_call"]) == {"1", "4"}
         assert all(0 < ms < 10_000 for ms in result["ms_per_call"].values())
         assert result["build_seconds"] >= 0 and result["file_mb"] > 0 and result["peak_rss_gib"] > 0
     assert (folder / "models" / "tiny.int8.onnx").is_file()
-    assert (folder / "models" / "tiny.ov-int8.xml").is_file() and (folder / "models" / "tiny.ov-int8.bin").is_file()
+    for ir in ("tiny.ov-int8", "tiny.ov-int8-nosq"):
+        assert (folder / "models" / f"{ir}.xml").is_file() and (folder / "models" / f"{ir}.bin").is_file()
+
+
+def test_a_cnn_gets_nncf_defaults_and_no_smooth_quant_variant(tmp_path):
+    cnn = tiny_onnx(tmp_path / "cnn.onnx", transformer=False)
+    assert not int8_engines.is_transformer(cnn)
+    crops = calibration_and_holdout(SIZE, calibration=4, holdout=4)
+    report = int8_engines.measure_model("cnn", cnn, 1, crops, tmp_path / "models",
+                                        engines=("ort-fp32", "ov-int8-nosq"), batches=(1,), rounds=1, min_seconds=0.0)
+    assert report["nncf_model_type"] == "default"
+    assert report["engines"]["ov-int8-nosq"]["status"].startswith("n/a")
+    assert int8_engines.fastest_passing(report, 1) is None
 
 
 def test_the_gate_figures_are_those_of_the_recorded_logits(run):
@@ -80,7 +101,7 @@ def test_the_gate_figures_are_those_of_the_recorded_logits(run):
         assert gate["passed"] == (diff.max() <= gate["gate_max_abs"] and diff.mean() <= gate["gate_mean_abs"])
     # FP32 on another engine is the same function: far inside the gate; INT8 really changed something.
     assert report["engines"]["ov-fp32"]["gate"]["max_abs_fake_probability_diff"] < 1e-4
-    for engine in ("ort-int8", "ov-int8"):
+    for engine in ("ort-int8", "ov-int8", "ov-int8-nosq"):
         assert 0 < report["engines"][engine]["gate"]["max_abs_fake_probability_diff"]
 
 
@@ -104,7 +125,7 @@ def test_the_report_files_and_the_verdict(run, tmp_path):
     assert saved["models"][0]["engines"].keys() == report["engines"].keys()
     assert (tmp_path / "int8_engines.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     winner = int8_engines.fastest_passing(report, 4)
-    passing = {e for e, r in report["engines"].items() if e.endswith("int8") and r["gate"]["passed"]}
+    passing = {e for e, r in report["engines"].items() if "int8" in e and r["gate"]["passed"]}
     assert winner in passing if passing else winner is None
     if winner:
         assert all(report["engines"][winner]["ms_per_call"]["4"] <= report["engines"][e]["ms_per_call"]["4"]
@@ -116,8 +137,8 @@ def test_a_missing_openvino_is_reported_not_skipped(run, monkeypatch, tmp_path):
     monkeypatch.setattr(int8_engines, "openvino_missing", lambda: "not installed (openvino)")
     report = int8_engines.measure_model("tiny", folder / "tiny.onnx", 1, crops, tmp_path, batches=(1,), rounds=1,
                                         min_seconds=0.0)
-    assert report["engines"]["ov-int8"]["status"] == report["engines"]["ov-fp32"]["status"] == \
-        "not installed (openvino)"
+    for engine in ("ov-fp32", "ov-int8", "ov-int8-nosq"):
+        assert report["engines"][engine]["status"] == "not installed (openvino)"
     assert report["engines"]["ort-int8"]["status"] == "ok"
     text = int8_engines.markdown([report], (1,), int8_engines.Gate())
     assert "| tiny | ov-int8 | 1 | – | – | – | – | not installed (openvino) |" in text
