@@ -4,7 +4,7 @@
 
 For each classifier (default: all four) it takes the exported FP32 ONNX file and the
 calibration and held-out face crops of `export/quantize.py` (the same functions, so the
-same crops and the same gate), and measures four engines:
+same crops and the same gate), and measures these engines:
 
   ort-fp32   the FP32 ONNX file on onnxruntime, as the `cpu` flavour serves it
   ort-int8   export/quantize.py's static QDQ file (quantize_onnx) on onnxruntime
