@@ -265,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ExportError, ModelFileError) as error:
         print(f"deepfake-export {args.command}: error: {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # a full disk, a folder it may not write: the machine's, not a bug
+        where = f": {error.filename}" if error.filename else ""
+        print(f"deepfake-export {args.command}: error: {error.strerror or error}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("deepfake-export: interrupted", file=sys.stderr)
         return 130

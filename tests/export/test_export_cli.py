@@ -68,6 +68,14 @@ def test_fix_succeeds_on_a_good_file(tmp_path):
     assert (tmp_path / "build" / "fixed" / "xception.json").is_file()
 
 
+def test_an_output_folder_it_cannot_write_is_one_clear_message(tmp_path):
+    """The machine's errors (a full disk, a path it cannot write) are said, not a traceback."""
+    path = save(demo_state_dict(XCEPTION, seed=0), tmp_path / XCEPTION.checkpoint_file)
+    (tmp_path / "a-file").write_text("not a folder")
+    result = cli("fix", str(path), "--out", str(tmp_path / "a-file" / "build"))
+    assert_clean_failure(result, "deepfake-export fix: error: Not a directory", str(tmp_path / "a-file"))
+
+
 def test_onnx_before_fix(tmp_path):
     result = cli("onnx", "--artifacts", str(tmp_path / "build"), "--model", "f3net")
     assert_clean_failure(result, "no fixed checkpoint for f3net", "deepfake-export fix")
