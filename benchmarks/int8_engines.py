@@ -45,9 +45,17 @@ import numpy as np
 import onnx
 
 from benchmarks.gpu import time_call
-from benchmarks.machine import _version, describe, machine_info
+from benchmarks.machine import describe, machine_info
 from benchmarks.report import markdown_table, write_report
-from export.quantize import CALIBRATION_CROPS, HOLDOUT_CROPS, Gate, calibration_and_holdout, gate_check, quantize_onnx
+from export.quantize import (
+    CALIBRATION_CROPS,
+    HOLDOUT_CROPS,
+    Gate,
+    batched_logits,
+    calibration_and_holdout,
+    gate_check,
+    quantize_onnx,
+)
 
 log = logging.getLogger("benchmarks.int8_engines")
 
@@ -195,10 +203,6 @@ def build_engines(name: str, fp32: Path, threads: int, calibration: np.ndarray, 
     return results, runners
 
 
-def logits_of(runner: Runner, crops: np.ndarray, batch: int = 8) -> np.ndarray:
-    return np.concatenate([runner(crops[i:i + batch]) for i in range(0, len(crops), batch)])
-
-
 def measure_model(name: str, fp32: Path, threads: int, crops: tuple[np.ndarray, np.ndarray], models_dir: Path,
                   gate: Gate | None = None, batches: Sequence[int] = (1, 4), engines: Sequence[str] = ENGINES,
                   rounds: int = 3, min_seconds: float = 2.0) -> dict[str, Any]:
@@ -214,7 +218,7 @@ def measure_model(name: str, fp32: Path, threads: int, crops: tuple[np.ndarray, 
     outputs = {}
     for engine, runner in runners.items():
         log.info("%s %s: logits of %d held-out crops", name, engine, len(holdout))
-        outputs[engine] = logits_of(runner, holdout)
+        outputs[engine] = batched_logits(runner, holdout)
     for engine, logits in outputs.items():
         results[engine].gate = gate_check(outputs[REFERENCE], logits, gate)
     samples: dict[tuple[str, int], list[float]] = {(e, b): [] for e in runners for b in batches}
@@ -347,8 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     engines = tuple(dict.fromkeys([REFERENCE, *(args.engine or ENGINES)]))
     specs = [spec_by_name(n) for n in args.model] if args.model else list(CLASSIFIERS)
     artifacts = BuildArtifacts(args.artifacts)
-    machine = machine_info()
-    machine["versions"].update({p: v for p, v in (("openvino", _version("openvino")), ("nncf", _version("nncf")))})
+    machine = machine_info(packages=("openvino", "nncf"))
     command = "python -m benchmarks.int8_engines " + " ".join(argv if argv is not None else sys.argv[1:])
     reports = []
     crops_by_size: dict[int, tuple[np.ndarray, np.ndarray]] = {}

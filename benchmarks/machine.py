@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
@@ -34,8 +35,8 @@ def _version(package: str) -> str | None:
         return None
 
 
-def machine_info() -> dict[str, Any]:
-    """CPU, memory, GPU, load and library versions, with the UTC date."""
+def machine_info(packages: Sequence[str] = ()) -> dict[str, Any]:
+    """CPU, memory, GPU, load and library versions (the usual ones and `packages`), with the UTC date."""
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
@@ -47,7 +48,8 @@ def machine_info() -> dict[str, Any]:
         "gpu": gpu,
         "load_average_1m_5m_15m": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
-        "versions": {p: _version(p) for p in ("torch", "onnxruntime", "tritonclient", "nvidia-pytriton", "locust")},
+        "versions": {p: _version(p) for p in ("torch", "onnxruntime", "tritonclient", "nvidia-pytriton", "locust",
+                                              *packages)},
     }
 
 

@@ -200,13 +200,13 @@ class _Rates:
 def _rates(request: str, row: RequestStats, stats: Mapping[str, RequestStats]) -> _Rates:
     """Error and rejection rates of a row. An overload refusal is the server's documented answer
     to too much load, counted in its own rejected/ row: the error rate leaves it out."""
-    if request == TOTAL:
+    if request == TOTAL:  # the total row already counts the refusals, as failures
         rejected = rejected_count(stats)
-    else:
-        rejected = stats[REJECTED_PREFIX + request].requests if REJECTED_PREFIX + request in stats else 0
-    requests = row.requests + (0 if request == TOTAL else rejected)
-    return _Rates(error_rate=(row.failures - (rejected if request == TOTAL else 0)) / requests,
-                  rejected_rate=rejected / requests)
+        return _Rates(error_rate=(row.failures - rejected) / row.requests, rejected_rate=rejected / row.requests)
+    rejected_row = stats.get(REJECTED_PREFIX + request)
+    rejected = rejected_row.requests if rejected_row is not None else 0
+    requests = row.requests + rejected
+    return _Rates(error_rate=row.failures / requests, rejected_rate=rejected / requests)
 
 
 def check(scenario: Scenario, stats: Mapping[str, RequestStats]) -> list[Check]:

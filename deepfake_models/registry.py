@@ -9,6 +9,7 @@ serving (pytorch_classifier), tests and benchmarks read the registry.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from torch import nn
@@ -51,9 +52,7 @@ class ClassifierSpec:
     def build_network(self, empty: bool = False) -> nn.Module:
         """The full-size network in eval mode, randomly initialised; with `empty`, its parameters
         are on the `meta` device instead, for `load_strict` to assign from a checkpoint."""
-        if not empty:
-            return self.network().eval()
-        with parameters_on_meta():
+        with parameters_on_meta() if empty else nullcontext():
             return self.network().eval()
 
 

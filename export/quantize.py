@@ -17,7 +17,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,13 +133,16 @@ def quantize_onnx(fp32: Path, int8: Path, calibration: np.ndarray) -> None:
         )
 
 
-def _logits(path: Path, crops: np.ndarray, batch: int = 8) -> np.ndarray:
+def batched_logits(run: Callable[[np.ndarray], np.ndarray], crops: np.ndarray, batch: int = 8) -> np.ndarray:
+    """run(crops) in batches of `batch`, the logits concatenated."""
+    return np.concatenate([run(crops[i:i + batch]) for i in range(0, len(crops), batch)])
+
+
+def _logits(path: Path, crops: np.ndarray) -> np.ndarray:
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    out = [session.run([CLASSIFIER_OUTPUT], {CLASSIFIER_INPUT: crops[i:i + batch]})[0]
-           for i in range(0, len(crops), batch)]
-    return np.concatenate(out)
+    return batched_logits(lambda faces: session.run([CLASSIFIER_OUTPUT], {CLASSIFIER_INPUT: faces})[0], crops)
 
 
 def gate_check(fp32_logits: np.ndarray, int8_logits: np.ndarray, gate: Gate) -> dict[str, Any]:
