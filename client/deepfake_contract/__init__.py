@@ -12,6 +12,13 @@ ENSEMBLE_NAME = "deepfake_detector"
 FACE_DETECTOR_NAME = "face_detector"
 COMBINER_NAME = "weighted_average"
 
+# Request priorities of the public models (Triton: 1 is served first; 0 means the model's
+# default, PRIORITY_BULK). People waiting on one answer (a single image, a webcam frame) go
+# ahead of bulk work (batches, videos, folders, calibration), which the SDK sends at BULK.
+PRIORITY_INTERACTIVE = 1
+PRIORITY_BULK = 2
+PRIORITY_LEVELS = 2
+
 # Every classifier (ONNX, TensorRT plan, Triton config) has one input and one output.
 CLASSIFIER_INPUT = "FACES"  # UINT8 [N, H, W, 3], RGB aligned face crops
 CLASSIFIER_OUTPUT = "LOGITS"  # FP32 [N, 2], index 1 = fake
