@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import deepfake_contract as contract
 from deepfake_contract import settings as ensemble_settings
 from deepfake_contract.parameters import encode
 from deepfake_contract.settings import EnsembleSettings, SettingsError
@@ -75,6 +76,8 @@ class RepositoryOptions:
     explainer: bool = False
     # cpu flavour: serve a classifier's INT8 file where it passed the gate (export/quantize.py).
     int8: bool = True
+    # The public model's admission bounds; None: the flavour's (export/triton_config.py).
+    admission: triton_config.Admission | None = None
 
 
 def _place(source: Path, target: Path) -> None:
@@ -161,9 +164,9 @@ def _explainer(out: Path, flavour: triton_config.Flavour, classifiers: Sequence[
     version_dir = _write_model(out, config, "explainer")
     for name in names:
         _place(artifacts.fixed_checkpoint(name), version_dir / f"{name}.safetensors")
-    ensemble = triton_config.explainer_ensemble_config(classifiers)
-    _write_model(out, ensemble)
-    return [config, ensemble]
+    pipeline = triton_config.pipeline_config(flavour, classifiers, explain=True)
+    _write_model(out, pipeline, "pipeline")
+    return [config, pipeline]
 
 
 def assemble(artifacts_dir: Path, out: Path, options: RepositoryOptions = RepositoryOptions(),
@@ -175,6 +178,8 @@ def assemble(artifacts_dir: Path, out: Path, options: RepositoryOptions = Reposi
         if flavour.classifier_runtime not in (triton_config.PYTHON_ONNX, triton_config.PYTORCH):
             raise RepositoryError(f"the {flavour.name} flavour's classifiers need a GPU")
         flavour = replace(flavour, gpu=False, warmup=False)
+    if options.admission is not None:
+        flavour = replace(flavour, admission=options.admission)
     artifacts = BuildArtifacts(Path(artifacts_dir))
     names = [spec.name for spec in classifiers]
     manifests = {name: artifacts.manifest(name) for name in names}
@@ -206,17 +211,15 @@ def assemble(artifacts_dir: Path, out: Path, options: RepositoryOptions = Reposi
         _write_model(staging, configs[-1], "face_detector")
         for spec in classifiers:
             configs.append(_classifier(staging, spec, flavour, artifacts, options))
-        configs.append(triton_config.combiner_config(names, combiner.to_parameters()))
+        configs.append(triton_config.combiner_config(flavour, names, combiner.to_parameters()))
         _write_model(staging, configs[-1], "weighted_average")
-        configs.append(triton_config.ensemble_config(classifiers, triton_config.skips_placeholders(flavour)))
-        _write_model(staging, configs[-1])
+        configs.append(triton_config.pipeline_config(flavour, classifiers))
+        _write_model(staging, configs[-1], "pipeline")
         if options.explainer:
             configs += _explainer(staging, flavour, classifiers, artifacts, combiner.weights)
-        problems = triton_config.check_ensemble({c.name: c for c in configs})
-        if options.explainer:
-            problems += triton_config.check_ensemble({c.name: c for c in configs}, configs[-1].name)
+        problems = triton_config.check_pipelines({c.name: c for c in configs}, classifiers)
         if problems:
-            raise RepositoryError("inconsistent ensemble (a bug):\n  " + "\n  ".join(problems))
+            raise RepositoryError("inconsistent pipeline (a bug):\n  " + "\n  ".join(problems))
         summary = {
             "flavour": flavour.name,
             "models": {name: {"untrained": name in untrained, "source_sha256": manifests[name]["source"]["sha256"]}
@@ -227,6 +230,10 @@ def assemble(artifacts_dir: Path, out: Path, options: RepositoryOptions = Reposi
             "settings": options.ensemble.to_dict(),
             "settings_file": None if options.ensemble_source is None else vars(options.ensemble_source),
             "precision": {c.name: c.parameters["precision"].string_value for c in configs if "precision" in c.parameters},
+            # What the public models admit (model_repository/README.md, "Admission").
+            "admission": {contract.ENSEMBLE_NAME: vars(flavour.admission),
+                          **({contract.EXPLAINER_ENSEMBLE_NAME: vars(triton_config.EXPLAINER_ADMISSION)}
+                             if options.explainer else {})},
         }
         (staging / MARKER).write_text(json.dumps(summary, indent=2) + "\n")
         if out.exists():
@@ -259,6 +266,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plan-filter", type=_key_values, default={},
                         help="tensorrt flavour: pick plans whose build record matches, "
                              "e.g. tensorrt_version=10.5.0,compute_capability=9.0")
+    parser.add_argument("--admission", type=_admission, metavar="IN_FLIGHT,BULK,INTERACTIVE",
+                        help="deepfake_detector's admission bounds: images in flight, then the queue of "
+                             "each priority level (default: the flavour's, e.g. cpu 2,6,6); a request beyond "
+                             "them is refused at once as overloaded")
     parser.add_argument("--fp32", dest="int8", action="store_false",
                         help="cpu flavour: serve FP32 even where an INT8 file passed the gate (deepfake-export quantize)")
 
@@ -268,6 +279,14 @@ def _key_values(text: str) -> dict[str, str]:
     if any(len(pair) != 2 for pair in pairs):
         raise argparse.ArgumentTypeError(f"expected key=value[,key=value...], got {text!r}")
     return dict(pairs)
+
+
+def _admission(text: str) -> triton_config.Admission:
+    try:
+        return triton_config.Admission(*(int(part) for part in text.split(",")))
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"expected three integers >= 1 (in flight, bulk queue, interactive "
+                                         f"queue), got {text!r}: {exc}") from None
 
 
 def _ensemble(args: argparse.Namespace) -> tuple[EnsembleSettings, SettingsSource | None]:
@@ -296,12 +315,16 @@ def run(args: argparse.Namespace) -> int:
         plan_filter=args.plan_filter,
         explainer=args.explainer,
         int8=args.int8,
+        admission=args.admission,
     )
     out = assemble(args.artifacts, args.out, options)
     summary = json.loads((out / MARKER).read_text())
     print(f"assembled the {summary['flavour']} repository in {out}")
     origin = f"the settings file {source.path}" if source else "the defaults and options"
     print(f"ensemble settings from {origin}: weights {summary['weights']}, threshold {summary['threshold']}")
+    bounds = summary["admission"][contract.ENSEMBLE_NAME]
+    print(f"admission: {bounds['in_flight']} images in flight, queues of {bounds['bulk_queue']} (bulk) and "
+          f"{bounds['interactive_queue']} (interactive); beyond that, refused at once as overloaded")
     untrained = [name for name, model in summary["models"].items() if model["untrained"]]
     if untrained:
         print(f"WARNING: untrained demo weights for {', '.join(untrained)}: scores are meaningless")

@@ -28,6 +28,30 @@ PYTORCH = "pytorch"  # python backend + PyTorch FP16 on the GPU (no TensorRT at 
 
 
 @dataclass(frozen=True)
+class Admission:
+    """How much work the public models take (model_repository/README.md, "Admission").
+
+    An image is admitted when one of the pipeline's `in_flight` instances takes it, or its
+    priority level's queue has room; otherwise it is refused at once (UNAVAILABLE, "Exceeds
+    maximum queue size") before any work is done. Nothing admitted is refused later. Each
+    level admits in_flight + its queue images: at the flavour's measured capacity C
+    (images/s) an admitted image waits about (in_flight + queue) / C."""
+
+    in_flight: int  # pipeline instances: images worked on at once
+    bulk_queue: int  # waiting at PRIORITY_BULK (the default: batches, videos, raw clients)
+    interactive_queue: int  # waiting at PRIORITY_INTERACTIVE (single images, webcam frames)
+
+    def __post_init__(self) -> None:
+        if min(self.in_flight, self.bulk_queue, self.interactive_queue) < 1:
+            raise ValueError(f"every admission bound must be >= 1, got {self}")
+
+    @property
+    def admitted(self) -> int:
+        """The most images the pipeline holds at once (in flight plus both queues)."""
+        return self.in_flight + self.bulk_queue + self.interactive_queue
+
+
+@dataclass(frozen=True)
 class Flavour:
     name: str
     classifier_runtime: str
@@ -36,43 +60,51 @@ class Flavour:
     classifier_instances: int
     face_detector_instances: int
     max_queue_delay_us: int
-    max_queue_size: int  # requests waiting per classifier before new ones are rejected
-    queue_timeout_us: int  # longest wait in any step's queue before the request is rejected
+    admission: Admission  # the public deepfake_detector model's bounds
     warmup: bool
-    # Requests waiting for face_detector before new ones are rejected. Every step has a bounded
-    # queue and a timeout (model_repository/README.md, overload).
-    detector_max_queue_size: int = 64
+    # The classifiers of one image run at once (GPU) or one after another (CPU, where they
+    # would only compete for the same cores).
+    parallel_classifiers: bool = True
     # Batches the classifiers' dynamic batcher closes as soon as it has them (empty: Triton's
-    # default, the largest batch the queue allows). A batch runs to its end whatever the queue
-    # timeout: on a CPU a 16-face batch of ViT-L/14 is ~18 s, so the cpu flavour runs one
-    # request's faces at a time and lets the timeout refuse the rest.
+    # default, the largest batch the queue allows).
     preferred_batch_sizes: tuple[int, ...] = ()
 
     @property
     def instance_kind(self) -> int:
         return mc.ModelInstanceGroup.KIND_GPU if self.gpu else mc.ModelInstanceGroup.KIND_CPU
 
+    @property
+    def inner_queue_size(self) -> int:
+        """Every inner step's queue holds all that the public models admit (each admitted image
+        has at most one request waiting per step), with room for direct callers."""
+        return 2 * (self.admission.admitted + EXPLAINER_ADMISSION.admitted)
+
+
+# deepfake_explainer: Grad-CAM costs seconds per face on a CPU, so few are admitted.
+EXPLAINER_ADMISSION = Admission(in_flight=1, bulk_queue=2, interactive_queue=2)
 
 FLAVOURS: dict[str, Flavour] = {
     f.name: f
     for f in (
-        # CPU: ViT-L/14 takes ~1.1 s per face on 2 cores (capacity ~0.86 images/s,
-        # benchmarks/README.md). The 2 s queue timeout sheds the overload; the queue sizes are
-        # a hard cap above what the timeout lets accumulate (Triton 2.51, which serves this
-        # flavour, mishandles a full queue inside an ensemble: model_repository/README.md).
+        # CPU, 2 cores: the four classifiers take ~0.6 s per face (capacity ~1.6 images/s,
+        # benchmarks/README.md) and more images at once add no throughput, only waiting. Two in
+        # flight keep the detector of one image beside the classifiers of the other; a queue of
+        # 6 per level lets a closed loop of 8 clients run without refusals (~5 s of waiting at most).
         Flavour("cpu", PYTHON_ONNX, gpu=False, classifier_max_batch_size=16,
-                classifier_instances=1, face_detector_instances=2, max_queue_delay_us=5_000,
-                max_queue_size=64, queue_timeout_us=2_000_000, warmup=False, detector_max_queue_size=64,
-                preferred_batch_sizes=(1,)),
+                classifier_instances=1, face_detector_instances=1, max_queue_delay_us=0,
+                admission=Admission(in_flight=2, bulk_queue=6, interactive_queue=6), warmup=False,
+                parallel_classifiers=False, preferred_batch_sizes=(1,)),
+        # GPU flavours: not measured here (no GPU in CI). Bound = capacity x target latency:
+        # ~1,000 images/s x 50 ms ~ 50 in flight, and a queue of about as many per level.
         Flavour("onnxruntime", ONNXRUNTIME, gpu=True, classifier_max_batch_size=64,
                 classifier_instances=1, face_detector_instances=2, max_queue_delay_us=1_000,
-                max_queue_size=1024, queue_timeout_us=2_000_000, warmup=True, detector_max_queue_size=1024),
+                admission=Admission(in_flight=48, bulk_queue=64, interactive_queue=32), warmup=True),
         Flavour("tensorrt", TENSORRT, gpu=True, classifier_max_batch_size=64,
                 classifier_instances=2, face_detector_instances=4, max_queue_delay_us=1_000,
-                max_queue_size=1024, queue_timeout_us=2_000_000, warmup=True, detector_max_queue_size=1024),
+                admission=Admission(in_flight=48, bulk_queue=64, interactive_queue=32), warmup=True),
         Flavour("pytorch", PYTORCH, gpu=True, classifier_max_batch_size=64,
                 classifier_instances=1, face_detector_instances=4, max_queue_delay_us=1_000,
-                max_queue_size=1024, queue_timeout_us=2_000_000, warmup=True, detector_max_queue_size=1024),
+                admission=Admission(in_flight=48, bulk_queue=64, interactive_queue=32), warmup=True),
     )
 }
 
@@ -106,16 +138,23 @@ def face_detector_parameters(overrides: Mapping[str, str] = {}) -> dict[str, str
     return parameters
 
 
-def bound_queue(config: mc.ModelConfig, max_queue_size: int, timeout_us: int) -> None:
-    """A bounded queue whose requests are refused (UNAVAILABLE) when it is full or after
-    waiting timeout_us. With max_batch_size 0 the dynamic batcher forms no batches: it is
-    only the scheduler that owns this queue."""
-    if max_queue_size <= 0 or timeout_us <= 0:
-        raise ValueError("every queue needs a size and a timeout (0 means unbounded in Triton)")
-    policy = config.dynamic_batching.default_queue_policy
-    policy.max_queue_size = max_queue_size
-    policy.timeout_action = mc.ModelQueuePolicy.REJECT
-    policy.default_timeout_microseconds = timeout_us
+def bound_queue(config: mc.ModelConfig, max_queue_size: int) -> None:
+    """An inner step's queue: bounded (a request beyond it is refused), without a timeout (an
+    admitted image is never refused for waiting). With max_batch_size 0 the dynamic batcher
+    forms no batches: it is only the scheduler that owns this queue."""
+    if max_queue_size <= 0:
+        raise ValueError("every queue needs a size (0 means unbounded in Triton)")
+    config.dynamic_batching.default_queue_policy.max_queue_size = max_queue_size
+
+
+def admission_queue(config: mc.ModelConfig, admission: Admission) -> None:
+    """The public model's queue: one bound per priority level, refused at once when full, no
+    timeout (time is the client's: a deadline or a client-side timeout)."""
+    batching = config.dynamic_batching
+    batching.priority_levels = contract.PRIORITY_LEVELS
+    batching.default_priority_level = contract.PRIORITY_BULK
+    batching.default_queue_policy.max_queue_size = admission.bulk_queue
+    batching.priority_queue_policy[contract.PRIORITY_INTERACTIVE].max_queue_size = admission.interactive_queue
 
 
 def face_detector_config(flavour: Flavour, crop_sizes: tuple[int, ...], parameters: Mapping[str, str]) -> mc.ModelConfig:
@@ -125,7 +164,7 @@ def face_detector_config(flavour: Flavour, crop_sizes: tuple[int, ...], paramete
     _add_tensors(config.input, [contract.IMAGE])
     _add_tensors(config.output, contract.detector_outputs(crop_sizes))
     config.instance_group.add(kind=flavour.instance_kind, count=flavour.face_detector_instances)
-    bound_queue(config, flavour.detector_max_queue_size, flavour.queue_timeout_us)
+    bound_queue(config, flavour.inner_queue_size)
     # The model emits exactly the crop tensors declared above.
     _set_parameters(config, {**parameters, "crop_sizes": encode(crop_sizes)})
     return config
@@ -150,7 +189,7 @@ def classifier_config(spec: ClassifierSpec, flavour: Flavour, parameters: Mappin
 
     config.dynamic_batching.max_queue_delay_microseconds = flavour.max_queue_delay_us
     config.dynamic_batching.preferred_batch_size.extend(flavour.preferred_batch_sizes)
-    bound_queue(config, flavour.max_queue_size, flavour.queue_timeout_us)
+    bound_queue(config, flavour.inner_queue_size)
     config.instance_group.add(kind=flavour.instance_kind, count=flavour.classifier_instances)
 
     if flavour.warmup:
@@ -188,19 +227,13 @@ def add_ort_tensorrt_accelerator(config: mc.ModelConfig, cache_dir: str) -> None
     })
 
 
-# The combiner takes microseconds per request; its queue is bounded because it can also be
-# called directly (model_repository/README.md), not because the ensemble would fill it.
-COMBINER_MAX_QUEUE_SIZE = 256
-COMBINER_QUEUE_TIMEOUT_US = 2_000_000
-
-
-def combiner_config(model_names: Sequence[str], parameters: Mapping[str, str]) -> mc.ModelConfig:
+def combiner_config(flavour: Flavour, model_names: Sequence[str], parameters: Mapping[str, str]) -> mc.ModelConfig:
     config = mc.ModelConfig(name=contract.COMBINER_NAME, backend="python", max_batch_size=0)
     _add_tensors(config.input, [contract.NUM_FACES] + [contract.logits_tensor(m) for m in model_names])
     _add_tensors(config.output, contract.combiner_outputs(len(model_names)))
     # Pure NumPy: a CPU instance, no CUDA context, no GPU memory.
     config.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=1)
-    bound_queue(config, COMBINER_MAX_QUEUE_SIZE, COMBINER_QUEUE_TIMEOUT_US)
+    bound_queue(config, flavour.inner_queue_size)
     _set_parameters(config, parameters)
     return config
 
@@ -212,22 +245,21 @@ def _step(model: str, inputs: Mapping[str, str], outputs: Mapping[str, str]):
     return step
 
 
-def ensemble_config(classifiers: Sequence[ClassifierSpec], mark_placeholders: bool = False) -> mc.ModelConfig:
-    """mark_placeholders: feed the detector's FACE_PRESENT to the classifiers
-    (those that skip placeholders, see skips_placeholders)."""
+def ensemble_config(classifiers: Sequence[ClassifierSpec]) -> mc.ModelConfig:
+    """The data flow of `deepfake_detector`, as a Triton ensemble. It is not served: the
+    pipeline model (pipeline_config) runs these steps, and check_ensemble proves on this
+    description that every tensor it passes exists with the right type and shape. (The
+    pipeline skips the classifiers when there is no face, so it never sends FACE_PRESENT.)"""
     names = [spec.name for spec in classifiers]
     sizes = crop_sizes(classifiers)
     config = mc.ModelConfig(name=contract.ENSEMBLE_NAME, platform="ensemble", max_batch_size=0)
     _add_tensors(config.input, [contract.IMAGE])
     _add_tensors(config.output, contract.ensemble_outputs(len(names)))
 
-    detector_out = {t.name: t.name for t in contract.detector_outputs(sizes)
-                    if mark_placeholders or t != contract.FACE_PRESENT}
+    detector_out = {t.name: t.name for t in contract.detector_outputs(sizes) if t != contract.FACE_PRESENT}
     steps = [_step(contract.FACE_DETECTOR_NAME, {contract.IMAGE.name: contract.IMAGE.name}, detector_out)]
     for spec in classifiers:
         classifier_in = {CLASSIFIER_INPUT: contract.crop_tensor(spec.input_size).name}
-        if mark_placeholders:
-            classifier_in[contract.FACE_PRESENT.name] = contract.FACE_PRESENT.name
         steps.append(_step(spec.name, classifier_in, {CLASSIFIER_OUTPUT: contract.logits_tensor(spec.name).name}))
     combiner_in = {contract.NUM_FACES.name: contract.NUM_FACES.name}
     combiner_in.update({contract.logits_tensor(n).name: contract.logits_tensor(n).name for n in names})
@@ -307,26 +339,17 @@ def explainer_config(flavour: Flavour, model_names: Sequence[str], sizes: tuple[
     config = mc.ModelConfig(name=contract.EXPLAINER_NAME, backend="python", max_batch_size=0)
     _add_tensors(config.input, [contract.crop_tensor(s) for s in sizes] + [contract.NUM_FACES, contract.FACE_LANDMARKS])
     _add_tensors(config.output, contract.explainer_outputs(len(model_names)))
-    # One request at a time holds the instance for seconds on a CPU: a bounded queue
-    # with the flavour's timeout, like the classifiers'.
-    batching = config.dynamic_batching
-    policy = batching.default_queue_policy
-    policy.max_queue_size = EXPLAINER_MAX_QUEUE_SIZE
-    policy.timeout_action = mc.ModelQueuePolicy.REJECT
-    policy.default_timeout_microseconds = flavour.queue_timeout_us
+    # Only the deepfake_explainer pipeline calls it, at most EXPLAINER_ADMISSION.in_flight at once.
+    bound_queue(config, flavour.inner_queue_size)
     config.instance_group.add(kind=flavour.instance_kind, count=1)
     _set_parameters(config, {**parameters, "model_names": encode(list(model_names)),
                              "crop_sizes": encode(list(sizes))})
     return config
 
 
-# Explanations cost seconds per face on a CPU: few may wait.
-EXPLAINER_MAX_QUEUE_SIZE = 8
-
-
 def explainer_ensemble_config(classifiers: Sequence[ClassifierSpec]) -> mc.ModelConfig:
-    """`deepfake_explainer`: the deepfake_detector ensemble's steps and outputs, plus the
-    explainer step and its heatmaps. The plain ensemble is not changed."""
+    """The data flow of `deepfake_explainer`: the deepfake_detector steps and outputs, plus
+    the explainer step and its heatmaps (checked like an ensemble, see ensemble_config)."""
     config = ensemble_config(classifiers)
     config.name = contract.EXPLAINER_ENSEMBLE_NAME
     _add_tensors(config.output, contract.explainer_outputs(len(classifiers)))
@@ -335,3 +358,43 @@ def explainer_ensemble_config(classifiers: Sequence[ClassifierSpec]) -> mc.Model
     config.ensemble_scheduling.step.append(
         _step(contract.EXPLAINER_NAME, {t.name: t.name for t in inputs}, {t.name: t.name for t in outputs}))
     return config
+
+
+def pipeline_config(flavour: Flavour, classifiers: Sequence[ClassifierSpec], explain: bool = False) -> mc.ModelConfig:
+    """A public model: `deepfake_detector` (explain False) or `deepfake_explainer`, a python
+    model running deepfake_serving/pipeline.py, with its admission bounds."""
+    num_models = len(classifiers)
+    name = contract.EXPLAINER_ENSEMBLE_NAME if explain else contract.ENSEMBLE_NAME
+    config = mc.ModelConfig(name=name, backend="python", max_batch_size=0)
+    _add_tensors(config.input, [contract.IMAGE])
+    _add_tensors(config.output, contract.explainer_ensemble_outputs(num_models) if explain
+                 else contract.ensemble_outputs(num_models))
+    admission = EXPLAINER_ADMISSION if explain else flavour.admission
+    # BLS calls only wait for other models: a CPU instance, whatever the flavour.
+    config.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=admission.in_flight)
+    admission_queue(config, admission)
+    _set_parameters(config, {
+        "model_names": encode([spec.name for spec in classifiers]),
+        "crop_sizes": encode([spec.input_size for spec in classifiers]),
+        "explain": encode(explain),
+        "parallel_classifiers": encode(flavour.parallel_classifiers),
+    })
+    return config
+
+
+def check_pipelines(configs: Mapping[str, mc.ModelConfig], classifiers: Sequence[ClassifierSpec]) -> list[str]:
+    """Problems in a repository's public pipelines: each one's data flow is checked as the
+    ensemble it is equivalent to, and its served inputs and outputs must be that flow's."""
+    flows = [ensemble_config(classifiers)]
+    if contract.EXPLAINER_ENSEMBLE_NAME in configs:
+        flows.append(explainer_ensemble_config(classifiers))
+    problems: list[str] = []
+    for flow in flows:
+        served = configs.get(flow.name)
+        if served is None:
+            problems.append(f"no model {flow.name!r}")
+            continue
+        if list(served.input) != list(flow.input) or list(served.output) != list(flow.output):
+            problems.append(f"{flow.name}: served inputs/outputs differ from its data flow's")
+        problems += check_ensemble({**configs, flow.name: flow}, flow.name)
+    return problems

@@ -87,9 +87,17 @@ def nonempty_rows(array: np.ndarray, name: str) -> np.ndarray:
 # The python-backend side; `pb_utils` is triton_python_backend_utils, passed in so that this
 # module imports without Triton (tests).
 
+# Starts the message of an INVALID_ARG answer. Triton 2.51's python backend hands a BLS caller
+# (the pipeline, deepfake_serving/pipeline.py) every error as INTERNAL, so the pipeline tells the
+# client's fault by this mark, and removes it before answering.
+INVALID_MARK = "invalid input: "
+
+
 def error_response(pb_utils, failure: Failure):
-    code = pb_utils.TritonError.INVALID_ARG if failure.invalid else pb_utils.TritonError.INTERNAL
-    return pb_utils.InferenceResponse(error=pb_utils.TritonError(failure.message, code))
+    if failure.invalid:
+        return pb_utils.InferenceResponse(
+            error=pb_utils.TritonError(INVALID_MARK + failure.message, pb_utils.TritonError.INVALID_ARG))
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(failure.message, pb_utils.TritonError.INTERNAL))
 
 
 def execute_classifier(pb_utils, model: str, requests, infer: Callable[[np.ndarray], np.ndarray]) -> list:

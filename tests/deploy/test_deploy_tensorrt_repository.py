@@ -11,7 +11,7 @@ import pytest
 from deploy_files import load_entrypoint, onnx_graph_io
 from onnx import TensorProto, helper
 
-from deepfake_models import CLASSIFIER_NAMES
+from deepfake_models import CLASSIFIER_NAMES, CLASSIFIERS
 from export import triton_config
 from export.artifacts import BuildArtifacts
 from export.provenance import sha256_file
@@ -66,7 +66,7 @@ def test_generated_tensorrt_repository_matches_the_onnx_models_and_plans(export_
     repository = entrypoint.assemble_repository(selected, tmp_path / "work" / "repository",
                                                 tensorrt_version, compute_capability)
     configs = {p.parent.name: triton_config.parse(p.read_text()) for p in repository.glob("*/config.pbtxt")}
-    assert triton_config.check_ensemble(configs) == []
+    assert triton_config.check_pipelines(configs, CLASSIFIERS) == []
     for name in CLASSIFIER_NAMES:
         config = configs[name]
         assert config.platform == "tensorrt_plan"
@@ -88,10 +88,9 @@ def test_generated_tensorrt_repository_matches_the_onnx_models_and_plans(export_
         assert config.max_batch_size <= plan_profile["max_batch"]
         assert all(w.batch_size <= plan_profile["max_batch"] for w in config.model_warmup)
         assert record["onnx_sha256"] == sha256_file(BuildArtifacts(export_artifacts).onnx(name))
-        # Overload is shed early, not queued without bound.
+        # Bounded, and never refuses an admitted image for waiting (admission is at the entry).
         policy = config.dynamic_batching.default_queue_policy
-        assert policy.timeout_action == triton_config.mc.ModelQueuePolicy.REJECT
-        assert 0 < policy.max_queue_size and 0 < policy.default_timeout_microseconds
+        assert 0 < policy.max_queue_size and policy.default_timeout_microseconds == 0
     detector = configs["face_detector"].parameters
     assert int(detector["max_faces"].string_value) <= min(configs[n].max_batch_size for n in CLASSIFIER_NAMES)
     for limit in ("max_bytes", "max_pixels", "max_side"):

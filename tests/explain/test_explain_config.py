@@ -16,7 +16,7 @@ def configs(flavour: str = "cpu"):
     return {c.name: c for c in (
         triton_config.face_detector_config(flavour_config, crop_sizes(CLASSIFIERS), triton_config.face_detector_parameters()),
         *(triton_config.classifier_config(spec, flavour_config, {}) for spec in CLASSIFIERS),
-        triton_config.combiner_config(names, {}),
+        triton_config.combiner_config(flavour_config, names, {}),
         triton_config.ensemble_config(CLASSIFIERS),
         triton_config.explainer_config(flavour_config, names, crop_sizes(CLASSIFIERS), {"weights": weights}),
         triton_config.explainer_ensemble_config(CLASSIFIERS),
@@ -41,7 +41,10 @@ def test_the_explainer_is_bounded_and_follows_the_flavour_device():
     for flavour in ("cpu", "pytorch"):
         config = configs(flavour)[contract.EXPLAINER_NAME]
         policy = config.dynamic_batching.default_queue_policy
-        assert policy.max_queue_size == triton_config.EXPLAINER_MAX_QUEUE_SIZE
-        assert policy.default_timeout_microseconds == triton_config.FLAVOURS[flavour].queue_timeout_us
+        assert policy.max_queue_size >= triton_config.EXPLAINER_ADMISSION.admitted
+        assert policy.default_timeout_microseconds == 0
+        public = triton_config.pipeline_config(triton_config.FLAVOURS[flavour], CLASSIFIERS, explain=True)
+        assert public.dynamic_batching.default_queue_policy.max_queue_size == triton_config.EXPLAINER_ADMISSION.bulk_queue
+        assert json.loads(public.parameters["explain"].string_value) is True
         assert config.instance_group[0].kind == triton_config.FLAVOURS[flavour].instance_kind
         assert json.loads(config.parameters["model_names"].string_value) == [s.name for s in CLASSIFIERS]

@@ -94,10 +94,12 @@ def test_a_fifth_classifier_is_one_registered_spec(toy, tmp_path):
     out = assemble(artifacts.root, tmp_path / "cpu", RepositoryOptions(ensemble=default_settings(specs)), specs)
 
     configs = {p.parent.name: triton_config.parse(p.read_text()) for p in out.glob("*/config.pbtxt")}
-    assert triton_config.check_ensemble(configs) == []
+    assert triton_config.check_pipelines(configs, specs) == []
+    flow = triton_config.ensemble_config(specs)
+    toy_step = next(s for s in flow.ensemble_scheduling.step if s.model_name == "toy")
+    assert dict(toy_step.input_map) == {contract.CLASSIFIER_INPUT: "FACES_64"}
     ensemble = configs[contract.ENSEMBLE_NAME]
-    toy_step = next(s for s in ensemble.ensemble_scheduling.step if s.model_name == "toy")
-    assert dict(toy_step.input_map) == {contract.CLASSIFIER_INPUT: "FACES_64", contract.FACE_PRESENT.name: contract.FACE_PRESENT.name}
+    assert json.loads(ensemble.parameters["crop_sizes"].string_value)[-1] == 64
     assert json.loads(configs["face_detector"].parameters["crop_sizes"].string_value) == [256, 224, 64]
     names = next(t for t in ensemble.output if t.name == "MODEL_NAMES")
     assert list(names.dims) == [5]

@@ -8,7 +8,7 @@ import pytest
 from deepfake_contract import ENSEMBLE_NAME
 from deepfake_contract import settings as settings_file
 from deepfake_contract.settings import EnsembleSettings
-from deepfake_models import CLASSIFIER_NAMES
+from deepfake_models import CLASSIFIER_NAMES, CLASSIFIERS
 from deepfake_serving.combiner import CombinerSettings
 from export import triton_config
 from export.artifacts import BuildArtifacts
@@ -49,10 +49,11 @@ def test_every_flavour_is_complete_and_consistent(artifacts, tmp_path, flavour):
     out = assemble(artifacts.root, tmp_path / flavour, RepositoryOptions(flavour=flavour))
     found = configs(out)
     assert set(found) == {ENSEMBLE_NAME, "face_detector", "weighted_average", *CLASSIFIER_NAMES}
-    assert triton_config.check_ensemble(found) == []
-    for name in ("face_detector", "weighted_average"):
+    assert triton_config.check_pipelines(found, CLASSIFIERS) == []
+    for name in ("face_detector", "weighted_average", ENSEMBLE_NAME):
         assert (out / name / "1" / "model.py").is_file()
-    assert (out / ENSEMBLE_NAME / "1").is_dir()  # Triton needs the version folder, even empty
+    admission = json.loads((out / "repository.json").read_text())["admission"][ENSEMBLE_NAME]
+    assert admission == vars(triton_config.FLAVOURS[flavour].admission)
 
 
 def test_model_files_are_linked_not_copied(artifacts, tmp_path):

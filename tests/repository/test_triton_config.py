@@ -25,7 +25,7 @@ def all_configs(flavour_name: str) -> dict[str, mc.ModelConfig]:
     configs = [
         triton_config.face_detector_config(flavour, (256, 224), {"max_faces": "8"}),
         *(triton_config.classifier_config(spec, flavour, {}) for spec in CLASSIFIERS),
-        triton_config.combiner_config([s.name for s in CLASSIFIERS], {}),
+        triton_config.combiner_config(flavour, [s.name for s in CLASSIFIERS], {}),
         triton_config.ensemble_config(CLASSIFIERS),
     ]
     return {c.name: c for c in configs}
@@ -40,6 +40,14 @@ def test_ensemble_wiring_is_consistent(flavour):
 def test_rendered_configs_parse_back_identically(flavour):
     for config in all_configs(flavour).values():
         assert triton_config.parse(triton_config.render(config)) == config
+
+
+@pytest.mark.parametrize("flavour", sorted(triton_config.FLAVOURS))
+def test_the_served_pipeline_keeps_the_fixed_contract_of_its_data_flow(flavour):
+    served = triton_config.pipeline_config(triton_config.FLAVOURS[flavour], CLASSIFIERS)
+    flow = all_configs(flavour)[contract.ENSEMBLE_NAME]
+    assert (served.name, served.backend, served.max_batch_size) == (contract.ENSEMBLE_NAME, "python", 0)
+    assert list(served.input) == list(flow.input) and list(served.output) == list(flow.output)
 
 
 def test_ensemble_keeps_the_fixed_contract():
