@@ -378,6 +378,7 @@ def pipeline_config(flavour: Flavour, classifiers: Sequence[ClassifierSpec], exp
         "crop_sizes": encode([spec.input_size for spec in classifiers]),
         "explain": encode(explain),
         "parallel_classifiers": encode(flavour.parallel_classifiers),
+        "mark_placeholders": encode(skips_placeholders(flavour)),
     })
     return config
 

@@ -18,6 +18,9 @@ COMBINER_NAME = "weighted_average"
 PRIORITY_INTERACTIVE = 1
 PRIORITY_BULK = 2
 PRIORITY_LEVELS = 2
+# Request parameter (JSON true) of the liveness probe: the public pipeline calls every step even
+# for an image without a face, so that a dead classifier fails the probe.
+RUN_ALL_STEPS = "run_all_steps"
 
 # Every classifier (ONNX, TensorRT plan, Triton config) has one input and one output.
 CLASSIFIER_INPUT = "FACES"  # UINT8 [N, H, W, 3], RGB aligned face crops

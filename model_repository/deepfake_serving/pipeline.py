@@ -16,6 +16,7 @@ admitted image is never refused.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,6 +37,8 @@ class PipelineSettings:
     # Run the classifiers of one image at once (GPU) or one after another (CPU: they would
     # only share the same cores, each with its own thread pool).
     parallel_classifiers: bool = True
+    # The classifiers take FACE_PRESENT and skip the rows marked False (python classifiers).
+    mark_placeholders: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_names", tuple(self.model_names))
@@ -72,13 +75,28 @@ async def _infer(pb_utils, model: str, inputs: Sequence, outputs: Sequence[str])
     return await request.async_exec()
 
 
-async def _classify(pb_utils, settings: PipelineSettings, detected: dict) -> tuple[list, object | None]:
-    """Each classifier's logits tensor, or the error answer of the first that failed."""
-    calls = [
-        _infer(pb_utils, name, [pb_utils.Tensor(contract.CLASSIFIER_INPUT, detected[contract.crop_tensor(size).name].as_numpy())],
-               [contract.CLASSIFIER_OUTPUT])
-        for name, size in zip(settings.model_names, settings.crop_sizes)
-    ]
+def runs_all_steps(pb_utils, request) -> bool:
+    """The liveness probe's request (contract.RUN_ALL_STEPS): call every step even without a
+    face, so that a dead classifier stub fails the probe. The python classifiers get the
+    placeholder row marked and do not run their network on it."""
+    try:
+        return json.loads(request.parameters() or "{}").get(contract.RUN_ALL_STEPS) is True
+    except (ValueError, AttributeError):
+        return False
+
+
+async def _classify(pb_utils, settings: PipelineSettings, detected: dict,
+                    placeholder: bool = False) -> tuple[list, object | None]:
+    """Each classifier's logits tensor, or the error answer of the first that failed
+    (placeholder: the crops are the no-face placeholder row, marked where that is understood)."""
+    def inputs(size: int) -> list:
+        crops = [pb_utils.Tensor(contract.CLASSIFIER_INPUT, detected[contract.crop_tensor(size).name].as_numpy())]
+        if placeholder and settings.mark_placeholders:
+            crops.append(pb_utils.Tensor(contract.FACE_PRESENT.name, np.zeros((1, 1), bool)))
+        return crops
+
+    calls = [_infer(pb_utils, name, inputs(size), [contract.CLASSIFIER_OUTPUT])
+             for name, size in zip(settings.model_names, settings.crop_sizes)]
     if settings.parallel_classifiers:
         responses = await asyncio.gather(*calls)
     else:
@@ -104,14 +122,15 @@ async def answer(pb_utils, request, settings: PipelineSettings):
         return failed
     detected = {name: pb_utils.get_output_tensor_by_name(response, name) for name in detector_output_names(settings)}
     num_faces = detected[contract.NUM_FACES.name]
-    if int(num_faces.as_numpy()[0]) == 0:
+    if int(num_faces.as_numpy()[0]) == 0 and not runs_all_steps(pb_utils, request):
         # No face: nothing to classify (the combiner takes zero logit rows for NO_FACE).
         logits = [pb_utils.Tensor(contract.logits_tensor(name).name, np.zeros((0, 2), np.float32))
                   for name in settings.model_names]
     else:
         if request.is_cancelled():
             return _cancelled(pb_utils)
-        logits, failed = await _classify(pb_utils, settings, detected)
+        placeholder = int(num_faces.as_numpy()[0]) == 0
+        logits, failed = await _classify(pb_utils, settings, detected, placeholder)
         if failed is not None:
             return failed
     names = [t.name for t in contract.combiner_outputs(len(settings.model_names))]

@@ -32,20 +32,27 @@ OVERLOADED = 503  # Triton's HTTP status for UNAVAILABLE (queue full, queue time
 
 
 def probe_image() -> bytes:
-    """A small gray PNG: no face, so it is cheap, yet every step of the ensemble runs on it."""
+    """A small gray PNG: no face, so it is cheap; the probe asks the pipeline to call every
+    step on it all the same (contract.RUN_ALL_STEPS)."""
     buffer = io.BytesIO()
     Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
-def infer(url: str, image: bytes, timeout_s: float, model: str = contract.ENSEMBLE_NAME) -> tuple[int, dict]:
-    """(HTTP status, JSON answer) of one image through `model`, asking for the LABEL only.
-    Raises OSError (URLError, timeout) when the server does not answer."""
-    header = json.dumps({
+def infer(url: str, image: bytes, timeout_s: float, model: str = contract.ENSEMBLE_NAME,
+          priority: int = 0, parameters: dict | None = None) -> tuple[int, dict]:
+    """(HTTP status, JSON answer) of one image through `model`, asking for the LABEL only
+    (priority 0: the model's default level; `parameters`: request parameters). Raises OSError
+    (URLError, timeout) when the server does not answer."""
+    body = {
         "inputs": [{"name": contract.IMAGE.name, "shape": [len(image)], "datatype": "UINT8",
                     "parameters": {"binary_data_size": len(image)}}],
         "outputs": [{"name": "LABEL", "parameters": {"binary_data": False}}],
-    }).encode()
+    }
+    extra = {**({"priority": priority} if priority else {}), **(parameters or {})}
+    if extra:
+        body["parameters"] = extra
+    header = json.dumps(body).encode()
     request = urllib.request.Request(
         f"http://{url}/v2/models/{model}/infer", data=header + image, method="POST",
         headers={"Inference-Header-Content-Length": str(len(header)), "Content-Type": "application/octet-stream"})
@@ -63,7 +70,9 @@ def infer(url: str, image: bytes, timeout_s: float, model: str = contract.ENSEMB
 def probe(url: str, timeout_s: float = 20.0, model: str = contract.ENSEMBLE_NAME) -> str | None:
     """None when the server answered the inference (or refused it as overloaded); else why not."""
     try:
-        status, answer = infer(url, probe_image(), timeout_s, model)
+        # Interactive priority: under a bulk flood the probe is still answered, not refused.
+        status, answer = infer(url, probe_image(), timeout_s, model, contract.PRIORITY_INTERACTIVE,
+                               {contract.RUN_ALL_STEPS: True})
     except OSError as error:  # refused, reset, timed out
         return f"no answer from {url} within {timeout_s:g} s: {getattr(error, 'reason', error)}"
     if status == OVERLOADED:

@@ -91,7 +91,7 @@ def test_bad_input_is_invalid_arg_and_the_server_keeps_serving(deepfake_server, 
     with pytest.raises(InferenceServerException) as error:
         client.infer(contract.ENSEMBLE_NAME, [image])
     assert error.value.status() == "StatusCode.INVALID_ARGUMENT", error.value
-    assert len(error.value.message()) > len("in ensemble 'deepfake_detector', ")
+    assert error.value.message() and "invalid input: " not in error.value.message()  # the step's mark is removed
     assert client.is_server_live() and client.is_server_ready()
     assert client.is_model_ready(contract.ENSEMBLE_NAME)
 
@@ -113,15 +113,17 @@ def _answer_or_refusal(url: str, data: bytes):
 
 
 def test_32_concurrent_requests_are_answered_or_refused_as_overloaded(deepfake_server, sample_media):
-    """32 at once is far beyond the cpu flavour's capacity: the queue timeouts refuse some
-    (UNAVAILABLE, model_repository/README.md); every answer given is right."""
+    """32 at once is far beyond the cpu flavour's admission bound (2 in flight + 6 waiting per
+    priority level): the rest are refused at the entry (UNAVAILABLE, model_repository/README.md);
+    every answer given is right."""
     images = [read(sample_media, name) for name in (samples.FACE_IMAGE, samples.NO_FACE_IMAGE, samples.TWO_FACES_IMAGE)]
     requests = [images[i % 3] for i in range(32)]
     with ThreadPoolExecutor(max_workers=32) as pool:
         results = list(pool.map(lambda data: _answer_or_refusal(deepfake_server.grpc_url, data), requests))
     refused = [r for r in results if isinstance(r, InferenceServerException)]
     print("gRPC overload refusals:", sorted({(r.status(), r.message()) for r in refused}))
-    assert all(r.status() == "StatusCode.UNAVAILABLE" for r in refused), refused[:3]
+    assert all(r.status() == "StatusCode.UNAVAILABLE" and "Exceeds maximum queue size" in r.message()
+               for r in refused), refused[:3]
     answered = [(i, r) for i, r in enumerate(results) if not isinstance(r, InferenceServerException)]
     assert answered
     assert [int(r["NUM_FACES"][0]) for _, r in answered] == [[1, 0, 2][i % 3] for i, _ in answered]
