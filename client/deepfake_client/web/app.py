@@ -337,11 +337,11 @@ def create_app(
         del data
         try:
             try:
-                info = await gateway.call(probe_video, path)
+                info = await gateway.call(probe_video, path, limits.video_limits())
             except GatewayError as error:
                 if error.status != 415:
                     raise
-                raise GatewayError(415, error.code, f"{file.filename or 'the upload'!r} is not a video OpenCV can read") from error
+                raise GatewayError(415, error.code, f"{file.filename or 'the upload'!r} cannot be read: {error.message}") from error
             seconds = info.frame_count / info.fps if info.fps else None
             if seconds is not None and seconds > limits.max_video_seconds:
                 raise too_large("the video", seconds, limits.max_video_seconds, "seconds")
