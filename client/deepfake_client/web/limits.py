@@ -44,6 +44,11 @@ class Limits:
     max_ws_fps: float = 2.0
     max_ws_frame_bytes: int = 2 * MIB
     max_in_flight: int = 32  # detections the gateway runs at once (its worker threads)
+    # Bodies being read at once, and how long one may pause or take in all: a stalled
+    # client cannot hold memory (8 x the largest body at most, for body_timeout_s at most).
+    max_uploads: int = 8
+    body_idle_timeout_s: float = 15.0
+    body_timeout_s: float = 120.0
 
     def video_limits(self) -> VideoLimits:
         """What an uploaded video may claim before a frame is decoded (its length is checked
