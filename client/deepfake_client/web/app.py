@@ -4,7 +4,7 @@ Handlers are async; each SDK call (blocking gRPC/HTTP) runs on the gateway's own
 thread pool (`Limits.max_in_flight` threads), so the event loop never waits on
 Triton and the pool, not the default executor's few threads, bounds the work
 in flight. Uploads stay in memory (bounded by the per-route body limit); a video
-is written to one temporary file because OpenCV reads from a path, and that file
+is written to one temporary file (the SDK video path reads files), and that file
 is removed when its detection ends, whatever happens to the request.
 
 No `from __future__ import annotations` here: FastAPI reads the parameters' annotations at run time.
@@ -352,7 +352,7 @@ def create_app(
 
     @app.post("/api/video/detect", summary="Judge a video from sampled frames (multipart `file`, `max_frames`)")
     async def detect_video(
-        file: Annotated[UploadFile, File(description="a video OpenCV reads (MP4, AVI, WebM ...)")],
+        file: Annotated[UploadFile, File(description="MP4/MOV, WebM/Matroska or AVI")],
         max_frames: Annotated[int, Form(description=f"frames sampled, 1 to {limits.max_video_frames}")] = limits.default_video_frames,
         max_frames_query: Annotated[int | None, Query(alias="max_frames", include_in_schema=False)] = None,
         stream: Annotated[bool, Query(description="answer NDJSON: one line per frame as it is judged, then the result")] = False,
@@ -614,7 +614,7 @@ async def _gather_all(tasks: list[asyncio.Future]) -> list[Any]:
 
 
 def _temporary_copy(data: bytes, suffix: str) -> str:
-    """The video as a private temporary file (OpenCV reads paths); the caller removes it."""
+    """The video as a private temporary file (the SDK reads video files); the caller removes it."""
     suffix = suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix) else ""  # OpenCV may go by the extension
     descriptor, path = tempfile.mkstemp(prefix="deepfake-web-", suffix=suffix)
     try:
