@@ -310,11 +310,18 @@ def run_stream(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
 
 def run_web(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
     try:
-        from .web.server import serve  # the `web` extra: FastAPI, uvicorn
+        from .web.security import read_api_keys
+        from .web.server import check_exposure, serve  # the `web` extra: FastAPI, uvicorn
     except ImportError as error:
         print(f"error: `deepfake web` needs the web extra (pip install 'deepfake-client[web]'): {error}", file=sys.stderr)
         return ExitCode.USAGE
-    serve(client, host=args.host, port=args.port)
+    try:
+        keys = read_api_keys(args.keys_file)  # a file or the environment, never the command line
+        check_exposure(args.host, keys, args.insecure_no_auth)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return ExitCode.USAGE
+    serve(client, host=args.host, port=args.port, allowed_origins=args.allow_origin, api_keys=keys, key_rate=args.key_rate)
     return ExitCode.REAL
 
 
@@ -596,6 +603,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("web", parents=[common], help="serve the web console and the seed's REST/WebSocket API")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s: this machine only)")
     p.add_argument("--port", type=int, default=8080, help="default %(default)s")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="a page (https://host:port) besides the gateway's own that may open the webcam socket (repeatable)")
+    p.add_argument("--keys-file", help="API keys, one a line (also $DEEPFAKE_WEB_API_KEY_FILE or "
+                   "$DEEPFAKE_WEB_API_KEYS, comma-separated); required beyond loopback")
+    p.add_argument("--key-rate", type=float, default=10.0, help="requests a second per API key (default %(default)s)")
+    p.add_argument("--insecure-no-auth", action="store_true", help="serve beyond loopback without API keys")
     p.set_defaults(handler=run_web)
 
     p = commands.add_parser(

@@ -26,6 +26,10 @@ from deepfake_serving.calibration import calibrated_probability
 LABEL_FAKE = "FAKE"
 LABEL_REAL = "REAL"
 LABEL_NO_FACE = "NO_FACE"
+# The most faces one image may carry: the detector's max_faces is at most the classifiers'
+# max batch size, 64 in every flavour (export.repository checks it), so no served request has
+# more; a direct caller claiming more is refused before any row is read.
+MAX_FACES = 64
 
 
 class CombinerConfigError(ValueError):
@@ -144,6 +148,8 @@ def face_count(num_faces: np.ndarray) -> int:
     count = int(num_faces[0])
     if count < 0:
         raise CombinerInputError(f"NUM_FACES must be >= 0, got {count}")
+    if count > MAX_FACES:
+        raise CombinerInputError(f"NUM_FACES must be at most {MAX_FACES} (the detector's max_faces bound), got {count}")
     return count
 
 

@@ -214,7 +214,7 @@ def test_video_command_table_and_json(server, tmp_path, capsys):
 def test_video_that_cannot_be_read_is_invalid_input(server, tmp_path, capsys):
     (tmp_path / "broken.mp4").write_bytes(b"garbage" * 50)
     code, _, err = run(["video", tmp_path / "broken.mp4"], capsys)
-    assert code == ExitCode.INVALID_INPUT and "cannot open" in err
+    assert code == ExitCode.INVALID_INPUT and "not a supported video" in err
 
 
 def test_stream_command_reports_every_scored_frame(server, tmp_path, capsys):

@@ -276,7 +276,8 @@ def test_video_limits_and_bad_videos(video_file, tmp_path, monkeypatch):
                              data={"max_frames": "2"})
     assert too_many.status_code == 422 and "max_frames" in too_many.json()["detail"]
     assert too_long.status_code == 413 and "seconds" in too_long.json()["detail"]
-    assert not_video.status_code == 415 and not_video.json()["detail"] == "'clip.mp4' is not a video OpenCV can read"
+    assert not_video.status_code == 415 and not_video.json()["detail"] == (
+        "'clip.mp4' cannot be read: not a supported video: only MP4/MOV, WebM/Matroska or AVI files are read")
     assert list(tmp_path.iterdir()) == []  # every temporary copy removed
 
 

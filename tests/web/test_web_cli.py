@@ -16,12 +16,12 @@ WEB_PACKAGES = {"fastapi", "uvicorn", "starlette", "python-multipart", "promethe
 
 def test_web_binds_to_loopback_by_default_and_serves_the_client(monkeypatch):
     served = {}
-    monkeypatch.setattr("deepfake_client.web.server.serve", lambda client, host, port: served.update(
+    monkeypatch.setattr("deepfake_client.web.server.serve", lambda client, host, port, **_: served.update(
         client=client, host=host, port=port))
     assert cli.main(["web", "--url", "localhost:1"]) == 0
     assert served["host"] == "127.0.0.1" and served["port"] == 8080
     assert served["client"].url == "localhost:1"
-    cli.main(["web", "--url", "localhost:1", "--host", "0.0.0.0", "--port", "9000"])
+    cli.main(["web", "--url", "localhost:1", "--host", "0.0.0.0", "--port", "9000", "--insecure-no-auth"])
     assert (served["host"], served["port"]) == ("0.0.0.0", 9000)
 
 

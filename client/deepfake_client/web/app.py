@@ -4,7 +4,7 @@ Handlers are async; each SDK call (blocking gRPC/HTTP) runs on the gateway's own
 thread pool (`Limits.max_in_flight` threads), so the event loop never waits on
 Triton and the pool, not the default executor's few threads, bounds the work
 in flight. Uploads stay in memory (bounded by the per-route body limit); a video
-is written to one temporary file because OpenCV reads from a path, and that file
+is written to one temporary file (the SDK video path reads files), and that file
 is removed when its detection ends, whatever happens to the request.
 
 No `from __future__ import annotations` here: FastAPI reads the parameters' annotations at run time.
@@ -22,7 +22,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -33,6 +33,7 @@ from fastapi import FastAPI, File, Form, Query, Request, UploadFile, WebSocket, 
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartParser
 
 from ..ensemble import EnsembleSettings
@@ -42,6 +43,7 @@ from ..video import probe_video
 from . import seed
 from .limits import DEFAULT_LIMITS, GatewayError, Limits, check_image, decode_base64_frame, from_sdk_error, too_large
 from .metrics import GatewayMetrics, MetricsMiddleware
+from .security import ApiKeyMiddleware, SecurityHeadersMiddleware, UploadAdmission, origin_allowed
 
 log = logging.getLogger("deepfake_client.web")
 
@@ -158,12 +160,19 @@ def create_app(
     limits: Limits = DEFAULT_LIMITS,
     overlay: Overlay | None | str = "auto",
     close_client: bool = False,
+    allowed_origins: Iterable[str] = (),
+    api_keys: Iterable[str] = (),
+    key_rate: float = 10.0,
 ) -> FastAPI:
     """The gateway on `client` (a DeepfakeClient, or anything with its methods).
 
     overlay: the heatmap drawing for generate_gradcam ("auto": the SDK's, if it has one).
     close_client: close the client when the app shuts down.
+    allowed_origins: pages (scheme://host:port) besides the gateway's own that may open the webcam socket.
+    api_keys: when given, /api/* and /metrics need one in X-API-Key; key_rate: requests a second per key.
     """
+    origins = frozenset(o.rstrip("/").lower() for o in allowed_origins)
+    api_keys = tuple(api_keys)
     gateway = Gateway(client, limits, default_overlay() if overlay == "auto" else overlay)
     metrics = GatewayMetrics()
     # Multipart files within the limits stay in memory: Starlette spools parts over 1 MiB to disk.
@@ -181,11 +190,35 @@ def create_app(
         version=_version(),
         summary="The seed system's REST/WebSocket API and a web console, on the Triton deepfake_detector ensemble.",
         lifespan=lifespan,
+        docs_url=None,  # served below from installed assets, not a CDN
+        redoc_url=None,
     )
     app.state.gateway = gateway
+    # Outermost last: headers on everything; metrics; the key; then the body checks.
+    upload_paths = ("/api/detect/image", "/api/detect/batch", "/api/video/detect")
+    app.add_middleware(UploadAdmission, paths=upload_paths, max_uploads=limits.max_uploads,
+                       idle_s=limits.body_idle_timeout_s, total_s=limits.body_timeout_s)
     app.add_middleware(BodyLimitMiddleware, limits=limits)
+    if api_keys:
+        app.add_middleware(ApiKeyMiddleware, keys=api_keys, rate=key_rate, burst=max(1.0, 2 * key_rate))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    docs_assets = _swagger_ui_assets()
+    if docs_assets is not None:
+        app.mount("/docs/assets", StaticFiles(directory=docs_assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        if docs_assets is None:
+            raise GatewayError(501, "docs_unavailable", "the API page needs swagger-ui-py (the web extra); /openapi.json works")
+        return FileResponse(STATIC / "docs.html", headers={"Cache-Control": "no-cache"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        """The framework's own refusals (404, 405 ...) in the documented shape."""
+        code = HTTP_ERROR_CODES.get(error.status_code, f"http_{error.status_code}")
+        return JSONResponse({"error": code, "detail": str(error.detail)}, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(GatewayError)
     async def gateway_error(_: Request, error: GatewayError) -> JSONResponse:
@@ -198,7 +231,7 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def unexpected_error(_: Request, error: Exception) -> JSONResponse:
-        log.exception("unexpected error", exc_info=error)
+        log.error("unexpected error: %s", _describe(error))
         return JSONResponse({"error": "internal", "detail": "internal error (see the gateway's log)"}, status_code=500)
 
     # Service
@@ -319,7 +352,7 @@ def create_app(
 
     @app.post("/api/video/detect", summary="Judge a video from sampled frames (multipart `file`, `max_frames`)")
     async def detect_video(
-        file: Annotated[UploadFile, File(description="a video OpenCV reads (MP4, AVI, WebM ...)")],
+        file: Annotated[UploadFile, File(description="MP4/MOV, WebM/Matroska or AVI")],
         max_frames: Annotated[int, Form(description=f"frames sampled, 1 to {limits.max_video_frames}")] = limits.default_video_frames,
         max_frames_query: Annotated[int | None, Query(alias="max_frames", include_in_schema=False)] = None,
         stream: Annotated[bool, Query(description="answer NDJSON: one line per frame as it is judged, then the result")] = False,
@@ -337,11 +370,11 @@ def create_app(
         del data
         try:
             try:
-                info = await gateway.call(probe_video, path)
+                info = await gateway.call(probe_video, path, limits.video_limits())
             except GatewayError as error:
                 if error.status != 415:
                     raise
-                raise GatewayError(415, error.code, f"{file.filename or 'the upload'!r} is not a video OpenCV can read") from error
+                raise GatewayError(415, error.code, f"{file.filename or 'the upload'!r} cannot be read: {error.message}") from error
             seconds = info.frame_count / info.fps if info.fps else None
             if seconds is not None and seconds > limits.max_video_seconds:
                 raise too_large("the video", seconds, limits.max_video_seconds, "seconds")
@@ -398,7 +431,17 @@ def create_app(
 
     @app.websocket("/api/video/webcam")
     async def webcam(socket: WebSocket) -> None:
-        """Send a frame (base64 or a data URL, as text; or the encoded bytes); receive its verdict."""
+        """Send a frame (base64 or a data URL, as text; or the encoded bytes); receive its verdict.
+
+        Frames are read as they come, so a flood is answered (`rate_limited`) rather than
+        queued; one frame per session is judged at a time. Every refusal is a JSON message
+        and the socket stays open; it closes with 1008 (policy), 1009 (too big, by uvicorn)
+        or 1013 (try again later).
+        """
+        if not origin_allowed(socket.scope, origins):
+            metrics.webcam_frame("refused_origin")
+            await socket.close(code=1008, reason="origin not allowed")  # before accept: HTTP 403
+            return
         await socket.accept()
         if gateway.webcam_sessions >= limits.max_ws_sessions:
             error = GatewayError(503, "too_many_sessions", f"{limits.max_ws_sessions} webcam sessions are open; try again later")
@@ -408,32 +451,28 @@ def create_app(
             return
         gateway.webcam_sessions += 1
         metrics.webcam_sessions.inc()
-        bucket = TokenBucket(limits.max_ws_fps, burst=max(1.0, limits.max_ws_fps))
-        frame_number = 0
+        session = WebcamSession(socket, limits, on_skipped=metrics.webcam_frame)
         try:
-            while True:
-                message = await socket.receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                frame_number += 1
-                if not bucket.take():
-                    await socket.send_json(
-                        {"frame": frame_number, "status": 429, "error": "rate_limited",
-                         "detail": f"over {limits.max_ws_fps:g} frames per second: frame skipped"}
-                    )
-                    metrics.webcam_frame("rate_limited")
-                    continue
-                try:
-                    await socket.send_json({"frame": frame_number, **(await webcam_frame(message))})
-                    metrics.webcam_frame("judged")
-                except GatewayError as error:
-                    await socket.send_json({"frame": frame_number, "status": error.status, **error.to_dict()})
-                    metrics.webcam_frame("error")
+            await session.run(judge_frame)
         except WebSocketDisconnect:
             pass
+        except Exception as error:  # never a traceback to the client: a close code
+            log.error("webcam session failed: %s", _describe(error))
+            await session.close(1011)
         finally:
+            await session.finish()
             gateway.webcam_sessions -= 1
             metrics.webcam_sessions.dec()
+
+    async def judge_frame(number: int, message: dict[str, Any]) -> dict[str, Any]:
+        try:
+            answer = {"frame": number, **(await webcam_frame(message))}
+            metrics.webcam_frame("judged")
+        except GatewayError as error:
+            answer = {"frame": number, "status": error.status, **error.to_dict()}
+            metrics.webcam_frame("error")
+            del error  # its traceback holds the frame
+        return answer
 
     async def webcam_frame(message: dict[str, Any]) -> dict[str, Any]:
         if message.get("bytes") is not None:
@@ -441,11 +480,7 @@ def create_app(
         else:
             text = (message.get("text") or "").strip()
             if text.startswith("{"):  # also accepted: {"frame": "<base64>"} or {"image": ...}
-                try:
-                    payload = json.loads(text)
-                    text = payload.get("frame") or payload.get("image") or ""
-                except (ValueError, AttributeError) as exc:
-                    raise GatewayError(422, "invalid_frame", "a JSON message needs a base64 `frame`") from exc
+                text = _json_frame(text)
             data = decode_base64_frame(text, limits)
         if len(data) > limits.max_ws_frame_bytes:
             raise too_large("the frame", len(data), limits.max_ws_frame_bytes, "bytes")
@@ -464,6 +499,87 @@ def create_app(
         }
 
     return app
+
+
+HTTP_ERROR_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                    405: "method_not_allowed", 406: "not_acceptable", 413: "too_large", 415: "unsupported_media_type"}
+
+
+def _describe(error: BaseException) -> str:
+    """One line for the log: the error's type and message, without a traceback to keep."""
+    return f"{type(error).__name__}: {error}"
+
+
+def _swagger_ui_assets() -> Path | None:
+    """Swagger UI's files as installed by the swagger-ui-py package (no CDN), if installed."""
+    try:
+        import swagger_ui
+    except ImportError:
+        return None
+    folder = Path(swagger_ui.__file__).parent / "static"
+    return folder if (folder / "swagger-ui-bundle.js").is_file() else None
+
+
+def _json_frame(text: str) -> str:
+    """The base64 frame of a JSON message {"frame": "..."} (or {"image": "..."})."""
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        payload = None
+    frame = payload.get("frame", payload.get("image")) if isinstance(payload, dict) else None
+    if not isinstance(frame, str):
+        raise GatewayError(422, "invalid_frame", 'a JSON message needs a base64 string in "frame"')
+    return frame
+
+
+class WebcamSession:
+    """One webcam socket: reads every message as it arrives, judges one frame at a time, and
+    answers frames over the rate (or sent while one is being judged) with `rate_limited`."""
+
+    def __init__(self, socket: WebSocket, limits: Limits, on_skipped: Callable[[str], None]) -> None:
+        self.on_skipped = on_skipped  # counts a skipped frame in the metrics
+        self.socket = socket
+        self.limits = limits
+        self.bucket = TokenBucket(limits.max_ws_fps, burst=max(1.0, limits.max_ws_fps))
+        self.send_lock = asyncio.Lock()  # the reader and the judging task both send
+        self.judging: asyncio.Task | None = None
+
+    async def send(self, data: dict[str, Any]) -> None:
+        async with self.send_lock:
+            await self.socket.send_json(data)
+
+    async def run(self, judge: Callable[[int, dict[str, Any]], Any]) -> None:
+        number = 0
+        while True:
+            message = await self.socket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            number += 1
+            busy = self.judging is not None and not self.judging.done()
+            if busy or not self.bucket.take():
+                reason = "a frame is still being judged" if busy else f"over {self.limits.max_ws_fps:g} frames per second"
+                await self.send({"frame": number, "status": 429, "error": "rate_limited", "detail": f"{reason}: frame skipped"})
+                self.on_skipped("rate_limited")
+                continue
+            self.judging = asyncio.create_task(self._judge(judge, number, message))
+
+    async def _judge(self, judge: Callable[[int, dict[str, Any]], Any], number: int, message: dict[str, Any]) -> None:
+        answer = await judge(number, message)
+        try:
+            await self.send(answer)
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # the client left while its frame was judged
+
+    async def close(self, code: int) -> None:
+        try:
+            await self.socket.close(code=code)
+        except RuntimeError:
+            pass  # already closed
+
+    async def finish(self) -> None:
+        """The frame being judged is awaited (never abandoned) before the session ends."""
+        if self.judging is not None:
+            await asyncio.gather(self.judging, return_exceptions=True)
 
 
 class TokenBucket:
@@ -498,7 +614,7 @@ async def _gather_all(tasks: list[asyncio.Future]) -> list[Any]:
 
 
 def _temporary_copy(data: bytes, suffix: str) -> str:
-    """The video as a private temporary file (OpenCV reads paths); the caller removes it."""
+    """The video as a private temporary file (the SDK reads video files); the caller removes it."""
     suffix = suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix) else ""  # OpenCV may go by the extension
     descriptor, path = tempfile.mkstemp(prefix="deepfake-web-", suffix=suffix)
     try:

@@ -24,6 +24,7 @@ from ..errors import (
     TlsError,
     VideoError,
 )
+from ..video import VideoLimits
 
 MIB = 1 << 20
 
@@ -43,6 +44,16 @@ class Limits:
     max_ws_fps: float = 2.0
     max_ws_frame_bytes: int = 2 * MIB
     max_in_flight: int = 32  # detections the gateway runs at once (its worker threads)
+    # Bodies being read at once, and how long one may pause or take in all: a stalled
+    # client cannot hold memory (8 x the largest body at most, for body_timeout_s at most).
+    max_uploads: int = 8
+    body_idle_timeout_s: float = 15.0
+    body_timeout_s: float = 120.0
+
+    def video_limits(self) -> VideoLimits:
+        """What an uploaded video may claim before a frame is decoded (its length is checked
+        after the probe, as 413)."""
+        return VideoLimits(max_bytes=self.max_video_bytes)
 
     def body_limit(self, path: str) -> int | None:
         """The largest request body a route takes (multipart overhead included), or None."""

@@ -44,6 +44,10 @@ class GatewayMetrics:
         return generate_latest(self.registry)
 
 
+# Label values are a fixed set: anything else a client sends is "other" (bounded series).
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class MetricsMiddleware:
     """Counts and times every HTTP request by route template (never by raw path: bounded labels)."""
 
@@ -69,6 +73,7 @@ class MetricsMiddleware:
         finally:
             self.metrics.in_flight.dec()
             route = scope.get("route")
-            template = getattr(route, "path", None) or ("/static" if scope["path"].startswith("/static/") else "unmatched")
-            self.metrics.requests.labels(template, scope["method"], str(status)).inc()
+            template = getattr(route, "path", None) or ("/static" if scope["path"].startswith("/static/") else "other")
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            self.metrics.requests.labels(template, method, str(status)).inc()
             self.metrics.duration.labels(template).observe(time.perf_counter() - started)

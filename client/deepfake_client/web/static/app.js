@@ -111,10 +111,20 @@ function drawImage(canvas, img, faces, threshold) {
   });
 }
 
+// Bars carry their numbers as data attributes; styleBars sets the widths through the DOM
+// (the Content-Security-Policy allows no inline style attributes).
 function bar(p, threshold, color) {
   if (p === null || p === undefined) return "";
-  return `<div class="bar"><b style="width:${(p * 100).toFixed(1)}%;background:${color}"></b>` +
-    `<s style="left:${(threshold * 100).toFixed(1)}%"></s></div>`;
+  return `<div class="bar" data-p="${Number(p)}" data-t="${Number(threshold)}" data-c="${esc(color)}"><b></b><s></s></div>`;
+}
+
+function styleBars(root) {
+  root.querySelectorAll(".bar[data-p]").forEach((el) => {
+    const fill = el.querySelector("b");
+    fill.style.width = `${(Number(el.dataset.p) * 100).toFixed(1)}%`;
+    fill.style.background = el.dataset.c;
+    el.querySelector("s").style.left = `${(Number(el.dataset.t) * 100).toFixed(1)}%`;
+  });
 }
 
 function drawConsensus(result) {
@@ -128,6 +138,7 @@ function drawConsensus(result) {
     `<tr><th>model</th><th>p(fake)</th><th class="num"></th><th class="num">weight</th></tr>${rows.join("")}` +
     `<tr class="ensemble"><td>ensemble</td><td>${bar(result.fake_probability, threshold, ensembleColor)}</td>` +
     `<td class="num">${fmt(result.fake_probability)}</td><td class="num">1.00</td></tr>`;
+  styleBars($("consensus"));
   $("consensus-note").textContent = result.num_faces
     ? `FAKE above the threshold ${fmt(threshold, 2)} (the black tick). Per model: its most-fake face; ` +
       `ensemble: weighted mean per face, then the ${result.ensemble.image_score} over faces.`
