@@ -38,7 +38,7 @@ class Limits:
     max_video_bytes: int = 100 * MIB
     max_video_seconds: float = 600.0
     max_video_frames: int = 64  # frames sampled (max_frames); each is one detection
-    default_video_frames: int = 16
+    default_video_frames: int = 30  # the seed's default
     max_ws_sessions: int = 4
     max_ws_fps: float = 2.0
     max_ws_frame_bytes: int = 2 * MIB

@@ -65,7 +65,7 @@ async function checkHealth() {
   try {
     const response = await fetch("/health");
     const health = await response.json();
-    pill.textContent = response.ok ? `ready · ${health.models_loaded} models` : "detector not ready";
+    pill.textContent = response.ok ? `ready · ${health.models_loaded.length} models` : "detector not ready";
     pill.className = `pill ${response.ok ? "ok" : "bad"}`;
     $("untrained").hidden = !health.untrained;
   } catch (_) {
@@ -118,11 +118,13 @@ function bar(p, threshold, color) {
 }
 
 function drawConsensus(result) {
-  const { threshold, weights } = result.ensemble;
+  const { threshold, weights, seed_keys: served } = result.ensemble;
   const total = Object.values(weights).reduce((a, b) => a + b, 0) || 1;
-  const rows = Object.entries(result.model_predictions).map(([name, m]) =>
-    `<tr><td>${esc(name)}</td><td>${bar(m.fake_prob, threshold, COLORS[m.prediction])}</td>` +
-    `<td class="num">${fmt(m.fake_prob)}</td><td class="num">${fmt((weights[name] || 0) / total, 2)}</td></tr>`);
+  const rows = Object.entries(result.model_predictions).map(([key, m]) => {
+    const name = served[key] || key;  // model_predictions has the seed's keys (effort), weights the served names
+    return `<tr><td>${esc(name)}</td><td>${bar(m.fake_prob, threshold, COLORS[m.prediction])}</td>` +
+      `<td class="num">${fmt(m.fake_prob)}</td><td class="num">${fmt((weights[name] || 0) / total, 2)}</td></tr>`;
+  });
   const ensembleColor = COLORS[result.prediction];
   $("consensus").innerHTML =
     `<tr><th>model</th><th>p(fake)</th><th class="num"></th><th class="num">weight</th></tr>${rows.join("")}` +
