@@ -147,7 +147,7 @@ class BodyLimitMiddleware:
                 error = GatewayError(411, "length_required", "send the upload with a Content-Length")
                 return await _error_response(error)(scope, receive, send)
             if int(length) > limit:
-                error = too_large("the upload", int(length), limit, "bytes")
+                error = too_large("the upload", int(length), self.limits.upload_limit(scope["path"]), "bytes")
                 return await _error_response(error)(scope, receive, send)
         await self.app(scope, receive, send)
 

@@ -120,6 +120,7 @@ def image_response(
             "threshold": settings.threshold,
             "image_score": settings.image_score,
             "weights": dict(settings.weights),
+            "calibrated": settings.calibrated,  # fake_probability is a calibrated probability, model scores are raw
             "seed_keys": {seed_key(name): name for name in result.model_names},  # model_predictions key -> served name
         },
     }
