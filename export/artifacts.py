@@ -67,6 +67,10 @@ class BuildArtifacts:
             )
         return record
 
+    def licence(self, name: str) -> str:
+        """The licence of the weights `name` was exported from (its manifest's)."""
+        return self.manifest(name)["licence"]
+
     def existing_onnx(self, name: str) -> Path:
         """The ONNX file of `name`; raises when `onnx` has not run for it."""
         path = self.onnx(name)

@@ -55,7 +55,7 @@ def _demo_weights(args: argparse.Namespace) -> int:
     from export.demo_weights import write_demo_weights
 
     paths = write_demo_weights(args.out, args.seed)
-    _warn_untrained(f"wrote untrained demo weights to {args.out}: {', '.join(p.name for p in paths)}")
+    _banner(f"wrote untrained demo weights to {args.out}: {', '.join(p.name for p in paths)}")
     return 0
 
 
@@ -80,6 +80,7 @@ def _fix(args: argparse.Namespace) -> int:
     expected = spec_by_name(args.model) if args.model else None
     manifest = fix_checkpoint(args.checkpoint, BuildArtifacts(args.out), expected)
     print(f"{manifest['model']}: fixed checkpoint in {BuildArtifacts(args.out).fixed_checkpoint(manifest['model'])}")
+    _warn_licences({manifest["model"]: manifest["licence"]})
     return 0
 
 
@@ -98,6 +99,7 @@ def _onnx(args: argparse.Namespace) -> int:
     for name in _selected(args):
         export_classifier(name, artifacts)
     _print_onnx_summary(artifacts, _selected(args))
+    _warn_licences({name: artifacts.licence(name) for name in _selected(args)})
     return 0
 
 
@@ -182,6 +184,7 @@ def _all(args: argparse.Namespace) -> int:
     for spec in CLASSIFIERS:
         export_classifier(spec.name, artifacts)
     _print_onnx_summary(artifacts, [spec.name for spec in CLASSIFIERS])
+    _warn_licences({spec.name: artifacts.licence(spec.name) for spec in CLASSIFIERS})
     return 0
 
 
@@ -209,7 +212,7 @@ def _checkpoint_folder(folder: Path, artifacts, demo_if_missing: bool, seed: int
             f"{folder} holds none of the published checkpoints:\n{wanted}\n"
             "Download them there (see export/README.md), or pass --demo-if-missing to build untrained demo models."
         )
-    _warn_untrained(
+    _banner(
         f"{folder} holds none of the published checkpoints: building UNTRAINED DEMO MODELS from seeded "
         f"random weights in {artifacts.demo_weights_dir}. Their scores mean nothing. "
         f"Put the four published files in {folder} (see export/README.md) and re-run for real detectors."
@@ -218,9 +221,18 @@ def _checkpoint_folder(folder: Path, artifacts, demo_if_missing: bool, seed: int
     return artifacts.demo_weights_dir
 
 
-def _warn_untrained(message: str) -> None:
+def _banner(message: str) -> None:
     bar = "!" * 78
     print(f"\n{bar}\n{message}\n{bar}\n", file=sys.stderr)
+
+
+def _warn_licences(licences: dict[str, str]) -> None:
+    """A banner when non-commercial (CC BY-NC) weights were exported."""
+    from export.licences import non_commercial_warning
+
+    warning = non_commercial_warning(licences)
+    if warning:
+        _banner(warning)
 
 
 def _print_onnx_summary(artifacts, names: list[str]) -> None:

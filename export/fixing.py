@@ -26,6 +26,7 @@ from export.layouts import (
     strip_ddp_prefix,
     to_canonical,
 )
+from export.licences import weights_licence
 from export.provenance import code_fingerprint, read_json, sha256_file, tool_versions, write_json
 
 log = logging.getLogger(__name__)
@@ -96,11 +97,13 @@ def fix_checkpoint(source: Path, artifacts: BuildArtifacts, expected: Classifier
     write_fixed_checkpoint(
         network.state_dict(),
         fixed_path,
-        metadata={"model": spec.name, "layout": layout.name, "untrained": str(demo is not None).lower()},
+        metadata={"model": spec.name, "layout": layout.name, "untrained": str(demo is not None).lower(),
+                  "licence": weights_licence(spec, demo is not None)},
     )
     manifest = {
         "model": spec.name,
         "untrained": demo is not None,
+        "licence": weights_licence(spec, demo is not None),
         "source": {"path": str(source.resolve()), "sha256": source_sha256, "size_bytes": source.stat().st_size},
         "layout": layout.name,
         "conversion": {

@@ -102,6 +102,7 @@ def onnx_metadata(manifest: dict[str, Any]) -> dict[str, str]:
     return {
         "model_name": manifest["model"],
         "untrained": str(manifest["untrained"]).lower(),
+        "licence": manifest["licence"],
         "source_sha256": manifest["source"]["sha256"],
         "fixed_checkpoint_sha256": manifest["fixed_checkpoint"]["sha256"],
         "layout": manifest["layout"],
@@ -147,6 +148,7 @@ def export_classifier(name: str, artifacts: BuildArtifacts) -> dict[str, Any]:
     report = {
         "model": name,
         "untrained": manifest["untrained"],
+        "licence": manifest["licence"],
         "onnx": onnx_path.name,
         "onnx_sha256": sha256_file(onnx_path),
         "opset": OPSET,

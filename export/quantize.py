@@ -191,6 +191,7 @@ def quantize_classifier(name: str, artifacts: BuildArtifacts, gate: Gate = Gate(
     report = {
         "model": name,
         "untrained": artifacts.is_untrained(name),
+        "licence": artifacts.licence(name),
         "onnx_sha256": fp32_sha256,
         "int8": int8.name,
         "method": "onnxruntime static QDQ, U8 activations / S8 per-channel weights, MinMax",

@@ -90,11 +90,13 @@ def plan_sidecar(
     flags: dict[str, Any],
     untrained: bool,
     parity: dict[str, dict[str, float]],
+    licence: str | None = None,  # the weights' (artifacts.licence); None where unknown
 ) -> dict[str, Any]:
     tolerance = spec_by_name(name).tolerances.reduced_precision
     return {
         "model": name,
         "untrained": untrained,
+        "licence": licence,
         "tensorrt_version": tensorrt_version,
         "gpu_name": gpu_name,
         "compute_capability": compute_capability,
@@ -167,6 +169,7 @@ def build_plan(name: str, artifacts: BuildArtifacts, profile: Profile) -> dict[s
         flags=flags,
         untrained=artifacts.is_untrained(name),
         parity=results,
+        licence=artifacts.licence(name),
     )
     require_agreement(
         results, spec_by_name(name).tolerances.reduced_precision,

@@ -20,6 +20,7 @@ import argparse
 import hashlib
 import json
 import math
+import re
 import signal
 import sys
 import warnings
@@ -71,7 +72,7 @@ from .results import DetectionResult, Label, json_number
 from .stream import StreamUpdate
 from .tls import TlsConfig
 from .transport import PROTOCOLS
-from .video import DEFAULT_NUM_FRAMES
+from .video import DEFAULT_NUM_FRAMES, VIDEO_EXTENSIONS
 
 
 class ExitCode(IntEnum):
@@ -185,9 +186,26 @@ def _report_results(names: Sequence[str], outcomes: Sequence[Any], args: argpars
     return verdict_exit_code((r.label for r in results), errors)
 
 
+def local_path(text: str) -> Path:
+    """A file argument as a path; a URL is refused with what to do instead (it would be read as a path)."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
+        raise InvalidInputError(f"URLs are not supported: {text} (download the file first, then give its path)")
+    return Path(text)
+
+
+def image_path(text: str) -> Path:
+    """`deepfake image`'s argument: a folder or a video gets the command that takes it."""
+    path = local_path(text)
+    if path.is_dir():
+        raise InvalidInputError(f"{text} is a folder: use `deepfake folder {text}`")
+    if path.suffix.lower() in VIDEO_EXTENSIONS:
+        raise InvalidInputError(f"{text} is a video: use `deepfake video {text}`")
+    return path
+
+
 def run_image(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
     try:
-        outcome: Any = client.detect(args.path)
+        outcome: Any = client.detect(image_path(args.path))
     except DeepfakeError as error:
         if not isinstance(error, InvalidInputError):
             raise
@@ -200,7 +218,7 @@ def run_explain(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
     from .images import read_image_file
     from .overlay import render_overlay
 
-    data = read_image_file(Path(args.path))
+    data = read_image_file(image_path(args.path))
     explanation = client.explain(data)
     _warn_untrained(explanation.detection.untrained_models)
     if args.out:
@@ -228,7 +246,7 @@ def find_images(folder: Path, recursive: bool, extensions: Sequence[str]) -> lis
 
 
 def run_folder(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
-    images = find_images(Path(args.folder), args.recursive, args.extensions)
+    images = find_images(local_path(args.folder), args.recursive, args.extensions)
     with _progress(args, len(images), "image") as bar:
         outcomes = client.detect_many(images, concurrency=args.concurrency, on_result=lambda *_: bar.update())
     return _report_results([str(p) for p in images], outcomes, args)
@@ -237,7 +255,7 @@ def run_folder(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
 def run_video(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
     with _progress(args, args.frames, "frame") as bar:
         video = client.detect_video(
-            args.path,
+            local_path(args.path),
             num_frames=args.frames,
             aggregation=args.aggregation,
             top_k=args.top_k,
@@ -325,14 +343,27 @@ def run_web(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
     return ExitCode.REAL
 
 
+def health_reason(health: Any) -> str:
+    """One sentence: ready, or the first thing that keeps the server from serving."""
+    if not health.live:
+        return f"the server at {health.url} is not live"
+    if not health.model_ready:
+        return f"the model {health.model} is not ready (not loaded, loading or failed)"
+    if health.not_ready_models:
+        return f"these models cannot serve: {', '.join(health.not_ready_models)}"
+    if health.inference_error is not None:
+        return f"a probe inference failed: {health.inference_error}"
+    return "ready"
+
+
 def run_health(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
     health = client.health()
     if health.untrained_models:
         _warn_untrained(health.untrained_models)
     if args.json:
-        _print_json(health.to_dict())
+        _print_json(health.to_dict() | {"reason": health_reason(health)})
     else:
-        print(format_table(["field", "value"], list(health.to_dict().items())))
+        print(format_table(["field", "value"], [["reason", health_reason(health)], *health.to_dict().items()]))
     return ExitCode.REAL if health.ready else ExitCode.UNAVAILABLE
 
 
@@ -497,6 +528,22 @@ def _extensions(text: str) -> list[str]:
     return ["." + e.strip().lower().lstrip(".") for e in text.split(",") if e.strip()]
 
 
+EXPLAIN_TIMEOUT_S = 300.0  # Grad-CAM runs the four networks backwards: seconds per face on a CPU server
+
+# One example per subcommand, shown at the end of its --help.
+EXAMPLES = {
+    "image": "deepfake image photo.jpg --url localhost:8001",
+    "folder": "deepfake folder photos/ -r --extensions jpg,png --json > verdicts.json",
+    "video": "deepfake video clip.mp4 --frames 32 --aggregation topk --top-k 5",
+    "stream": "deepfake stream 0 --max-seconds 30          (webcam 0; or rtsp://camera/live, or clip.mp4)",
+    "explain": "deepfake explain photo.jpg --out overlay.png",
+    "health": "deepfake health --url triton.example.com:8001",
+    "web": "deepfake web --url localhost:8001 --port 8080   (then open http://127.0.0.1:8080)",
+    "evaluate": "deepfake evaluate labelled/ --out deepfake-report   (labelled/real/..., labelled/fake/...)",
+    "calibrate": "deepfake calibrate deepfake-report/report.json --settings ensemble-settings.json",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     server = common.add_argument_group("server")
@@ -507,7 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server.add_argument("--protocol", choices=PROTOCOLS, help="default grpc")
     server.add_argument(
-        "--timeout", type=_positive_float, default=DEFAULT_TIMEOUT_S, help="seconds per request (default %(default)s)"
+        "--timeout", type=_positive_float, default=None,
+        help=f"seconds per request (default {DEFAULT_TIMEOUT_S:g}, the SDK's; explain: {EXPLAIN_TIMEOUT_S:g})",
     )
     server.add_argument("--model", default=DEFAULT_MODEL, help="ensemble name (default %(default)s)")
     tls = common.add_argument_group("TLS (any of these turns TLS on, as a grpcs:// or https:// URL does)")
@@ -548,7 +596,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n", 2)[2],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    class _Commands:
+        """add_parser with the subcommand's example as its epilog."""
+
+        @staticmethod
+        def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+            return subparsers.add_parser(name, epilog=f"example:\n  {EXAMPLES[name]}",
+                                         formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+
+    commands = _Commands()
 
     p = commands.add_parser("image", parents=[common], help="judge one image")
     p.add_argument("path")
@@ -595,7 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the overlay PNG here")
     p.add_argument("--heatmaps", action="store_true", help="with --json: include the heatmap arrays")
     # Grad-CAM runs the four networks backwards: seconds per face on a CPU server.
-    p.set_defaults(handler=run_explain, timeout=300.0)
+    # Not `timeout=`: the --timeout action is shared by every subcommand, and set_defaults would change it for all.
+    p.set_defaults(handler=run_explain, default_timeout=EXPLAIN_TIMEOUT_S)
 
     p = commands.add_parser("health", parents=[common], help="is the server live and the model ready?")
     p.set_defaults(handler=run_health)
@@ -664,7 +723,7 @@ def open_client(args: argparse.Namespace) -> DeepfakeClient:
         args.url,
         protocol=args.protocol,
         model=args.model,
-        timeout_s=args.timeout,
+        timeout_s=args.timeout if args.timeout is not None else getattr(args, "default_timeout", DEFAULT_TIMEOUT_S),
         concurrency=getattr(args, "concurrency", DEFAULT_CONCURRENCY),
         tls=tls_config(args),
     )

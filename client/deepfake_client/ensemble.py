@@ -32,6 +32,7 @@ class EnsembleSettings:
     threshold: float = DEFAULT_THRESHOLD
     image_score: str = DEFAULT_IMAGE_SCORE
     untrained_models: tuple[str, ...] = ()
+    calibrated: bool = False  # the combiner maps scores to a calibrated probability (a `calibration` is served)
 
     @classmethod
     def from_parameters(cls, parameters: Mapping[str, str]) -> EnsembleSettings:
@@ -43,6 +44,7 @@ class EnsembleSettings:
                 threshold=float(decode(parameters, "threshold", DEFAULT_THRESHOLD, kind=(int, float))),
                 image_score=decode(parameters, "image_score", DEFAULT_IMAGE_SCORE, kind=str),
                 untrained_models=tuple(decode(parameters, "untrained_models", [], kind=list)),
+                calibrated=decode(parameters, "calibration", None, kind=(dict, type(None))) is not None,
             )
         except (ParameterError, ValueError, TypeError) as exc:
             raise ServerError(f"unexpected {COMBINER_MODEL} parameters {dict(parameters)}: {exc!r}") from exc

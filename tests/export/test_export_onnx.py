@@ -20,6 +20,7 @@ from deepfake_models.servable import build_servable, load_servable
 from export.artifacts import BuildArtifacts
 from export.demo_weights import demo_state_dict, sidecar_path
 from export.fixing import fix_checkpoint
+from export.licences import DEMO_WEIGHTS
 from export.mixed_precision import convert_to_mixed_precision, export_mixed_precision, write_mixed_precision_onnx
 from export.onnx_export import OPSET, export_classifier, export_onnx
 from export.parity import (
@@ -112,6 +113,7 @@ def test_export_classifier_writes_metadata_and_parity_report(xception_artifacts)
     metadata = {p.key: p.value for p in onnx.load(str(artifacts.onnx("xception"))).metadata_props}
     assert metadata["model_name"] == "xception"
     assert metadata["untrained"] == "true" and artifacts.is_untrained("xception")
+    assert metadata["licence"] == artifacts.licence("xception") == report["licence"] == DEMO_WEIGHTS  # demo-marked
     assert metadata["source_sha256"] == sha256_file(checkpoint)
     assert report["passed"] and set(report["batches"]) == {"1", "8", "sample_faces"}  # noise and real faces
     assert report["onnx_sha256"] == sha256_file(artifacts.onnx("xception"))

@@ -27,12 +27,19 @@ def free_port() -> int:
 @contextmanager
 def serve_gateway(triton_grpc_url: str) -> Iterator[str]:
     """The gateway on a DeepfakeClient of that Triton, in a thread; yields host:port."""
+    from deepfake_client import DeepfakeClient
+
+    with serve_client(DeepfakeClient(triton_grpc_url, timeout_s=300)) as url:
+        yield url
+
+
+@contextmanager
+def serve_client(client) -> Iterator[str]:
+    """The gateway on `client` (a DeepfakeClient or a fake one), served by uvicorn in a thread; yields host:port."""
     import uvicorn
 
-    from deepfake_client import DeepfakeClient
     from deepfake_client.web import create_app
 
-    client = DeepfakeClient(triton_grpc_url, timeout_s=300)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(client, close_client=True), host="127.0.0.1", port=port,
                                            log_level="warning"))

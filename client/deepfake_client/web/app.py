@@ -149,7 +149,7 @@ class BodyLimitMiddleware:
                 error = GatewayError(411, "length_required", "send the upload with a Content-Length")
                 return await _error_response(error)(scope, receive, send)
             if int(length) > limit:
-                error = too_large("the upload", int(length), limit, "bytes")
+                error = too_large("the upload", int(length), self.limits.upload_limit(scope["path"]), "bytes")
                 return await _error_response(error)(scope, receive, send)
         await self.app(scope, receive, send)
 
@@ -241,7 +241,7 @@ def create_app(
         if "text/html" in request.headers.get("accept", ""):
             return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
         try:
-            models = list((await gateway.settings()).weights)
+            models = seed.seed_names(list((await gateway.settings()).weights))
             status = "running"
         except GatewayError:
             models, status = [], "degraded"
@@ -259,7 +259,7 @@ def create_app(
         ready = state.ready and settings is not None
         body = {
             "status": "healthy" if ready else "unhealthy",
-            "models_loaded": len(settings.weights) if ready else 0,
+            "models_loaded": seed.seed_names(list(settings.weights)) if ready else [],
             "total_models": len(settings.weights) if settings else 0,
             "device": DEVICE,
             # New.
@@ -401,7 +401,7 @@ def create_app(
                 video = await future
             except DeepfakeError as error:
                 raise from_sdk_error(error) from error
-            return seed.video_response(video, settings, processing_time=time.perf_counter() - started)
+            return seed.video_response(file.filename or "", video, settings, processing_time=time.perf_counter() - started)
 
         if not stream:
             return await result()

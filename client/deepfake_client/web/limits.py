@@ -39,7 +39,7 @@ class Limits:
     max_video_bytes: int = 100 * MIB
     max_video_seconds: float = 600.0
     max_video_frames: int = 64  # frames sampled (max_frames); each is one detection
-    default_video_frames: int = 16
+    default_video_frames: int = 30  # the seed's default
     max_ws_sessions: int = 4
     max_ws_fps: float = 2.0
     max_ws_frame_bytes: int = 2 * MIB
@@ -55,15 +55,15 @@ class Limits:
         after the probe, as 413)."""
         return VideoLimits(max_bytes=self.max_video_bytes)
 
+    def upload_limit(self, path: str) -> int | None:
+        """The documented limit of a route's upload (what a refusal states), or None."""
+        return {"/api/detect/image": self.max_image_bytes, "/api/detect/batch": self.max_batch_bytes,
+                "/api/video/detect": self.max_video_bytes}.get(path)
+
     def body_limit(self, path: str) -> int | None:
-        """The largest request body a route takes (multipart overhead included), or None."""
-        if path == "/api/detect/image":
-            return self.max_image_bytes + MIB
-        if path == "/api/detect/batch":
-            return self.max_batch_bytes + MIB
-        if path == "/api/video/detect":
-            return self.max_video_bytes + MIB
-        return None
+        """The largest request body a route takes (its upload plus 1 MiB of multipart overhead), or None."""
+        upload = self.upload_limit(path)
+        return None if upload is None else upload + MIB
 
 
 DEFAULT_LIMITS = Limits()
@@ -84,6 +84,8 @@ class GatewayError(Exception):
 
 
 def too_large(what: str, size: float, limit: float, unit: str) -> GatewayError:
+    if unit == "bytes":  # people read sizes in MiB, as the docs state the limits
+        return GatewayError(413, "too_large", f"{what} is {size / MIB:,.1f} MiB, over the limit of {limit / MIB:,.0f} MiB")
     return GatewayError(413, "too_large", f"{what} is {size:,.0f} {unit}, over the limit of {limit:,.0f} {unit}")
 
 

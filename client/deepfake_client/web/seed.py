@@ -9,9 +9,16 @@ judged, so it is neither REAL nor FAKE. A seed-era client that tests
 `prediction == "FAKE"` keeps working; one that tests `== "REAL"` no longer takes
 a photo without a face for a real one.
 
-`confidence` is the probability of the predicted class: `fake_probability` for
-FAKE, `real_probability` (1 - fake_probability) for REAL. A model's
+`confidence` is the seed's: max(fake_probability, 1 - fake_probability), how far
+the score is from undecided, whatever the threshold (with a calibrated threshold
+below 0.5 a FAKE can have fake_probability 0.4 and confidence 0.6). A model's
 `prediction` in `model_predictions` uses the ensemble's threshold.
+
+Seed types and names: `/health` `models_loaded` and the image answer's
+`models_used` are lists of model names; `model_predictions` is keyed by the
+seed's names (`effort`, not the served `effort_clip`: `SEED_MODEL_KEYS`); the
+video answer has `filename`; a video samples 30 frames unless told otherwise.
+New fields (`faces`, `ensemble.weights` ...) use the served names.
 """
 
 from __future__ import annotations
@@ -23,6 +30,17 @@ from typing import Any
 from ..ensemble import EnsembleSettings
 from ..results import DetectionResult, Label, VideoResult
 
+# The seed's key for a served model name, where they differ.
+SEED_MODEL_KEYS = {"effort_clip": "effort"}
+
+
+def seed_key(name: str) -> str:
+    return SEED_MODEL_KEYS.get(name, name)
+
+
+def seed_names(names: Sequence[str]) -> list[str]:
+    return [seed_key(name) for name in names]
+
 
 def _number(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else round(float(value), 6)
@@ -31,7 +49,7 @@ def _number(value: float | None) -> float | None:
 def confidence(label: Label, fake_probability: float) -> float | None:
     if label is Label.NO_FACE or math.isnan(fake_probability):
         return None
-    return _number(fake_probability if label is Label.FAKE else 1.0 - fake_probability)
+    return _number(max(fake_probability, 1.0 - fake_probability))
 
 
 def verdict(fake_probability: float, threshold: float) -> str:
@@ -89,10 +107,10 @@ def image_response(
         "face_detection_confidence": None if best_face is None else _number(best_face.detector_score),
         "gradcam": gradcam,  # base64 PNG (no data: prefix) when generate_gradcam was asked for
         "model_predictions": {
-            name: {"fake_prob": _number(p), "real_prob": _number(1.0 - p), "prediction": verdict(p, settings.threshold)}
+            seed_key(name): {"fake_prob": _number(p), "real_prob": _number(1.0 - p), "prediction": verdict(p, settings.threshold)}
             for name, p in per_model.items()
         },
-        "models_used": len(used) if result.has_face else 0,
+        "models_used": seed_names(used) if result.has_face else [],
         "total_models": len(result.model_names),
         "device": device,
         # New fields.
@@ -102,6 +120,8 @@ def image_response(
             "threshold": settings.threshold,
             "image_score": settings.image_score,
             "weights": dict(settings.weights),
+            "calibrated": settings.calibrated,  # fake_probability is a calibrated probability, model scores are raw
+            "seed_keys": {seed_key(name): name for name in result.model_names},  # model_predictions key -> served name
         },
     }
 
@@ -129,10 +149,11 @@ def frame_entry(index: int, timestamp_s: float | None, result: DetectionResult, 
     return {"frame": index, "timestamp": _number(timestamp_s), **{k: v for k, v in fields.items() if k != "untrained_models"}}
 
 
-def video_response(video: VideoResult, settings: EnsembleSettings, *, processing_time: float) -> dict[str, Any]:
+def video_response(filename: str, video: VideoResult, settings: EnsembleSettings, *, processing_time: float) -> dict[str, Any]:
     """POST /api/video/detect. overall_result.confidence is that of the aggregated score."""
     frames = [frame_entry(f.index, f.timestamp_s, f.result, settings) for f in video.frames]
     return {
+        "filename": filename,
         "frame_results": frames,
         "overall_result": {
             "prediction": video.label.value,

@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const COLORS = { FAKE: "#c92a2a", REAL: "#2b8a3e", NO_FACE: "#868e96" };
+const COLORS = { FAKE: "#c92a2a", REAL: "#2b8a3e", NO_FACE: "#868e96", RAW: "#5c7cfa" };
 const fmt = (x, digits = 3) => (x === null || x === undefined ? "–" : Number(x).toFixed(digits));
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -10,9 +10,9 @@ const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 function errorText(status, body) {
   let detail = "";
   try { detail = JSON.parse(body).detail; } catch (_) { detail = body; }
-  const what = { 413: "Too large", 415: "Not supported", 422: "Not accepted", 501: "Not available",
+  if (detail) return typeof detail === "string" ? detail : JSON.stringify(detail);  // the gateway's sentence says it all
+  return { 413: "Too large", 415: "Not supported", 422: "Not accepted", 501: "Not available",
     503: "Detector busy or down, try again shortly", 504: "Timed out" }[status] || `HTTP ${status}`;
-  return detail ? `${what}: ${typeof detail === "string" ? detail : JSON.stringify(detail)}` : what;
 }
 function showError(id, message) { const el = $(id); el.textContent = message || ""; el.hidden = !message; }
 
@@ -65,7 +65,7 @@ async function checkHealth() {
   try {
     const response = await fetch("/health");
     const health = await response.json();
-    pill.textContent = response.ok ? `ready · ${health.models_loaded} models` : "detector not ready";
+    pill.textContent = response.ok ? `ready · ${health.models_loaded.length} models` : "detector not ready";
     pill.className = `pill ${response.ok ? "ok" : "bad"}`;
     $("untrained").hidden = !health.untrained;
   } catch (_) {
@@ -115,7 +115,9 @@ function drawImage(canvas, img, faces, threshold) {
 // (the Content-Security-Policy allows no inline style attributes).
 function bar(p, threshold, color) {
   if (p === null || p === undefined) return "";
-  return `<div class="bar" data-p="${Number(p)}" data-t="${Number(threshold)}" data-c="${esc(color)}"><b></b><s></s></div>`;
+  const tick = threshold === null ? "" : "<s></s>";
+  const t = threshold === null ? "" : ` data-t="${Number(threshold)}"`;
+  return `<div class="bar" data-p="${Number(p)}"${t} data-c="${esc(color)}"><b></b>${tick}</div>`;
 }
 
 function styleBars(root) {
@@ -123,26 +125,34 @@ function styleBars(root) {
     const fill = el.querySelector("b");
     fill.style.width = `${(Number(el.dataset.p) * 100).toFixed(1)}%`;
     fill.style.background = el.dataset.c;
-    el.querySelector("s").style.left = `${(Number(el.dataset.t) * 100).toFixed(1)}%`;
+    const tick = el.querySelector("s");
+    if (tick) tick.style.left = `${(Number(el.dataset.t) * 100).toFixed(1)}%`;
   });
 }
 
 function drawConsensus(result) {
-  const { threshold, weights } = result.ensemble;
+  const { threshold, weights, seed_keys: served, calibrated } = result.ensemble;
   const total = Object.values(weights).reduce((a, b) => a + b, 0) || 1;
-  const rows = Object.entries(result.model_predictions).map(([name, m]) =>
-    `<tr><td>${esc(name)}</td><td>${bar(m.fake_prob, threshold, COLORS[m.prediction])}</td>` +
-    `<td class="num">${fmt(m.fake_prob)}</td><td class="num">${fmt((weights[name] || 0) / total, 2)}</td></tr>`);
+  const rows = Object.entries(result.model_predictions).map(([key, m]) => {
+    const name = served[key] || key;  // model_predictions has the seed's keys (effort), weights the served names
+    // Calibrated: the threshold applies to the calibrated probability, not to a model's raw score.
+    const color = calibrated ? COLORS.RAW : COLORS[m.prediction];
+    return `<tr><td>${esc(name)}</td><td>${bar(m.fake_prob, calibrated ? null : threshold, color)}</td>` +
+      `<td class="num">${fmt(m.fake_prob)}</td><td class="num">${fmt((weights[name] || 0) / total, 2)}</td></tr>`;
+  });
   const ensembleColor = COLORS[result.prediction];
   $("consensus").innerHTML =
     `<tr><th>model</th><th>p(fake)</th><th class="num"></th><th class="num">weight</th></tr>${rows.join("")}` +
-    `<tr class="ensemble"><td>ensemble</td><td>${bar(result.fake_probability, threshold, ensembleColor)}</td>` +
+    `<tr class="ensemble"><td>${calibrated ? "calibrated probability" : "ensemble"}</td><td>${bar(result.fake_probability, threshold, ensembleColor)}</td>` +
     `<td class="num">${fmt(result.fake_probability)}</td><td class="num">1.00</td></tr>`;
   styleBars($("consensus"));
-  $("consensus-note").textContent = result.num_faces
-    ? `FAKE above the threshold ${fmt(threshold, 2)} (the black tick). Per model: its most-fake face; ` +
-      `ensemble: weighted mean per face, then the ${result.ensemble.image_score} over faces.`
-    : "No face was found, so nothing was judged (never read as REAL).";
+  $("consensus-note").textContent = !result.num_faces ? "No face was found, so nothing was judged (never read as REAL)."
+    : calibrated
+    ? `FAKE above the threshold ${fmt(threshold, 2)} (the black tick) on the calibrated probability: the weighted ` +
+      `mean per face mapped by the served calibration, then the ${result.ensemble.image_score} over faces. ` +
+      "Model rows: raw scores of each model's most-fake face, not comparable with the threshold."
+    : `FAKE above the threshold ${fmt(threshold, 2)} (the black tick). Per model: its most-fake face; ` +
+      `ensemble: weighted mean per face, then the ${result.ensemble.image_score} over faces.`;
 }
 
 async function judgeImage(file) {
@@ -181,6 +191,10 @@ async function judgeImage(file) {
   redraw();
   drawConsensus(result);
 }
+$("image-canvas").addEventListener("click", () => {
+  const enlarged = $("image-canvas").classList.toggle("enlarged");
+  $("image-canvas").title = enlarged ? "tap to close" : "tap to enlarge";
+});
 $("image-file").addEventListener("change", (e) => e.target.files[0] && judgeImage(e.target.files[0]));
 
 // Batch
@@ -228,12 +242,13 @@ async function runBatch(files) {
           rows.splice(0, rows.length, ...line.results);  // input order (the progress lines come as judged)
           batchTable(rows);
         } else if (line.type === "error") {
+          $("batch-count").textContent = `failed after ${rows.length} / ${files.length}`;
           showError("batch-error", errorText(line.status, JSON.stringify(line)));
         }
       },
     });
   } catch (error) {
-    $("batch-count").textContent = "";
+    $("batch-count").textContent = "failed";
     showError("batch-error", error.message);
   }
 }
@@ -267,7 +282,8 @@ async function runVideo(file) {
   const progress = $("video-progress");
   const svg = $("timeline");
   const points = [];
-  let span = 1, threshold = 0.5;
+  let span = 1, threshold = 0.5, fps = 0;
+  const axisLabel = () => (fps ? `${fmt(span, 1)} s` : `frame ${span}`);  // seconds when the video says its rate
   progress.value = 0;
   svg.innerHTML = "";
   $("video-verdict-line").hidden = true;
@@ -279,21 +295,22 @@ async function runVideo(file) {
       onUpload: (share) => { $("video-count").textContent = `uploading ${Math.round(share * 100)}%`; },
       onLine: (line) => {
         if (line.type === "start") {
-          span = Math.max(line.total_frames - 1, 1);
+          fps = line.fps || 0;
+          span = fps ? Math.max(line.total_frames - 1, 1) / fps : Math.max(line.total_frames - 1, 1);
           $("video-count").textContent = `0 / ${line.frames_to_process} frames`;
         } else if (line.type === "progress") {
           const f = line.frame_result;
           progress.value = line.done / line.total;
           $("video-count").textContent = `${line.done} / ${line.total} frames`;
-          points.push({ t: f.frame, p: f.fake_probability, label: f.prediction,
+          points.push({ t: fps && f.timestamp !== null ? f.timestamp : f.frame, p: f.fake_probability, label: f.prediction,
             title: `frame ${f.frame}${f.timestamp !== null ? ` (${fmt(f.timestamp, 2)} s)` : ""}: ${f.prediction} ${fmt(f.fake_probability)}` });
           points.sort((a, b) => a.t - b.t);
-          drawTimeline(svg, points, threshold, { span, axis: `frame ${span}` });
+          drawTimeline(svg, points, threshold, { span, axis: axisLabel() });
         } else if (line.type === "result") {
           const o = line.overall_result, info = line.processing_info;
           threshold = o.threshold;
           progress.value = 1;
-          drawTimeline(svg, points, threshold, { span, axis: `frame ${span}` });
+          drawTimeline(svg, points, threshold, { span, axis: axisLabel() });
           verdict("video-verdict", o.prediction);
           $("video-verdict-line").hidden = false;
           $("video-summary").textContent = `p(fake) ${fmt(o.fake_probability)} (${o.aggregation}) · fake frames ` +
