@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..results import DetectionResult, VideoResult
-from .models import KINDS
+from .kinds import KINDS
 
 MAX_FILENAME = 255
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")

@@ -11,8 +11,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-KINDS = ("image", "batch_item", "video", "frame", "webcam")
-VERDICTS = ("FAKE", "REAL", "NO_FACE")
+from .kinds import KINDS, VERDICTS  # noqa: F401 - re-exported
 
 
 class Base(DeclarativeBase):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 
 from ..errors import InvalidInputError
-from .models import KINDS, VERDICTS
+from .kinds import KINDS, VERDICTS
 
 MAX_PAGE = 1000
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -22,16 +23,24 @@ from .query import HistoryFilter
 log = logging.getLogger("deepfake_client.records")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-DEFAULT_DIR = Path("deepfake-data")
 EXPORT_BATCH = 2000
+NO_FILTER = HistoryFilter()
 
 
 class RecordStoreError(DeepfakeError):
     """The record database cannot be opened, migrated or read."""
 
 
-def default_url(folder: str | Path = DEFAULT_DIR) -> str:
-    return f"sqlite:///{Path(folder) / 'records.sqlite'}"
+def data_dir() -> Path:
+    """$DEEPFAKE_DATA_DIR, else $XDG_DATA_HOME/deepfake (~/.local/share/deepfake)."""
+    if os.environ.get("DEEPFAKE_DATA_DIR"):
+        return Path(os.environ["DEEPFAKE_DATA_DIR"])
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "deepfake"
+
+
+def default_url() -> str:
+    """$DEEPFAKE_RECORD_DB, else a SQLite file in the data folder."""
+    return os.environ.get("DEEPFAKE_RECORD_DB") or f"sqlite:///{data_dir() / 'records.sqlite'}"
 
 
 def normalise_url(url: str) -> str:
@@ -93,12 +102,16 @@ def _apply(statement: Any, f: HistoryFilter) -> Any:
     return statement
 
 
+def _stamp(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC (SQLite keeps no zone; we always write UTC)."""
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()
+
+
 def as_dict(row: Prediction) -> dict[str, Any]:
     data = {name: getattr(row, name) for name in FIELDS}
-    created = data["created_at"]
-    if created is not None and created.tzinfo is None:  # SQLite keeps no zone; we always write UTC
-        created = created.replace(tzinfo=timezone.utc)
-    data["created_at"] = created.isoformat() if created else None
+    data["created_at"] = _stamp(data["created_at"])
     data["has_thumbnail"] = row.thumbnail is not None
     return data
 
@@ -178,15 +191,15 @@ class RecordStore:
         except SQLAlchemyError as error:
             raise RecordStoreError(f"record database {redact(self.url)}: {str(error).splitlines()[0]}") from error
 
-    def count(self, f: HistoryFilter = HistoryFilter()) -> int:
+    def count(self, f: HistoryFilter = NO_FILTER) -> int:
         return self._read(lambda s: s.execute(_apply(select(func.count(Prediction.id)), f)).scalar_one())
 
-    def page(self, f: HistoryFilter = HistoryFilter(), *, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+    def page(self, f: HistoryFilter = NO_FILTER, *, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
         """Newest first."""
         statement = _apply(select(Prediction), f).order_by(Prediction.id.desc()).limit(limit).offset(offset)
         return self._read(lambda s: [as_dict(r) for r in s.execute(statement).scalars()])
 
-    def iterate(self, f: HistoryFilter = HistoryFilter()) -> Iterator[dict[str, Any]]:
+    def iterate(self, f: HistoryFilter = NO_FILTER) -> Iterator[dict[str, Any]]:
         """Every matching record, oldest first, read in batches (exports)."""
         last = 0
         while True:
@@ -212,13 +225,8 @@ class RecordStore:
                 select(func.count(Prediction.id), func.min(Prediction.created_at), func.max(Prediction.created_at)).where(where)
             ).one()
             newest = session.execute(select(Prediction).where(where).order_by(Prediction.id.desc()).limit(1)).scalar()
-            stamp = (lambda t: None if t is None else (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).isoformat())
-            return {"sha256": sha256, "seen": count > 0, "count": count, "first_seen": stamp(first),
-                    "last_seen": stamp(last), "latest": as_dict(newest) if newest else None}
+            return {"sha256": sha256, "seen": count > 0, "count": count, "first_seen": _stamp(first),
+                    "last_seen": _stamp(last), "latest": as_dict(newest) if newest else None}
 
         return self._read(run)
-
-
-def open_store(url: str | None, folder: str | Path = DEFAULT_DIR) -> RecordStore:
-    return RecordStore(url or default_url(folder))
 

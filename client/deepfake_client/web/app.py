@@ -14,6 +14,7 @@ No `from __future__ import annotations` here: FastAPI reads the parameters' anno
 import asyncio
 import base64
 import functools
+import hashlib
 import importlib
 import json
 import logging
@@ -22,6 +23,7 @@ import os
 import re
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -158,11 +160,14 @@ def create_app(
     limits: Limits = DEFAULT_LIMITS,
     overlay: Overlay | None | str = "auto",
     close_client: bool = False,
+    records: Any = None,
 ) -> FastAPI:
     """The gateway on `client` (a DeepfakeClient, or anything with its methods).
 
     overlay: the heatmap drawing for generate_gradcam ("auto": the SDK's, if it has one).
     close_client: close the client when the app shuts down.
+    records: a `deepfake_client.records.gateway.GatewayRecords`: every verdict is recorded and
+        /api/history is served (closed with the app).
     """
     gateway = Gateway(client, limits, default_overlay() if overlay == "auto" else overlay)
     metrics = GatewayMetrics()
@@ -173,6 +178,8 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         gateway.executor.shutdown(wait=True)  # requests in flight are finished, never abandoned
+        if records is not None:
+            records.close()  # writes what is buffered
         if close_client:
             client.close()
 
@@ -186,6 +193,9 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, limits=limits)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if records is not None:  # issue 20: prediction records and history
+        records.register_metrics(metrics.registry)
+        app.include_router(records.router)
 
     @app.exception_handler(GatewayError)
     async def gateway_error(_: Request, error: GatewayError) -> JSONResponse:
@@ -258,7 +268,7 @@ def create_app(
         data = await upload.read()
         return data, check_image(data, limits, repr(upload.filename or "the image"))
 
-    async def judge_image(upload: UploadFile, gradcam: bool) -> dict[str, Any]:
+    async def judge_image(upload: UploadFile, gradcam: bool, kind: str = "image", group: str | None = None) -> dict[str, Any]:
         data, size = await read_image(upload)
         settings = await gateway.settings()
         heatmap = None
@@ -267,6 +277,9 @@ def create_app(
         else:
             result, elapsed = await gateway.detect(data)
         metrics.count_prediction(result.label.value)
+        if records is not None:
+            records.image(result, kind=kind, data=data, filename=upload.filename, size=size, elapsed=elapsed,
+                          identity=records.identity(client, settings), group_id=group)
         return seed.image_response(
             upload.filename or "", result, settings, processing_time=elapsed, device=DEVICE, image_size=size, gradcam=heatmap
         )
@@ -287,9 +300,11 @@ def create_app(
         if len(files) > limits.max_batch_files:
             raise GatewayError(413, "too_many_files", f"{len(files)} files, over the limit of {limits.max_batch_files} per batch")
 
+        group = str(uuid.uuid4())
+
         async def one(position: int, upload: UploadFile) -> tuple[int, dict[str, Any]]:
             try:
-                return position, await judge_image(upload, False)
+                return position, await judge_image(upload, False, "batch_item", group)
             except GatewayError as error:
                 if error.status == 503:
                     raise  # the whole batch cannot be served
@@ -334,6 +349,7 @@ def create_app(
             raise GatewayError(422, "empty", "the video is empty")
         settings = await gateway.settings()
         path = _temporary_copy(data, Path(file.filename or "").suffix)
+        video_sha256, video_bytes = (hashlib.sha256(data).hexdigest(), len(data)) if records is not None else ("", 0)
         del data
         try:
             try:
@@ -368,7 +384,11 @@ def create_app(
                 video = await future
             except DeepfakeError as error:
                 raise from_sdk_error(error) from error
-            return seed.video_response(video, settings, processing_time=time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            if records is not None:
+                records.video(video, data_sha256=video_sha256, size_bytes=video_bytes, filename=file.filename,
+                              elapsed=elapsed, identity=records.identity(client, settings))
+            return seed.video_response(video, settings, processing_time=elapsed)
 
         if not stream:
             return await result()
@@ -409,6 +429,7 @@ def create_app(
         gateway.webcam_sessions += 1
         metrics.webcam_sessions.inc()
         bucket = TokenBucket(limits.max_ws_fps, burst=max(1.0, limits.max_ws_fps))
+        session = str(uuid.uuid4())  # groups the session's recorded frames
         frame_number = 0
         try:
             while True:
@@ -424,7 +445,7 @@ def create_app(
                     metrics.webcam_frame("rate_limited")
                     continue
                 try:
-                    await socket.send_json({"frame": frame_number, **(await webcam_frame(message))})
+                    await socket.send_json({"frame": frame_number, **(await webcam_frame(message, session))})
                     metrics.webcam_frame("judged")
                 except GatewayError as error:
                     await socket.send_json({"frame": frame_number, "status": error.status, **error.to_dict()})
@@ -435,7 +456,7 @@ def create_app(
             gateway.webcam_sessions -= 1
             metrics.webcam_sessions.dec()
 
-    async def webcam_frame(message: dict[str, Any]) -> dict[str, Any]:
+    async def webcam_frame(message: dict[str, Any], session: str | None = None) -> dict[str, Any]:
         if message.get("bytes") is not None:
             data = message["bytes"]
         else:
@@ -449,10 +470,13 @@ def create_app(
             data = decode_base64_frame(text, limits)
         if len(data) > limits.max_ws_frame_bytes:
             raise too_large("the frame", len(data), limits.max_ws_frame_bytes, "bytes")
-        check_image(data, limits, "the frame")
+        size = check_image(data, limits, "the frame")
         settings = await gateway.settings()
         result, elapsed = await gateway.detect(data)
         metrics.count_prediction(result.label.value)
+        if records is not None:
+            records.image(result, kind="webcam", data=data, filename=None, size=size, elapsed=elapsed,
+                          identity=records.identity(client, settings), group_id=session)
         fields = seed.detection_fields(result, settings)
         return {
             "prediction": fields["prediction"],
