@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidInputError
+from ..errors import DeepfakeError, InvalidInputError
 from .models import FIELDS
 
 JSON_FIELDS = ("faces", "model_probabilities", "model_fingerprints")
@@ -98,10 +98,19 @@ def export_mlflow(
     """One MLflow run per time window: per-record metrics, summary metrics and params, and the records
     as artifacts (records.csv, records.json). Returns the run ids."""
     try:
-        from mlflow.entities import Metric, Param, RunTag
-        from mlflow.tracking import MlflowClient
+        from mlflow.exceptions import MlflowException
     except ImportError as error:
         raise InvalidInputError(f"--mlflow needs MLflow (the client's `mlflow` extra): {error}") from error
+    try:
+        return _export_mlflow(records, tracking_uri, experiment, window)
+    except MlflowException as error:
+        raise DeepfakeError(f"MLflow at {tracking_uri}: {str(error).splitlines()[0]}") from error
+
+
+def _export_mlflow(records: Sequence[dict[str, Any]], tracking_uri: str, experiment: str, window: timedelta) -> list[str]:
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)
