@@ -100,6 +100,7 @@ def test_mlflow_export_reads_back_with_mlflows_client(db, capsys, tmp_path, monk
     mlflow = pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps the file store, in maintenance
     uri = (tmp_path / "mlruns").as_uri() if store == "file" else f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.chdir(tmp_path)  # a database store puts artifacts under ./mlruns by default
     code, out, _ = run(capsys, "history", "export", "--db", db, "--mlflow", uri, "--window", "1d", "--json")
     assert code == 0 and json.loads(out)["records"] == 6
     client = mlflow.MlflowClient(uri)
@@ -119,5 +120,6 @@ def test_mlflow_export_reads_back_with_mlflows_client(db, capsys, tmp_path, monk
     assert second.data.metrics["no_face_count"] == 1 and second.data.metrics["fake_count"] == 1
     artifacts = {a.path for a in client.list_artifacts(second.info.run_id)}
     assert artifacts == {"records.csv", "records.json"}
+    assert second.info.artifact_uri.startswith((tmp_path.as_uri(), str(tmp_path), "mlflow-artifacts"))
     local = client.download_artifacts(second.info.run_id, "records.json", str(tmp_path))
     assert [r["filename"] for r in json.loads(Path(local).read_text())] == ["f3.png", "f4.png", "f5.png"]
