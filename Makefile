@@ -19,7 +19,7 @@ REQUIREMENTS := requirements/server.txt requirements/facenet.txt requirements/de
 	pyproject.toml client/pyproject.toml
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser export repository serve demo test test-fast clean
+.PHONY: setup browser postgresql export repository serve demo test test-fast clean
 
 setup: $(STAMP)
 
@@ -56,7 +56,16 @@ browser:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	fi
 
-test: setup browser
+# The record tests (tests/records) start a real PostgreSQL server (initdb + pg_ctl in a temporary
+# folder): Debian's postgresql, installed with apt when missing.
+postgresql:
+	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO="sudo"; \
+		$$SUDO apt-get update -qq >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
+test: setup browser postgresql
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Unit tests only (no full-size models, no server).

@@ -67,6 +67,7 @@ from .evaluation import (
     score_files,
     video_samples,
 )
+from .records import cli as records_cli
 from .report import write_report
 from .results import DetectionResult, Label, json_number
 from .stream import StreamUpdate
@@ -339,7 +340,14 @@ def run_web(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return ExitCode.USAGE
-    serve(client, host=args.host, port=args.port, allowed_origins=args.allow_origin, api_keys=keys, key_rate=args.key_rate)
+    try:
+        records = records_cli.gateway_records(args)
+    except ImportError as error:
+        print(f"error: recording needs the records extra (pip install 'deepfake-client[records]'), "
+              f"or run with --no-record: {error}", file=sys.stderr)
+        return ExitCode.USAGE
+    serve(client, host=args.host, port=args.port, allowed_origins=args.allow_origin, api_keys=keys, key_rate=args.key_rate,
+          records=records)
     return ExitCode.REAL
 
 
@@ -608,11 +616,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands = _Commands()
 
-    p = commands.add_parser("image", parents=[common], help="judge one image")
+    record = records_cli.record_option()
+    p = commands.add_parser("image", parents=[common, record], help="judge one image")
     p.add_argument("path")
     p.set_defaults(handler=run_image)
 
-    p = commands.add_parser("folder", parents=[common, concurrency], help="judge every image in a folder")
+    p = commands.add_parser("folder", parents=[common, concurrency, record], help="judge every image in a folder")
     p.add_argument("folder")
     p.add_argument("--recursive", "-r", action="store_true", help="include sub-folders")
     p.add_argument(
@@ -621,7 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=run_folder)
 
     p = commands.add_parser(
-        "video", parents=[common, concurrency, frames, aggregation, threshold], help="judge a video"
+        "video", parents=[common, concurrency, frames, aggregation, threshold, record], help="judge a video"
     )
     p.add_argument("path")
     p.set_defaults(handler=run_video)
@@ -668,7 +677,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "$DEEPFAKE_WEB_API_KEYS, comma-separated); required beyond loopback")
     p.add_argument("--key-rate", type=float, default=10.0, help="requests a second per API key (default %(default)s)")
     p.add_argument("--insecure-no-auth", action="store_true", help="serve beyond loopback without API keys")
+    records_cli.add_web_options(p)
     p.set_defaults(handler=run_web)
+    records_cli.add_history_parser(commands)
 
     p = commands.add_parser(
         "evaluate", parents=[common, frames, aggregation], help="metrics over a labelled folder (real/, fake/)"
@@ -732,8 +743,10 @@ def open_client(args: argparse.Namespace) -> DeepfakeClient:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # exits 2 on usage errors
     warnings.simplefilter("ignore", UntrainedModelsWarning)  # the CLI shows its own banner
+    if getattr(args, "offline", False):  # `deepfake history`: the record database, no server
+        return records_cli.run_history(args)
     try:
-        with open_client(args) as client:
+        with records_cli.recording(open_client(args), args) as client:
             return int(args.handler(client, args))
     except DeepfakeError as error:
         print(f"error: {error}", file=sys.stderr)

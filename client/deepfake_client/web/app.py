@@ -14,6 +14,7 @@ No `from __future__ import annotations` here: FastAPI reads the parameters' anno
 import asyncio
 import base64
 import functools
+import hashlib
 import importlib
 import json
 import logging
@@ -22,6 +23,7 @@ import os
 import re
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -163,6 +165,7 @@ def create_app(
     allowed_origins: Iterable[str] = (),
     api_keys: Iterable[str] = (),
     key_rate: float = 10.0,
+    records: Any = None,
 ) -> FastAPI:
     """The gateway on `client` (a DeepfakeClient, or anything with its methods).
 
@@ -170,6 +173,8 @@ def create_app(
     close_client: close the client when the app shuts down.
     allowed_origins: pages (scheme://host:port) besides the gateway's own that may open the webcam socket.
     api_keys: when given, /api/* and /metrics need one in X-API-Key; key_rate: requests a second per key.
+    records: a `deepfake_client.records.gateway.GatewayRecords`: every verdict is recorded and
+        /api/history is served (closed with the app).
     """
     origins = frozenset(o.rstrip("/").lower() for o in allowed_origins)
     api_keys = tuple(api_keys)
@@ -182,6 +187,8 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         gateway.executor.shutdown(wait=True)  # requests in flight are finished, never abandoned
+        if records is not None:
+            records.close()  # writes what is buffered
         if close_client:
             client.close()
 
@@ -219,6 +226,9 @@ def create_app(
         """The framework's own refusals (404, 405 ...) in the documented shape."""
         code = HTTP_ERROR_CODES.get(error.status_code, f"http_{error.status_code}")
         return JSONResponse({"error": code, "detail": str(error.detail)}, status_code=error.status_code, headers=error.headers)
+    if records is not None:  # issue 20: prediction records and history
+        records.register_metrics(metrics.registry)
+        app.include_router(records.router)
 
     @app.exception_handler(GatewayError)
     async def gateway_error(_: Request, error: GatewayError) -> JSONResponse:
@@ -291,7 +301,7 @@ def create_app(
         data = await upload.read()
         return data, check_image(data, limits, repr(upload.filename or "the image"))
 
-    async def judge_image(upload: UploadFile, gradcam: bool) -> dict[str, Any]:
+    async def judge_image(upload: UploadFile, gradcam: bool, kind: str = "image", group: str | None = None) -> dict[str, Any]:
         data, size = await read_image(upload)
         settings = await gateway.settings()
         heatmap = None
@@ -300,6 +310,9 @@ def create_app(
         else:
             result, elapsed = await gateway.detect(data)
         metrics.count_prediction(result.label.value)
+        if records is not None:
+            records.image(result, kind=kind, data=data, filename=upload.filename, size=size, elapsed=elapsed,
+                          identity=records.identity(client, settings), group_id=group)
         return seed.image_response(
             upload.filename or "", result, settings, processing_time=elapsed, device=DEVICE, image_size=size, gradcam=heatmap
         )
@@ -320,9 +333,11 @@ def create_app(
         if len(files) > limits.max_batch_files:
             raise GatewayError(413, "too_many_files", f"{len(files)} files, over the limit of {limits.max_batch_files} per batch")
 
+        group = str(uuid.uuid4())
+
         async def one(position: int, upload: UploadFile) -> tuple[int, dict[str, Any]]:
             try:
-                return position, await judge_image(upload, False)
+                return position, await judge_image(upload, False, "batch_item", group)
             except GatewayError as error:
                 if error.status == 503:
                     raise  # the whole batch cannot be served
@@ -367,6 +382,7 @@ def create_app(
             raise GatewayError(422, "empty", "the video is empty")
         settings = await gateway.settings()
         path = _temporary_copy(data, Path(file.filename or "").suffix)
+        video_sha256, video_bytes = (hashlib.sha256(data).hexdigest(), len(data)) if records is not None else ("", 0)
         del data
         try:
             try:
@@ -401,7 +417,11 @@ def create_app(
                 video = await future
             except DeepfakeError as error:
                 raise from_sdk_error(error) from error
-            return seed.video_response(file.filename or "", video, settings, processing_time=time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            if records is not None:
+                records.video(video, data_sha256=video_sha256, size_bytes=video_bytes, filename=file.filename,
+                              elapsed=elapsed, identity=records.identity(client, settings))
+            return seed.video_response(file.filename or "", video, settings, processing_time=elapsed)
 
         if not stream:
             return await result()
@@ -452,8 +472,9 @@ def create_app(
         gateway.webcam_sessions += 1
         metrics.webcam_sessions.inc()
         session = WebcamSession(socket, limits, on_skipped=metrics.webcam_frame)
+        session_id = str(uuid.uuid4())  # groups the session's recorded frames
         try:
-            await session.run(judge_frame)
+            await session.run(lambda number, message: judge_frame(number, message, session_id))
         except WebSocketDisconnect:
             pass
         except Exception as error:  # never a traceback to the client: a close code
@@ -464,9 +485,9 @@ def create_app(
             gateway.webcam_sessions -= 1
             metrics.webcam_sessions.dec()
 
-    async def judge_frame(number: int, message: dict[str, Any]) -> dict[str, Any]:
+    async def judge_frame(number: int, message: dict[str, Any], session_id: str | None = None) -> dict[str, Any]:
         try:
-            answer = {"frame": number, **(await webcam_frame(message))}
+            answer = {"frame": number, **(await webcam_frame(message, session_id))}
             metrics.webcam_frame("judged")
         except GatewayError as error:
             answer = {"frame": number, "status": error.status, **error.to_dict()}
@@ -474,7 +495,7 @@ def create_app(
             del error  # its traceback holds the frame
         return answer
 
-    async def webcam_frame(message: dict[str, Any]) -> dict[str, Any]:
+    async def webcam_frame(message: dict[str, Any], session: str | None = None) -> dict[str, Any]:
         if message.get("bytes") is not None:
             data = message["bytes"]
         else:
@@ -484,10 +505,13 @@ def create_app(
             data = decode_base64_frame(text, limits)
         if len(data) > limits.max_ws_frame_bytes:
             raise too_large("the frame", len(data), limits.max_ws_frame_bytes, "bytes")
-        check_image(data, limits, "the frame")
+        size = check_image(data, limits, "the frame")
         settings = await gateway.settings()
         result, elapsed = await gateway.detect(data)
         metrics.count_prediction(result.label.value)
+        if records is not None:
+            records.image(result, kind="webcam", data=data, filename=None, size=size, elapsed=elapsed,
+                          identity=records.identity(client, settings), group_id=session)
         fields = seed.detection_fields(result, settings)
         return {
             "prediction": fields["prediction"],

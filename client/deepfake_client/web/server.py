@@ -37,7 +37,7 @@ def serve(
     limits: Limits = DEFAULT_LIMITS,
     **options: Any,
 ) -> None:
-    """options: create_app's allowed_origins, api_keys and key_rate."""
+    """options: create_app's allowed_origins, api_keys, key_rate and records."""
     import uvicorn
 
     from .app import create_app
