@@ -549,6 +549,7 @@ EXAMPLES = {
     "web": "deepfake web --url localhost:8001 --port 8080   (then open http://127.0.0.1:8080)",
     "evaluate": "deepfake evaluate labelled/ --out deepfake-report   (labelled/real/..., labelled/fake/...)",
     "calibrate": "deepfake calibrate deepfake-report/report.json --settings ensemble-settings.json",
+    "history": "deepfake history list --verdict FAKE --since 2026-12-01 --json",
 }
 
 
