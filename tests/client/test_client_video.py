@@ -167,11 +167,11 @@ class CountingTransport(FakeTransport):
         self.started = 0
         self.finished = 0
 
-    def infer(self, model: str, image: bytes):
+    def infer(self, model: str, image: bytes, priority: int = 0):
         with self._lock:
             self.started += 1
         try:
-            return super().infer(model, image)
+            return super().infer(model, image, priority)
         finally:
             with self._lock:
                 self.finished += 1
