@@ -26,7 +26,14 @@ import deepfake_contract as contract
 from .aggregation import Aggregation, video_result
 from .concurrency import AdaptiveLimit, bounded_map
 from .ensemble import COMBINER_MODEL, EnsembleSettings
-from .errors import DeepfakeError, InvalidInputError, ModelNotReadyError, OverloadedError, ServerUnavailableError
+from .errors import (
+    DeepfakeError,
+    InvalidInputError,
+    ModelNotReadyError,
+    OverloadedError,
+    ServerUnavailableError,
+    in_context,
+)
 from .explain import EXPLAINER_MODEL, ExplanationResult, parse_explanation
 from .images import ImageInput, encode_image, encode_rgb_array
 from .priority import BULK, INTERACTIVE, Priority, choose, parse_priority
@@ -268,8 +275,11 @@ class DeepfakeClient:
         A frame's score is the server's image score (its most-fake face); frames
         without a face are reported but not aggregated. `threshold` defaults to
         the server's own (weighted_average's `threshold`). Any frame that fails
-        fails the video with that frame's error. Bulk priority unless `priority`
-        (or the client's) says otherwise.
+        fails the video with that frame's error, its message naming the frame; a
+        frame the server refuses as overloaded fails it only once the fan-out's
+        retries are spent (a verdict over fewer frames than asked would be a
+        different measurement, silently). Bulk priority unless `priority` (or the
+        client's) says otherwise.
         """
         aggregation = Aggregation(aggregation)
         level = choose(priority, self.priority, BULK)
@@ -281,7 +291,13 @@ class DeepfakeClient:
         retry, limit = self._fanout_retry(), AdaptiveLimit(concurrency or self.concurrency)
 
         def score(frame: VideoFrame) -> FrameResult:
-            result = self._detect_bytes(encode_rgb_array(frame.rgb), level, retry, limit)
+            try:
+                result = self._detect_bytes(encode_rgb_array(frame.rgb), level, retry, limit)
+            except OverloadedError as error:
+                tries = retry.overloaded_attempts
+                raise in_context(error, f"frame {frame.index} of {info.path}, still refused after {tries} tries") from error
+            except DeepfakeError as error:
+                raise in_context(error, f"frame {frame.index} of {info.path}") from error
             return FrameResult(index=frame.index, timestamp_s=frame.timestamp_s, result=result)
 
         frames: list[FrameResult] = []
