@@ -36,7 +36,12 @@ import locust.stats  # noqa: E402
 from locust import User, constant, events, task  # noqa: E402
 from locust.runners import WorkerRunner  # noqa: E402
 
-from benchmarks.locust_results import REJECTED_PREFIX, reported_name, three_significant_digits  # noqa: E402
+from benchmarks.locust_results import (  # noqa: E402
+    REJECTED_PREFIX,
+    RETRIED_SUFFIX,
+    reported_name,
+    three_significant_digits,
+)
 from benchmarks.workload import (  # noqa: E402
     DEFAULT_VIDEO_CONCURRENCY,
     DEFAULT_VIDEO_FRAMES,
@@ -52,7 +57,6 @@ from deepfake_client.transport import TRANSPORTS  # noqa: E402
 DEFAULT_MIX = "face=6,no_face=2,two_faces=2,video=1"
 # Bulk users: refusals retried with jittered backoff within the SDK's fan-out budget; nothing else retried.
 BULK_RETRY = RetryPolicy(max_attempts=1, overloaded_attempts=FANOUT_OVERLOADED_ATTEMPTS)
-RETRIED_SUFFIX = "/retried"  # rejected/<name>/retried: refusals a bulk request absorbed by retrying
 # Demo weights are fine for timing; the warning would only repeat once per user.
 warnings.simplefilter("ignore", UntrainedModelsWarning)
 # Locust keeps ~2 significant digits (2,345 ms -> 2,300); seconds-long CPU latencies need 3.
