@@ -173,8 +173,9 @@ def score_files(
 
     Each file's scores go to `log` as they arrive; files `log` already recorded (a resumed
     run) are not scored again. Files the server rejects as invalid are skipped and listed.
-    Any other error (unavailable, timeout, overloaded after the retries) aborts once the
-    images in flight are done, their scores kept in `log`: metrics over a partial set would mislead.
+    Any other error (unavailable, timeout, overloaded after the retries) aborts, after the
+    image batch (every image is tried) or at the failing video; the scores so far stay in
+    `log` (metrics over a partial set would mislead).
     """
     records: dict[LabelledFile, dict[str, Any]] = {}
     keys = {f: file_key(f.path, num_frames if f.is_video else None) for f in files}

@@ -27,7 +27,10 @@ Key = tuple[str, int, int, int | None]  # resolved path, size, mtime in ns, fram
 
 
 def file_key(path: Path, num_frames: int | None) -> Key:
-    stat = path.stat()
+    try:
+        stat = path.stat()
+    except OSError:  # gone since it was listed: a key nothing matches (scoring it reports why)
+        return str(path), -1, -1, num_frames
     return str(path.resolve()), stat.st_size, stat.st_mtime_ns, num_frames
 
 

@@ -143,3 +143,14 @@ def test_an_interrupted_calibration_resumes_and_calibrates_as_a_clean_run(server
     drop = ("settings", "report")  # where each run wrote its files
     assert {k: v for k, v in json.loads(resumed).items() if k not in drop} == \
         {k: v for k, v in json.loads(clean).items() if k not in drop}
+
+
+def test_a_file_gone_since_it_was_listed_is_skipped_not_a_traceback(server, tmp_path):
+    from deepfake_client.evaluation import LabelledFile, open_score_log, score_files
+
+    with fake_client(server) as client:
+        log = open_score_log(tmp_path / SCORES_FILE, client.ensemble_settings(), resume=False)
+        run_ = score_files(client, [LabelledFile(tmp_path / "gone.png", 1, False)], log=log)
+        log.close()
+    assert [str(path) for path, _ in run_.skipped] == [str(tmp_path / "gone.png")]
+    assert "not found" in run_.skipped[0][1] and records(tmp_path)[0]["skipped"] == run_.skipped[0][1]
