@@ -90,3 +90,32 @@ def test_a_single_image_through_the_gateway_is_interactive():
         response = web.post("/api/detect/image", files={"file": ("a.png", png(40), "image/png")})
     assert response.status_code == 200, response.text
     assert transport.priorities == [("deepfake_detector", PRIORITY_INTERACTIVE)]
+
+
+def test_a_video_on_a_busy_server_is_judged_and_one_refused_for_good_is_a_503_naming_the_frame(tmp_path):
+    from test_client_video import frame_index, write_video
+
+    video = write_video(tmp_path / "clip.mp4", 12).read_bytes()
+    refused: list[int] = []
+    stubborn = {"frame": None}
+
+    def respond(image: bytes):
+        if transport.in_flight > 2 or frame_index(image) == stubborn["frame"]:
+            refused.append(frame_index(image))
+            raise OverloadedError("the server is overloaded, retry later: Exceeds maximum queue size")
+        time.sleep(0.01)
+        return one_face(0.9)
+
+    transport = FakeTransport(respond)
+    with fake_client(transport, retry=FAST_RETRY, concurrency=8) as client, \
+            TestClient(create_app(client, overlay=None)) as web:
+        response = web.post("/api/video/detect", files={"file": ("clip.mp4", video, "video/mp4")},
+                            data={"max_frames": "12"})
+        assert response.status_code == 200, response.text
+        assert response.json()["processing_info"]["frames_processed"] == 12 and refused  # refusals absorbed
+        stubborn["frame"] = 5
+        response = web.post("/api/video/detect", files={"file": ("clip.mp4", video, "video/mp4")},
+                            data={"max_frames": "12"})
+    assert response.status_code == 503 and response.json()["error"] == "overloaded"
+    assert "frame 5 of " in response.json()["detail"] and "still refused after" in response.json()["detail"]
+    assert {priority for _, priority in transport.priorities} == {PRIORITY_BULK}
