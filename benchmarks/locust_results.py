@@ -13,6 +13,9 @@ TOTAL = "total"  # our name for Locust's "Aggregated" row
 # Requests the server refused as overloaded (queue full or queue timeout; OverloadedError) are
 # reported under this prefix + their request name, so that the other rows hold accepted requests only.
 REJECTED_PREFIX = "rejected/"
+# Refusals a bulk request (a video) absorbed by retrying are each reported under
+# REJECTED_PREFIX + its name + this suffix, its time that of the refusal; they count as rejections.
+RETRIED_SUFFIX = "/retried"
 _LOCUST_TOTAL = "Aggregated"
 
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import random
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from deepfake_client import DeepfakeClient
+from deepfake_client import DeepfakeClient, OverloadedError
 from deepfake_client.images import encode_rgb_array
 from deepfake_client.video import probe_video, read_frames, sample_indices
 from deepfake_dev import samples
@@ -72,6 +73,26 @@ class Request:
         """A wrong face count means a broken pipeline, whatever its speed: fail the request."""
         if found != self.expected_faces:
             raise UnexpectedResultError(f"{self.name}: {found} faces in the {what}, expected {self.expected_faces}")
+
+
+class RefusalReporter:
+    """A transport that tells `on_refusal(seconds)` of every overload refusal before raising it,
+    so that a client retrying refusals (the bulk users) still has each one counted."""
+
+    def __init__(self, transport, on_refusal) -> None:
+        self.transport = transport
+        self.on_refusal = on_refusal
+
+    def infer(self, model: str, image: bytes, priority: int = 0):
+        started = time.perf_counter()
+        try:
+            return self.transport.infer(model, image, priority=priority)
+        except OverloadedError:
+            self.on_refusal(time.perf_counter() - started)
+            raise
+
+    def __getattr__(self, name: str):  # health, configuration, close: as the wrapped transport
+        return getattr(self.transport, name)
 
 
 def image_requests() -> dict[str, Request]:

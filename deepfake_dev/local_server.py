@@ -23,8 +23,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from deepfake_serving import launcher, probe
@@ -35,6 +35,11 @@ EXIT_TIMEOUT_S = 15
 # The watchdog's inference probe (a wedged instance answers nothing): how often, how patient.
 PROBE_EVERY_S = 10.0
 PROBE_TIMEOUT_S = 30.0
+# The restart budget: at most this many restarts in any window, each after a doubling backoff.
+MAX_RESTARTS = 3
+RESTART_WINDOW_S = 600.0
+RESTART_BACKOFF_S = 2.0
+MAX_RESTART_BACKOFF_S = 60.0
 
 
 class ServerStartError(RuntimeError):
@@ -272,6 +277,7 @@ class LocalTritonServer:
     def stop(self, timeout_s: float = EXIT_TIMEOUT_S + 15.0) -> list[str]:
         """Stop Triton, then clean up after it; returns what had to be cleaned (orphan stubs,
         shared-memory files), empty after a graceful stop."""
+        killed = []
         if self._process is not None and self._process.poll() is None:
             self._process.send_signal(signal.SIGINT)  # Triton's graceful shutdown
             try:
@@ -279,11 +285,22 @@ class LocalTritonServer:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-        cleaned = self._clean_up() if self._process is not None else []
+                killed = [f"killed tritonserver (pid {self._process.pid}): not stopped {timeout_s:g} s after SIGINT"
+                          + self._in_flight_note()]
+        cleaned = killed + (self._clean_up() if self._process is not None else [])
         # Keep the working folder only while it holds the log someone may want to read.
         keep_log = self.log_path.parent == self._workdir
         shutil.rmtree(self._workdir / "backends" if keep_log else self._workdir, ignore_errors=True)
         return cleaned
+
+    def _in_flight_note(self) -> str:
+        """Triton's last word on what kept it from exiting (it logs the requests still in flight)."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return ""
+        last = next((line.strip() for line in reversed(lines) if "in-flight" in line), None)
+        return f" (Triton: {last[:300]})" if last else ""
 
     def _clean_up(self) -> list[str]:
         """Kill what is left of Triton's process group; remove its stubs' shm files."""
@@ -333,11 +350,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "closed; env TRITON_ADMIN_KEY_FILE, or the key itself in env TRITON_ADMIN_KEY). "
                              "Not a flag of its own, so it stays out of this process's command line; Triton "
                              "itself still takes it as a flag (docker/README.md, hardening).")
-    parser.add_argument("--max-restarts", type=int, default=3,
-                        help="restarts after a crash, a dead python stub or a failed inference probe (default 3)")
+    parser.add_argument("--max-restarts", type=int, default=MAX_RESTARTS,
+                        help="restarts allowed in any --restart-window-s after a crash, a dead python stub or a "
+                             "failed inference probe (default %(default)s)")
+    parser.add_argument("--restart-window-s", type=float, default=RESTART_WINDOW_S,
+                        help="the window of --max-restarts, in seconds (default %(default)g; 0: the launcher's "
+                             "lifetime, as --max-restarts meant before)")
+    parser.add_argument("--restart-backoff-s", type=float, default=RESTART_BACKOFF_S,
+                        help="wait before a restart, doubled for each restart still in the window "
+                             f"(default %(default)g, at most {MAX_RESTART_BACKOFF_S:g})")
     parser.add_argument("--extra-arg", action="append", default=[], metavar="FLAG",
                         help="passed to tritonserver as is, repeatable (e.g. --extra-arg=--grpc-use-ssl=true)")
     args = parser.parse_args(argv)
+    if args.max_restarts < 0 or args.restart_window_s < 0 or args.restart_backoff_s < 0:
+        parser.error("--max-restarts, --restart-window-s and --restart-backoff-s must be >= 0")
+    budget = RestartBudget(args.max_restarts, args.restart_window_s or None, args.restart_backoff_s)
     try:
         admin_key = args.admin_key_file.read_text().strip() if args.admin_key_file else os.environ.get("TRITON_ADMIN_KEY")
     except OSError as exc:
@@ -363,15 +390,55 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    return _watch(server, args.max_restarts, lambda: stop_requested)
+    return _watch(server, budget, lambda: stop_requested)
 
 
-def _watch(server: LocalTritonServer, max_restarts: int, stop_requested, check_every_s: float = 0.5,
-           probe_every_s: float = PROBE_EVERY_S) -> int:
+@dataclass
+class RestartBudget:
+    """At most `max_restarts` restarts in any `window_s` seconds (None: in the launcher's lifetime).
+
+    A rate, not a lifetime count: a server that crashes now and then (e.g. a client's burst of
+    cancelled requests, on Triton 2.51) keeps being restarted; one that crashes again and again
+    is given up on. Each restart waits `backoff_s`, doubled for each restart still in the window
+    (at most `max_backoff_s`), so a crash loop does not hammer the machine."""
+
+    max_restarts: int = MAX_RESTARTS
+    window_s: float | None = RESTART_WINDOW_S
+    backoff_s: float = RESTART_BACKOFF_S
+    max_backoff_s: float = MAX_RESTART_BACKOFF_S
+    clock: Callable[[], float] = time.monotonic
+    _restarts: list[float] = field(default_factory=list, init=False)  # when each restart was allowed
+
+    def next_backoff(self) -> float | None:
+        """The wait before restarting now, or None when the budget is spent; counts the restart."""
+        now = self.clock()
+        if self.window_s is not None:
+            self._restarts = [t for t in self._restarts if now - t < self.window_s]
+        if len(self._restarts) >= self.max_restarts:
+            return None
+        backoff = min(self.max_backoff_s, self.backoff_s * 2 ** len(self._restarts))
+        self._restarts.append(now)
+        return backoff
+
+    def describe(self) -> str:
+        window = "in the launcher's lifetime" if self.window_s is None else f"in {self.window_s:g} s"
+        return f"{len(self._restarts)} of {self.max_restarts} restarts {window}"
+
+
+def _wait_unless_stopped(seconds: float, stop_requested, sleep: Callable[[float], None], step_s: float = 0.2) -> bool:
+    """Sleep `seconds`, waking to check for a stop; whether a stop was asked for."""
+    left = seconds
+    while left > 0 and not stop_requested():
+        sleep(min(step_s, left))
+        left -= step_s
+    return stop_requested()
+
+
+def _watch(server: LocalTritonServer, budget: RestartBudget, stop_requested, check_every_s: float = 0.5,
+           probe_every_s: float = PROBE_EVERY_S, sleep: Callable[[float], None] = time.sleep) -> int:
     """Serve until asked to stop. A crash, a dead stub or a failed inference probe (a wedged
-    instance) is reported with its cause, cleaned up, and the server restarted, at most
-    max_restarts times."""
-    restarts = 0
+    instance) is reported with its cause, cleaned up, and the server restarted after a
+    backoff, as long as the restart budget allows."""
     next_probe = time.monotonic() + probe_every_s
     while not stop_requested():
         problems = server.problems()
@@ -383,11 +450,13 @@ def _watch(server: LocalTritonServer, max_restarts: int, stop_requested, check_e
             print("error: " + "; ".join(problems) + f"\n{server.errors()}", file=sys.stderr, flush=True)
             for line in server.stop():
                 print(f"cleanup: {line}", file=sys.stderr, flush=True)
-            if restarts >= max_restarts:
-                print(f"error: giving up after {restarts} restarts", file=sys.stderr, flush=True)
+            backoff = budget.next_backoff()
+            if backoff is None:
+                print(f"error: giving up: {budget.describe()} already", file=sys.stderr, flush=True)
                 return 1
-            restarts += 1
-            print(f"restarting tritonserver ({restarts}/{max_restarts}) ...", file=sys.stderr, flush=True)
+            print(f"restarting tritonserver in {backoff:g} s ({budget.describe()}) ...", file=sys.stderr, flush=True)
+            if _wait_unless_stopped(backoff, stop_requested, sleep):
+                break
             try:
                 server.start()
             except ServerStartError as exc:
@@ -395,7 +464,7 @@ def _watch(server: LocalTritonServer, max_restarts: int, stop_requested, check_e
                 return 1
             print("ready again", flush=True)
             next_probe = time.monotonic() + probe_every_s
-        time.sleep(check_every_s)
+        sleep(check_every_s)
     for line in server.stop():
         print(f"cleanup: {line}", file=sys.stderr, flush=True)
     print("stopped", flush=True)

@@ -33,6 +33,7 @@ from .client import (
 )
 from .ensemble import EnsembleSettings
 from .images import ImageInput
+from .priority import Priority
 from .results import DetectionResult, FrameResult, VideoResult
 from .retry import DEFAULT_RETRY, RetryPolicy
 from .stream import LiveStream, StreamUpdate
@@ -63,6 +64,7 @@ class AsyncDeepfakeClient:
         retry: RetryPolicy = DEFAULT_RETRY,
         concurrency: int = DEFAULT_CONCURRENCY,
         tls: TlsConfig | bool | None = None,
+        priority: Priority | None = None,
         transport: Any | None = None,  # advanced: a custom Transport (see transport.py), e.g. in tests
     ) -> None:
         self.sync = DeepfakeClient(
@@ -73,6 +75,7 @@ class AsyncDeepfakeClient:
             retry=retry,
             concurrency=concurrency,
             tls=tls,
+            priority=priority,
             transport=transport,
         )
 
@@ -85,6 +88,7 @@ class AsyncDeepfakeClient:
     timeout_s = property(lambda self: self.sync.timeout_s)
     retry = property(lambda self: self.sync.retry)
     concurrency = property(lambda self: self.sync.concurrency)
+    priority = property(lambda self: self.sync.priority)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.scheme}://{self.url}, model={self.model!r})"
@@ -98,8 +102,8 @@ class AsyncDeepfakeClient:
     async def close(self) -> None:
         await asyncio.to_thread(self.sync.close)
 
-    async def detect(self, image: ImageInput) -> DetectionResult:
-        return await asyncio.to_thread(self.sync.detect, image)
+    async def detect(self, image: ImageInput, *, priority: Priority | None = None) -> DetectionResult:
+        return await asyncio.to_thread(self.sync.detect, image, priority=priority)
 
     async def detect_many(
         self,
@@ -107,10 +111,11 @@ class AsyncDeepfakeClient:
         *,
         concurrency: int | None = None,
         on_result: Callable[[int, BatchOutcome], None] | None = None,
+        priority: Priority | None = None,
     ) -> list[BatchOutcome]:
         """Verdicts in input order; an item that fails holds its DeepfakeError instead."""
         return await asyncio.to_thread(
-            self.sync.detect_many, images, concurrency=concurrency, on_result=_on_loop(on_result)
+            self.sync.detect_many, images, concurrency=concurrency, on_result=_on_loop(on_result), priority=priority
         )
 
     async def detect_video(
@@ -123,6 +128,7 @@ class AsyncDeepfakeClient:
         threshold: float | None = None,
         concurrency: int | None = None,
         on_frame: Callable[[FrameResult], None] | None = None,
+        priority: Priority | None = None,
     ) -> VideoResult:
         """As DeepfakeClient.detect_video."""
         return await asyncio.to_thread(
@@ -134,6 +140,7 @@ class AsyncDeepfakeClient:
             threshold=threshold,
             concurrency=concurrency,
             on_frame=_on_loop(on_frame),
+            priority=priority,
         )
 
     async def stream(
@@ -148,6 +155,7 @@ class AsyncDeepfakeClient:
         max_frames: int | None = None,
         max_seconds: float | None = None,
         realtime: bool | None = None,
+        priority: Priority | None = None,
     ) -> AsyncLiveStream:
         """As DeepfakeClient.stream; iterate the result with `async for`."""
         live = await asyncio.to_thread(
@@ -161,6 +169,7 @@ class AsyncDeepfakeClient:
             max_frames=max_frames,
             max_seconds=max_seconds,
             realtime=realtime,
+            priority=priority,
         )
         return AsyncLiveStream(live)
 

@@ -64,12 +64,15 @@ from .evaluation import (
     find_labelled_files,
     frame_samples,
     load_scores,
+    open_score_log,
     score_files,
     video_samples,
 )
 from .records import cli as records_cli
+from .priority import NAMES as PRIORITY_NAMES
 from .report import write_report
 from .results import DetectionResult, Label, json_number
+from .score_log import SCORES_FILE
 from .stream import StreamUpdate
 from .tls import TlsConfig
 from .transport import PROTOCOLS
@@ -89,6 +92,9 @@ class ExitCode(IntEnum):
 
 
 INTERRUPTED = 128 + signal.SIGINT  # the shell's convention
+# Grad-CAM runs the four networks backwards: seconds per face on a CPU server. (Not a parser
+# default of its own: set_defaults on one subparser changes the --timeout shared by all of them.)
+EXPLAIN_TIMEOUT_S = 300.0
 
 _ERROR_PRECEDENCE = (ExitCode.UNAVAILABLE, ExitCode.OVERLOADED, ExitCode.TIMEOUT, ExitCode.SERVER_ERROR, ExitCode.INVALID_INPUT)
 
@@ -395,6 +401,9 @@ def run_evaluate(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
             aggregation=args.aggregation,
             top_k=args.top_k,
             on_file=lambda _: bar.update(),
+            concurrency=args.concurrency,
+            scores=Path(args.out) / SCORES_FILE,
+            resume=args.resume,
         )
     _warn_untrained(evaluation.run.untrained_models)
     written, note = write_report(evaluation, Path(args.out))
@@ -426,8 +435,13 @@ def run_calibrate(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
         data_files = [data] + [s.file.path for s in run.files]
     else:
         files = find_labelled_files(data)
-        with _progress(args, len(files), "file") as bar:
-            run = score_files(client, files, num_frames=args.frames, on_file=lambda _: bar.update())
+        log = open_score_log(Path(args.out) / SCORES_FILE, client.ensemble_settings(), args.resume)
+        try:
+            with _progress(args, len(files), "file") as bar:
+                run = score_files(client, files, num_frames=args.frames, concurrency=args.concurrency,
+                                  on_file=lambda _: bar.update(), log=log)
+        finally:
+            log.close()
         data_files = [s.file.path for s in run.files]
     _warn_untrained(run.untrained_models)
     samples = frame_samples(run) if args.level == "frame" else video_samples(run)
@@ -577,7 +591,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     concurrency = argparse.ArgumentParser(add_help=False)
     concurrency.add_argument(
-        "--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY, help="requests in flight (default %(default)s)"
+        "--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY,
+        help="most requests in flight; fewer while the server refuses some (default %(default)s)",
+    )
+
+    priority = argparse.ArgumentParser(add_help=False)
+    priority.add_argument(
+        "--priority", choices=list(PRIORITY_NAMES),
+        help="request priority on the server (default: interactive for one image, an explanation or a stream; "
+             "bulk for folders, videos, evaluate and calibrate)",
+    )
+
+    scores = argparse.ArgumentParser(add_help=False)
+    scores.add_argument(
+        "--resume", action="store_true",
+        help=f"continue an interrupted run: files already in OUT/{SCORES_FILE} (path, size, mtime) are not scored "
+             "again (without it, that file is started afresh)",
     )
 
     aggregation = argparse.ArgumentParser(add_help=False)
@@ -618,11 +647,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = _Commands()
 
     record = records_cli.record_option()
-    p = commands.add_parser("image", parents=[common, record], help="judge one image")
+    p = commands.add_parser("image", parents=[common, priority, record], help="judge one image")
     p.add_argument("path")
     p.set_defaults(handler=run_image)
 
-    p = commands.add_parser("folder", parents=[common, concurrency, record], help="judge every image in a folder")
+    p = commands.add_parser("folder", parents=[common, concurrency, priority, record], help="judge every image in a folder")
     p.add_argument("folder")
     p.add_argument("--recursive", "-r", action="store_true", help="include sub-folders")
     p.add_argument(
@@ -631,14 +660,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=run_folder)
 
     p = commands.add_parser(
-        "video", parents=[common, concurrency, frames, aggregation, threshold, record], help="judge a video"
+        "video", parents=[common, concurrency, frames, aggregation, threshold, priority, record], help="judge a video"
     )
     p.add_argument("path")
     p.set_defaults(handler=run_video)
 
     p = commands.add_parser(
         "stream",
-        parents=[common, aggregation, threshold],
+        parents=[common, aggregation, threshold, priority],
         help="judge a webcam (index), RTSP/HTTP URL or video file live; Ctrl-C stops",
     )
     p.add_argument("source", help="webcam index (0), URL, or video file")
@@ -658,7 +687,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=run_stream)
 
-    p = commands.add_parser("explain", parents=[common], help="judge one image and draw where the models looked")
+    p = commands.add_parser("explain", parents=[common, priority],
+                            help="judge one image and draw where the models looked")
     p.add_argument("path")
     p.add_argument("--out", help="write the overlay PNG here")
     p.add_argument("--heatmaps", action="store_true", help="with --json: include the heatmap arrays")
@@ -683,22 +713,25 @@ def build_parser() -> argparse.ArgumentParser:
     records_cli.add_history_parser(commands)
 
     p = commands.add_parser(
-        "evaluate", parents=[common, frames, aggregation], help="metrics over a labelled folder (real/, fake/)"
+        "evaluate", parents=[common, concurrency, priority, scores, frames, aggregation],
+        help="metrics over a labelled folder (real/, fake/)",
     )
     p.add_argument("folder")
-    p.add_argument("--out", default="deepfake-report", help="report folder (default %(default)s)")
+    p.add_argument("--out", default="deepfake-report",
+                   help=f"report folder (default %(default)s); {SCORES_FILE} there gets each score as it arrives")
     p.set_defaults(handler=run_evaluate)
 
     p = commands.add_parser(
         "calibrate",
-        parents=[common, frames, aggregation],
+        parents=[common, concurrency, priority, scores, frames, aggregation],
         help="cross-validated ensemble weights, calibrated probability and threshold -> a settings file and a report",
     )
     p.add_argument("data", help="labelled folder (real/, fake/) or the report.json of `deepfake evaluate`")
     p.add_argument(
         "--settings", default=contract_settings.DEFAULT_PATH, help="settings file to write (default %(default)s)"
     )
-    p.add_argument("--out", default="deepfake-calibration", help="report folder (default %(default)s)")
+    p.add_argument("--out", default="deepfake-calibration",
+                   help=f"report folder (default %(default)s); scoring a folder writes each score to {SCORES_FILE} there")
     p.add_argument("--objective", choices=OBJECTIVES, default="auc", help="maximised (default %(default)s)")
     p.add_argument(
         "--calibration",
@@ -738,6 +771,7 @@ def open_client(args: argparse.Namespace) -> DeepfakeClient:
         timeout_s=args.timeout if args.timeout is not None else getattr(args, "default_timeout", DEFAULT_TIMEOUT_S),
         concurrency=getattr(args, "concurrency", DEFAULT_CONCURRENCY),
         tls=tls_config(args),
+        priority=getattr(args, "priority", None),
     )
 
 
@@ -750,11 +784,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         with records_cli.recording(open_client(args), args) as client:
             return int(args.handler(client, args))
     except DeepfakeError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {error}{_resume_hint(args)}", file=sys.stderr)
         return int(exit_code_for_error(error))
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"interrupted{_resume_hint(args)}", file=sys.stderr)
         return INTERRUPTED
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    """For a run that records its scores: where they are, and how to go on from there."""
+    scores = Path(getattr(args, "out", None) or ".") / SCORES_FILE
+    if not hasattr(args, "resume") or not scores.exists():
+        return ""
+    return f"\nthe scores so far are in {scores}: the same command with --resume scores only the rest"
 
 
 if __name__ == "__main__":

@@ -26,9 +26,17 @@ import deepfake_contract as contract
 from .aggregation import Aggregation, video_result
 from .concurrency import AdaptiveLimit, bounded_map
 from .ensemble import COMBINER_MODEL, EnsembleSettings
-from .errors import DeepfakeError, InvalidInputError, ModelNotReadyError, OverloadedError, ServerUnavailableError
+from .errors import (
+    DeepfakeError,
+    InvalidInputError,
+    ModelNotReadyError,
+    OverloadedError,
+    ServerUnavailableError,
+    in_context,
+)
 from .explain import EXPLAINER_MODEL, ExplanationResult, parse_explanation
 from .images import ImageInput, encode_image, encode_rgb_array
+from .priority import BULK, INTERACTIVE, Priority, choose, parse_priority
 from .results import DetectionResult, FrameResult, VideoResult, parse_outputs
 from .retry import DEFAULT_RETRY, RetryPolicy, call_with_retry
 from .stream import LiveStream
@@ -127,7 +135,9 @@ class DeepfakeClient:
     UNAVAILABLE are retried per `retry`; an overloaded server's refusal
     (OverloadedError) only if `retry.overloaded_attempts` > 1; nothing else is (a
     failed TLS handshake raises TlsError). `concurrency` bounds the requests in
-    flight for batches and videos. Thread-safe.
+    flight for batches and videos. `priority` (None: by call kind, see
+    priority.py; "interactive", "bulk" or a level) is the request priority of
+    every call that does not give its own. Thread-safe.
     """
 
     transport_classes: dict[str, type[Transport]] = TRANSPORTS  # protocol -> transport
@@ -142,8 +152,10 @@ class DeepfakeClient:
         retry: RetryPolicy = DEFAULT_RETRY,
         concurrency: int = DEFAULT_CONCURRENCY,
         tls: TlsConfig | bool | None = None,
+        priority: Priority | None = None,
         transport: Any | None = None,  # advanced: a custom Transport (see transport.py), e.g. in tests
     ) -> None:
+        self.priority = parse_priority(priority)  # None: each call kind's own
         self.url, self.protocol, scheme_tls = resolve_url(url, protocol)
         given_scheme = "" if scheme_tls is None else self.protocol + ("s" if scheme_tls else "") + "://"
         self.tls = resolve_tls(tls, scheme_tls, given_scheme + self.url)
@@ -189,13 +201,14 @@ class DeepfakeClient:
 
     # Images
 
-    def detect(self, image: ImageInput) -> DetectionResult:
-        """The verdict on one image: a path, encoded bytes, an HxWx3 RGB uint8 array or a PIL image."""
-        return self._detect_bytes(encode_image(image))
+    def detect(self, image: ImageInput, *, priority: Priority | None = None) -> DetectionResult:
+        """The verdict on one image: a path, encoded bytes, an HxWx3 RGB uint8 array or a PIL image.
+        Sent at interactive priority unless `priority` (or the client's) says otherwise."""
+        return self._detect_bytes(encode_image(image), choose(priority, self.priority, INTERACTIVE))
 
-    def _detect_bytes(self, data: bytes, retry: RetryPolicy | None = None,
+    def _detect_bytes(self, data: bytes, priority: int, retry: RetryPolicy | None = None,
                       limit: AdaptiveLimit | None = None) -> DetectionResult:
-        attempt = lambda: self._transport.infer(self.model, data)  # noqa: E731
+        attempt = lambda: self._transport.infer(self.model, data, priority=priority)  # noqa: E731
         if limit is not None:  # each attempt takes a slot; the backoff between attempts does not
             attempt = lambda infer=attempt: limit.call(infer)  # noqa: E731
         return self._checked(parse_outputs(call_with_retry(attempt, retry or self.retry)))
@@ -209,11 +222,13 @@ class DeepfakeClient:
             return self.retry
         return replace(self.retry, overloaded_attempts=FANOUT_OVERLOADED_ATTEMPTS)
 
-    def explain(self, image: ImageInput) -> ExplanationResult:
+    def explain(self, image: ImageInput, *, priority: Priority | None = None) -> ExplanationResult:
         """The verdict on one image plus Grad-CAM heatmaps of its first faces, from the
-        `deepfake_explainer` ensemble (seconds per face on a CPU server: mind timeout_s)."""
+        `deepfake_explainer` ensemble (seconds per face on a CPU server: mind timeout_s).
+        Interactive priority unless `priority` (or the client's) says otherwise."""
         data = encode_image(image)
-        outputs = call_with_retry(lambda: self._transport.infer(EXPLAINER_MODEL, data), self.retry)
+        level = choose(priority, self.priority, INTERACTIVE)
+        outputs = call_with_retry(lambda: self._transport.infer(EXPLAINER_MODEL, data, priority=level), self.retry)
         result = parse_explanation(outputs)
         self._checked(result.detection)
         return result
@@ -224,14 +239,17 @@ class DeepfakeClient:
         *,
         concurrency: int | None = None,
         on_result: Callable[[int, BatchOutcome], None] | None = None,
+        priority: Priority | None = None,
     ) -> list[BatchOutcome]:
         """Verdicts in input order; an item that fails holds its DeepfakeError instead.
 
         `on_result(position, outcome)` is called as items complete (e.g. for progress).
+        Sent at bulk priority unless `priority` (or the client's) says otherwise.
         """
         outcomes: dict[int, BatchOutcome] = {}
+        level = choose(priority, self.priority, BULK)
         retry, limit = self._fanout_retry(), AdaptiveLimit(concurrency or self.concurrency)
-        detect = lambda image: self._detect_bytes(encode_image(image), retry, limit)  # noqa: E731
+        detect = lambda image: self._detect_bytes(encode_image(image), level, retry, limit)  # noqa: E731
         for position, outcome in bounded_map(detect, images, limit.maximum):
             outcomes[position] = outcome
             if on_result is not None:
@@ -250,15 +268,21 @@ class DeepfakeClient:
         threshold: float | None = None,
         concurrency: int | None = None,
         on_frame: Callable[[FrameResult], None] | None = None,
+        priority: Priority | None = None,
     ) -> VideoResult:
         """The verdict on a video from `num_frames` frames sampled uniformly, scored concurrently.
 
         A frame's score is the server's image score (its most-fake face); frames
         without a face are reported but not aggregated. `threshold` defaults to
         the server's own (weighted_average's `threshold`). Any frame that fails
-        fails the video with that frame's error.
+        fails the video with that frame's error, its message naming the frame; a
+        frame the server refuses as overloaded fails it only once the fan-out's
+        retries are spent (a verdict over fewer frames than asked would be a
+        different measurement, silently). Bulk priority unless `priority` (or the
+        client's) says otherwise.
         """
         aggregation = Aggregation(aggregation)
+        level = choose(priority, self.priority, BULK)
         info = probe_video(path)
         indices = sample_indices(info.frame_count, num_frames)
         if threshold is None:
@@ -267,7 +291,13 @@ class DeepfakeClient:
         retry, limit = self._fanout_retry(), AdaptiveLimit(concurrency or self.concurrency)
 
         def score(frame: VideoFrame) -> FrameResult:
-            result = self._detect_bytes(encode_rgb_array(frame.rgb), retry, limit)
+            try:
+                result = self._detect_bytes(encode_rgb_array(frame.rgb), level, retry, limit)
+            except OverloadedError as error:
+                tries = retry.overloaded_attempts
+                raise in_context(error, f"frame {frame.index} of {info.path}, still refused after {tries} tries") from error
+            except DeepfakeError as error:
+                raise in_context(error, f"frame {frame.index} of {info.path}") from error
             return FrameResult(index=frame.index, timestamp_s=frame.timestamp_s, result=result)
 
         frames: list[FrameResult] = []
@@ -293,18 +323,21 @@ class DeepfakeClient:
         max_frames: int | None = None,
         max_seconds: float | None = None,
         realtime: bool | None = None,
+        priority: Priority | None = None,
     ) -> LiveStream:
         """Live scoring of a webcam (index), an RTSP/HTTP URL or a video file; iterate the result.
 
         At most `max_in_flight` frames are scored at once; others are dropped and
         counted. Each update carries the verdict over the last `window` scored
         frames. Files are replayed at their frame rate unless realtime=False.
+        Interactive priority unless `priority` (or the client's) says otherwise.
         """
+        level = choose(priority, self.priority, INTERACTIVE)
         if threshold is None:
             threshold = self.ensemble_settings().threshold
         return LiveStream(
             stream_frames(source, realtime=realtime),
-            lambda frame: self._detect_bytes(encode_rgb_array(frame.rgb)),
+            lambda frame: self._detect_bytes(encode_rgb_array(frame.rgb), level),
             threshold=threshold,
             max_in_flight=max_in_flight,
             window=window,
@@ -356,7 +389,9 @@ class DeepfakeClient:
         """One small face-less image through the ensemble: Triton 2.51 keeps a model "ready"
         when one of its python stubs has died, but every request it gets then fails."""
         try:
-            self._transport.infer(self.model, encode_rgb_array(np.full((8, 8, 3), 128, np.uint8)))  # no face: cheap
+            probe = encode_rgb_array(np.full((8, 8, 3), 128, np.uint8))  # no face: cheap
+            # Interactive: a health check must not wait behind bulk work to learn the server is fine.
+            self._transport.infer(self.model, probe, priority=INTERACTIVE)
         except OverloadedError:
             return None  # it answered: busy, not broken
         except DeepfakeError as error:

@@ -9,6 +9,7 @@ should not have to know either vocabulary.
 from __future__ import annotations
 
 import asyncio
+import copy
 import ssl
 
 from tritonclient.utils import InferenceServerException
@@ -57,6 +58,14 @@ class TlsError(DeepfakeError, ConnectionError):
 
 class RequestTimeoutError(DeepfakeError, TimeoutError):
     """The request did not complete within the client's timeout."""
+
+
+def in_context(error: DeepfakeError, context: str) -> DeepfakeError:
+    """The same error (same class and status), its message prefixed by where it happened."""
+    named = copy.copy(error)
+    named.message = f"{context}: {error.message}"
+    named.args = (named.message,)
+    return named
 
 
 class ModelNotReadyError(DeepfakeError):

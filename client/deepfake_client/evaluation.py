@@ -26,6 +26,7 @@ from .ensemble import EnsembleSettings
 from .errors import DeepfakeError, InvalidInputError, ServerError
 from .metrics import BinaryMetrics, binary_metrics
 from .results import DetectionResult, json_number
+from .score_log import ScoreLog, file_key
 from .video import DEFAULT_NUM_FRAMES, VIDEO_EXTENSIONS
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -65,6 +66,35 @@ class ScoredFile:
     def face_frames(self) -> tuple[ScoredFrame, ...]:
         return tuple(f for f in self.frames if f.has_face)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.file.path),
+            "label": self.file.label,
+            "is_video": self.file.is_video,
+            "frames": [
+                {
+                    "index": f.index,
+                    "fake_probability": json_number(f.fake_probability),
+                    "face_model_probabilities": f.face_model_probabilities.tolist(),
+                }
+                for f in self.frames
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], num_models: int) -> ScoredFile:
+        return cls(
+            LabelledFile(Path(data["path"]), int(data["label"]), bool(data["is_video"])),
+            tuple(
+                ScoredFrame(
+                    int(frame["index"]),
+                    math.nan if frame["fake_probability"] is None else float(frame["fake_probability"]),
+                    np.array(frame["face_model_probabilities"], dtype=np.float64).reshape(-1, num_models),
+                )
+                for frame in data["frames"]
+            ),
+        )
+
 
 @dataclass(frozen=True)
 class ScoringRun:
@@ -78,22 +108,7 @@ class ScoringRun:
             "model_names": list(self.model_names),
             "untrained_models": list(self.untrained_models),
             "skipped": [{"path": str(path), "error": error} for path, error in self.skipped],
-            "files": [
-                {
-                    "path": str(s.file.path),
-                    "label": s.file.label,
-                    "is_video": s.file.is_video,
-                    "frames": [
-                        {
-                            "index": f.index,
-                            "fake_probability": json_number(f.fake_probability),
-                            "face_model_probabilities": f.face_model_probabilities.tolist(),
-                        }
-                        for f in s.frames
-                    ],
-                }
-                for s in self.files
-            ],
+            "files": [s.to_dict() for s in self.files],
         }
 
     @classmethod
@@ -103,20 +118,7 @@ class ScoringRun:
             model_names=names,
             untrained_models=tuple(data.get("untrained_models", ())),
             skipped=tuple((Path(s["path"]), s["error"]) for s in data.get("skipped", ())),
-            files=tuple(
-                ScoredFile(
-                    LabelledFile(Path(f["path"]), int(f["label"]), bool(f["is_video"])),
-                    tuple(
-                        ScoredFrame(
-                            int(frame["index"]),
-                            math.nan if frame["fake_probability"] is None else float(frame["fake_probability"]),
-                            np.array(frame["face_model_probabilities"], dtype=np.float64).reshape(-1, len(names)),
-                        )
-                        for frame in f["frames"]
-                    ),
-                )
-                for f in data["files"]
-            ),
+            files=tuple(ScoredFile.from_dict(f, len(names)) for f in data["files"]),
         )
 
 
@@ -145,51 +147,82 @@ def _scored_frame(index: int, result: DetectionResult) -> ScoredFrame:
     return ScoredFrame(index, result.fake_probability, matrix)
 
 
+def _file_record(file: LabelledFile, outcome: list[tuple[int, DetectionResult]] | InvalidInputError) -> dict[str, Any]:
+    """What the score log keeps of a file: its scores and the server's model names, or why it was skipped."""
+    if isinstance(outcome, InvalidInputError):
+        return {"path": str(file.path), "skipped": outcome.message}
+    results = [r for _, r in outcome]
+    return {
+        **ScoredFile(file, tuple(_scored_frame(i, r) for i, r in outcome)).to_dict(),
+        "model_names": [list(names) for names in sorted({r.model_names for r in results})],  # one, unless it changed
+        "untrained_models": next((list(r.untrained_models) for r in results if r.untrained), []),
+    }
+
+
 def score_files(
     client: DeepfakeClient,
     files: Sequence[LabelledFile],
     *,
     num_frames: int = DEFAULT_NUM_FRAMES,
+    concurrency: int | None = None,
     on_file: Callable[[LabelledFile], None] | None = None,
+    log: ScoreLog | None = None,
 ) -> ScoringRun:
-    """Run every file through the server (images as one batch, then each video).
+    """Run every file through the server (images as one batch, then each video), `concurrency`
+    requests in flight (default: the client's), at the SDK's bulk priority.
 
-    Files the server rejects as invalid are skipped and listed. Any other error
-    (unavailable, timeout, ...) aborts: metrics over a partial set would mislead.
+    Each file's scores go to `log` as they arrive; files `log` already recorded (a resumed
+    run) are not scored again. Files the server rejects as invalid are skipped and listed.
+    Any other error (unavailable, timeout, overloaded after the retries) aborts, after the
+    image batch (every image is tried) or at the failing video; the scores so far stay in
+    `log` (metrics over a partial set would mislead).
     """
-    images = [f for f in files if not f.is_video]
-    outcomes: list[tuple[LabelledFile, list[tuple[int, DetectionResult]] | DeepfakeError]] = []
-    batch = client.detect_many(
-        [f.path for f in images], on_result=None if on_file is None else lambda i, _: on_file(images[i])
-    )
-    for file, outcome in zip(images, batch, strict=True):
-        outcomes.append((file, outcome if isinstance(outcome, DeepfakeError) else [(0, outcome)]))
-    for file in (f for f in files if f.is_video):
-        try:
-            video = client.detect_video(file.path, num_frames=num_frames)
-            outcomes.append((file, [(frame.index, frame.result) for frame in video.frames]))
-        except InvalidInputError as error:
-            outcomes.append((file, error))
+    records: dict[LabelledFile, dict[str, Any]] = {}
+    keys = {f: file_key(f.path, num_frames if f.is_video else None) for f in files}
+    errors: list[DeepfakeError] = []
+
+    def settle(file: LabelledFile, outcome: list[tuple[int, DetectionResult]] | DeepfakeError) -> None:
+        if isinstance(outcome, DeepfakeError) and not isinstance(outcome, InvalidInputError):
+            errors.append(outcome)
+        else:
+            records[file] = _file_record(file, outcome)
+            if log is not None:
+                log.append(keys[file], records[file])
         if on_file is not None:
             on_file(file)
 
-    scored, skipped, results = [], [], []
-    for file, outcome in outcomes:
-        if isinstance(outcome, InvalidInputError):
-            skipped.append((file.path, outcome.message))
-        elif isinstance(outcome, DeepfakeError):
-            raise outcome
-        else:
-            scored.append(ScoredFile(file, tuple(_scored_frame(i, r) for i, r in outcome)))
-            results.extend(r for _, r in outcome)
-    names = {r.model_names for r in results}
+    for file in files:
+        if log is not None and keys[file] in log.recorded:
+            records[file] = log.recorded[keys[file]]
+            if on_file is not None:
+                on_file(file)
+    images = [f for f in files if not f.is_video and f not in records]
+    client.detect_many(
+        [f.path for f in images], concurrency=concurrency,
+        on_result=lambda i, outcome: settle(images[i], outcome if isinstance(outcome, DeepfakeError) else [(0, outcome)]),
+    )
+    if errors:
+        raise errors[0]
+    for file in (f for f in files if f.is_video and f not in records):
+        try:
+            video = client.detect_video(file.path, num_frames=num_frames, concurrency=concurrency)
+            settle(file, [(frame.index, frame.result) for frame in video.frames])
+        except InvalidInputError as error:
+            settle(file, error)
+    return _scoring_run([records[f] for f in files if not f.is_video] + [records[f] for f in files if f.is_video])
+
+
+def _scoring_run(records: Sequence[dict[str, Any]]) -> ScoringRun:
+    """The run from its files' records, in the order given."""
+    names = {tuple(n) for r in records for n in r.get("model_names", ())}
     if len(names) > 1:
         raise ServerError(f"the server's MODEL_NAMES changed during the evaluation: {sorted(names)}")
+    model_names = names.pop() if names else ()
     return ScoringRun(
-        model_names=names.pop() if names else (),
-        files=tuple(scored),
-        skipped=tuple(skipped),
-        untrained_models=next((r.untrained_models for r in results if r.untrained), ()),
+        model_names=model_names,
+        files=tuple(ScoredFile.from_dict(r, len(model_names)) for r in records if "skipped" not in r),
+        skipped=tuple((Path(r["path"]), r["skipped"]) for r in records if "skipped" in r),
+        untrained_models=next((tuple(r["untrained_models"]) for r in records if r.get("untrained_models")), ()),
     )
 
 
@@ -319,11 +352,21 @@ def evaluate(
     aggregation: Aggregation | str = Aggregation.MEAN,
     top_k: int = 5,
     on_file: Callable[[LabelledFile], None] | None = None,
+    concurrency: int | None = None,
+    scores: Path | None = None,
+    resume: bool = False,
 ) -> Evaluation:
+    """Score the folder and measure. `scores`: the score log to write as scores arrive (and, with
+    `resume`, to continue: files it holds are not scored again)."""
     aggregation = Aggregation(aggregation)
     files = find_labelled_files(folder)
     settings = client.ensemble_settings()
-    run = score_files(client, files, num_frames=num_frames, on_file=on_file)
+    log = None if scores is None else open_score_log(scores, settings, resume)
+    try:
+        run = score_files(client, files, num_frames=num_frames, concurrency=concurrency, on_file=on_file, log=log)
+    finally:
+        if log is not None:
+            log.close()
     return Evaluation(
         folder=Path(folder),
         settings=settings,
@@ -332,6 +375,13 @@ def evaluate(
         frame=frame_level(run, settings.threshold),
         video=video_level(run, settings.threshold, aggregation, top_k),
     )
+
+
+def open_score_log(path: Path, settings: EnsembleSettings, resume: bool) -> ScoreLog:
+    """The score log of a run on a server with these settings (score_log.py)."""
+    served = {"weights": settings.weights, "threshold": settings.threshold, "image_score": settings.image_score,
+              "untrained_models": list(settings.untrained_models)}
+    return ScoreLog.open(path, served, resume)
 
 
 def load_scores(report_path: str | Path) -> ScoringRun:

@@ -102,7 +102,7 @@ class Transport:
     def _client(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
 
-    def _infer(self, client: Any, model: str, image: bytes) -> Outputs:
+    def _infer(self, client: Any, model: str, image: bytes, priority: int) -> Outputs:
         raise NotImplementedError
 
     _options: dict[str, Any] = {}  # every call but infer
@@ -120,9 +120,11 @@ class Transport:
             with self._client() as client:
                 yield client
 
-    def infer(self, model: str, image: bytes) -> Outputs:
+    def infer(self, model: str, image: bytes, priority: int = 0) -> Outputs:
+        """The model's outputs for one encoded image. `priority`: Triton's request priority
+        (1 is served first; 0, the model's default level; deepfake_contract.PRIORITY_*)."""
         with self._call(model) as client:
-            return self._infer(client, model, image)
+            return self._infer(client, model, image, priority)
 
     def server_live(self) -> bool:
         with self._call("") as client:
@@ -183,7 +185,7 @@ class GrpcTransport(Transport):
     def _config(response: dict[str, Any]) -> dict[str, Any]:
         return response["config"]
 
-    def _infer(self, client: Any, model: str, image: bytes) -> Outputs:
+    def _infer(self, client: Any, model: str, image: bytes, priority: int) -> Outputs:
         answered = threading.Event()
         answer: list = []
 
@@ -197,7 +199,8 @@ class GrpcTransport(Transport):
         with self._idle:
             self._in_flight += 1
         try:
-            client.async_infer(model, [_image_input(self._module, image)], on_answer)  # no client_timeout: see above
+            # No client_timeout: see above.
+            client.async_infer(model, [_image_input(self._module, image)], on_answer, priority=priority)
         except BaseException:
             on_answer(None, None)
             raise
@@ -272,8 +275,8 @@ class HttpTransport(Transport):
                 self._busy.remove(client)
                 self._idle.setdefault(thread, []).append(client)
 
-    def _infer(self, client: Any, model: str, image: bytes) -> Outputs:
-        result = client.infer(model, [_image_input(self._module, image)])
+    def _infer(self, client: Any, model: str, image: bytes, priority: int) -> Outputs:
+        result = client.infer(model, [_image_input(self._module, image)], priority=priority)
         return _outputs(result, [o["name"] for o in result.get_response()["outputs"]])
 
     def close(self) -> None:

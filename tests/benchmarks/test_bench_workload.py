@@ -10,8 +10,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.workload import UnexpectedResultError, Workload, WorkloadError, image_requests, parse_mix, video_request
-from deepfake_client import InvalidImageError
+from benchmarks.workload import (
+    RefusalReporter,
+    UnexpectedResultError,
+    Workload,
+    WorkloadError,
+    image_requests,
+    parse_mix,
+    video_request,
+)
+from deepfake_client import InvalidImageError, OverloadedError
 
 
 def test_images_are_the_samples_as_jpeg_files_with_their_face_counts():
@@ -89,3 +97,37 @@ def test_a_video_is_sent_with_the_sdk_concurrency_and_fails_with_its_first_faile
         video.send(FakeClient(faces=1, fail_frame=1))
     with pytest.raises(UnexpectedResultError, match="frame 0"):
         video.send(FakeClient(faces=2))
+
+
+class ScriptedTransport:
+    """Answers each infer with the next of `answers` (an exception is raised)."""
+
+    def __init__(self, *answers) -> None:
+        self.answers = list(answers)
+        self.priorities: list[int] = []
+        self.closed = False
+
+    def infer(self, model: str, image: bytes, priority: int = 0):
+        self.priorities.append(priority)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_refusal_reporter_counts_refusals_only_and_passes_the_rest_through():
+    refusals: list[float] = []
+    inner = ScriptedTransport(OverloadedError("queue full"), {"LABEL": "ok"}, InvalidImageError("bad"))
+    reporter = RefusalReporter(inner, refusals.append)
+    with pytest.raises(OverloadedError):
+        reporter.infer("deepfake_detector", b"x", priority=2)
+    assert reporter.infer("deepfake_detector", b"x", priority=2) == {"LABEL": "ok"}
+    with pytest.raises(InvalidImageError):
+        reporter.infer("deepfake_detector", b"x")
+    assert len(refusals) == 1 and refusals[0] >= 0
+    assert inner.priorities == [2, 2, 0]
+    reporter.close()
+    assert inner.closed

@@ -357,3 +357,19 @@ def test_health_runs_an_inference_and_names_a_dead_stub(server, capsys):
     server.respond = overloaded  # busy is alive: restarting would only make it worse
     code, out, _ = run(["health", "--json"], capsys)
     assert code == ExitCode.REAL and json.loads(out)["inference_error"] is None
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["image", "x.png"], 60.0), (["folder", "d"], 60.0), (["explain", "x.png"], 300.0),
+    (["image", "x.png", "--timeout", "5"], 5.0), (["explain", "x.png", "--timeout", "5"], 5.0),
+])
+def test_each_command_gets_its_own_default_timeout(monkeypatch, argv, expected):
+    """explain's longer default once leaked into every command (argparse shares parent actions)."""
+    opened = []
+    monkeypatch.setattr(cli, "DeepfakeClient", lambda *args, **options: opened.append(options) or fake_client(
+        FakeTransport(lambda _: one_face(0.1))))
+    monkeypatch.setattr(cli, "run_image", lambda client, args: ExitCode.REAL)
+    monkeypatch.setattr(cli, "run_folder", lambda client, args: ExitCode.REAL)
+    monkeypatch.setattr(cli, "run_explain", lambda client, args: ExitCode.REAL)
+    assert main(argv) == ExitCode.REAL
+    assert opened[0]["timeout_s"] == expected

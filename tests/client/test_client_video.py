@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from client_fakes import FakeTransport, ensemble_outputs, fake_client, one_face, png_pixel
 
-from deepfake_client import AsyncDeepfakeClient, InvalidImageError, InvalidInputError, Label, VideoError
+from deepfake_client import AsyncDeepfakeClient, InvalidImageError, InvalidInputError, Label, OverloadedError, VideoError
+from deepfake_client.client import FANOUT_OVERLOADED_ATTEMPTS
+from deepfake_client.retry import RetryPolicy
 from deepfake_client.video import probe_video, read_frames, sample_indices
 
 COLOUR_STEP = 8  # frame i is a solid colour with red = 8 * i: the fake server reads the index back
@@ -119,8 +121,28 @@ def test_a_failing_frame_fails_the_video(tmp_path):
             raise InvalidImageError("the server rejected the input: too large")
         return one_face(0.5)
 
-    with fake_client(FakeTransport(respond)) as client, pytest.raises(InvalidImageError, match="too large"):
+    with fake_client(FakeTransport(respond)) as client, pytest.raises(InvalidImageError, match="too large") as raised:
         client.detect_video(path, num_frames=10)
+    assert raised.value.message.startswith(f"frame 6 of {path}: ")
+
+
+def test_a_frame_refused_after_the_retry_budget_fails_the_video_and_is_named(tmp_path):
+    """Refusals are retried (the fan-out's budget); a frame still refused then fails the video
+    with a message that names it, rather than a verdict over fewer frames than asked."""
+    path = write_video(tmp_path / "v.mp4", 10)
+    tries = []
+
+    def respond(image: bytes):
+        if frame_index(image) == 6:
+            tries.append(6)
+            raise OverloadedError("the server is overloaded, retry later: Exceeds maximum queue size")
+        return one_face(0.5)
+
+    retry = RetryPolicy(initial_backoff_s=0.001, max_backoff_s=0.002)
+    with fake_client(FakeTransport(respond), retry=retry) as client, pytest.raises(OverloadedError) as raised:
+        client.detect_video(path, num_frames=10)
+    assert len(tries) == FANOUT_OVERLOADED_ATTEMPTS
+    assert f"frame 6 of {path}, still refused after {FANOUT_OVERLOADED_ATTEMPTS} tries: the server is overloaded" in str(raised.value)
 
 
 def test_async_detect_video_matches_the_sync_client(tmp_path):
@@ -167,11 +189,11 @@ class CountingTransport(FakeTransport):
         self.started = 0
         self.finished = 0
 
-    def infer(self, model: str, image: bytes):
+    def infer(self, model: str, image: bytes, priority: int = 0):
         with self._lock:
             self.started += 1
         try:
-            return super().infer(model, image)
+            return super().infer(model, image, priority)
         finally:
             with self._lock:
                 self.finished += 1

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from deepfake_client import DetectionResult, Face, FrameResult, Health, Label
+from deepfake_client import DeepfakeError, DetectionResult, Face, FrameResult, Health, Label
 from deepfake_client.aggregation import video_result
 from deepfake_client.ensemble import EnsembleSettings
 from deepfake_client.video import probe_video, sample_indices
@@ -71,6 +71,18 @@ class FakeClient:
 
     def detect(self, image: bytes) -> DetectionResult:
         return self._judge(image)
+
+    def detect_many(self, images, *, on_result=None, **_) -> list:
+        """As DeepfakeClient.detect_many: each item its result or its DeepfakeError."""
+        outcomes = []
+        for position, image in enumerate(images):
+            try:
+                outcomes.append(self._judge(image))
+            except DeepfakeError as error:
+                outcomes.append(error)
+            if on_result is not None:
+                on_result(position, outcomes[-1])
+        return outcomes
 
     def detect_video(self, path, *, num_frames, threshold=None, on_frame=None, **_) -> object:
         self.video_paths.append(str(path))

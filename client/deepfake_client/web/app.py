@@ -325,41 +325,78 @@ def create_app(
     ) -> dict[str, Any]:
         return await judge_image(file, generate_gradcam or bool(generate_gradcam_query))
 
+    def item_error(upload: UploadFile, error: GatewayError) -> dict[str, Any]:
+        return {"filename": upload.filename or "", "status": error.status, **error.to_dict()}
+
     @app.post("/api/detect/batch", summary="Judge several images (multipart `files`); ?stream=true: NDJSON progress")
     async def detect_batch(
         files: Annotated[list[UploadFile], File(description=f"at most {limits.max_batch_files} images")],
         stream: Annotated[bool, Query(description="answer NDJSON: one line per image as it is judged, then the summary")] = False,
     ) -> Any:
+        """Answers per item: a bad upload, a refused or a failed image is that item's error, never the batch's.
+
+        The images go through the SDK's batch (DeepfakeClient.detect_many): bulk priority, its
+        adaptive limit on requests in flight, and jittered retries of refusals within its budget.
+        """
         if len(files) > limits.max_batch_files:
             raise GatewayError(413, "too_many_files", f"{len(files)} files, over the limit of {limits.max_batch_files} per batch")
-
-        group = str(uuid.uuid4())
-
-        async def one(position: int, upload: UploadFile) -> tuple[int, dict[str, Any]]:
+        group = str(uuid.uuid4())  # groups the batch's recorded items
+        settings = await gateway.settings()  # an unavailable server fails the batch before any upload is judged
+        finished: asyncio.Queue[tuple[int, dict[str, Any]]] = asyncio.Queue()
+        images: list[tuple[int, bytes, tuple[int, int]]] = []  # (position, data, size) of the uploads to judge
+        for position, upload in enumerate(files):
             try:
-                return position, await judge_image(upload, False, "batch_item", group)
+                images.append((position, *await read_image(upload)))
             except GatewayError as error:
-                if error.status == 503:
-                    raise  # the whole batch cannot be served
-                return position, {"filename": upload.filename or "", "status": error.status, **error.to_dict()}
+                finished.put_nowait((position, item_error(upload, error)))
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
 
-        await gateway.settings()  # an unavailable server fails the batch before any upload is judged
-        tasks = [asyncio.ensure_future(one(i, f)) for i, f in enumerate(files)]
+        def on_result(index: int, outcome: Any) -> None:  # on an SDK thread
+            position, data, size = images[index]
+            loop.call_soon_threadsafe(finished.put_nowait, (position, judged(files[position], outcome, size, data)))
+
+        def judged(upload: UploadFile, outcome: Any, size: tuple[int, int], data: bytes) -> dict[str, Any]:
+            if isinstance(outcome, DeepfakeError):
+                return item_error(upload, from_sdk_error(outcome))
+            metrics.count_prediction(outcome.label.value)
+            # In a batch, an item's processing_time is from the batch's start to its answer.
+            elapsed = time.perf_counter() - started
+            if records is not None:
+                records.image(outcome, kind="batch_item", data=data, filename=upload.filename, size=size, elapsed=elapsed,
+                              identity=records.identity(client, settings), group_id=group)
+            return seed.image_response(upload.filename or "", outcome, settings, device=DEVICE, image_size=size,
+                                       processing_time=elapsed)
+
+        batch = loop.run_in_executor(
+            gateway.executor, functools.partial(client.detect_many, [data for _, data, _ in images], on_result=on_result)
+        )
+
+        async def results() -> AsyncIterator[tuple[int, dict[str, Any]]]:
+            """(position, answer) of every file as it is judged, then the batch's end."""
+            for _ in files:
+                if finished.empty():
+                    waiter = asyncio.ensure_future(finished.get())
+                    await asyncio.wait([waiter, batch], return_when=asyncio.FIRST_COMPLETED)
+                    if waiter.done():
+                        yield waiter.result()
+                        continue
+                    waiter.cancel()
+                    if finished.empty():  # the batch ended without an outcome for every image: raise why
+                        await batch
+                        raise RuntimeError("the SDK batch ended without an outcome for every image")
+                yield finished.get_nowait()
+            await batch
+
         if not stream:
-            return seed.batch_response([r for _, r in sorted(await _gather_all(tasks))])
+            return seed.batch_response([r for _, r in sorted([item async for item in results()], key=lambda d: d[0])])
 
         async def lines() -> AsyncIterator[str]:
             done: list[tuple[int, dict[str, Any]]] = []
-            try:
-                for next_done in asyncio.as_completed(tasks):
-                    position, result = await next_done
-                    done.append((position, result))
-                    yield _line({"type": "progress", "done": len(done), "total": len(tasks), "index": position, "result": result})
-                yield _line({"type": "summary", **seed.batch_response([r for _, r in sorted(done, key=lambda d: d[0])])})
-            except GatewayError as error:
-                yield _line({"type": "error", "status": error.status, **error.to_dict()})
-            finally:
-                await asyncio.gather(*tasks, return_exceptions=True)
+            async for position, result in results():
+                done.append((position, result))
+                yield _line({"type": "progress", "done": len(done), "total": len(files), "index": position, "result": result})
+            yield _line({"type": "summary", **seed.batch_response([r for _, r in sorted(done, key=lambda d: d[0])])})
 
         return StreamingResponse(lines(), media_type=NDJSON)
 
@@ -627,14 +664,6 @@ class TokenBucket:
 
 def _line(data: dict[str, Any]) -> str:
     return json.dumps(data) + "\n"
-
-
-async def _gather_all(tasks: list[asyncio.Future]) -> list[Any]:
-    """Every task's result; on a failure, the others are still awaited (never abandoned) before it is raised."""
-    try:
-        return await asyncio.gather(*tasks)
-    finally:
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _temporary_copy(data: bytes, suffix: str) -> str:
