@@ -34,7 +34,7 @@ def _model_names(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument(
         "--model", dest="models", action="append", choices=CLASSIFIER_NAMES,
-        help="only this model (repeatable; default: all four)",
+        help="only this model (repeatable; default: every classifier)",
     )
 
 
@@ -47,7 +47,7 @@ def _selected(args: argparse.Namespace) -> list[str]:
 # -- demo-weights -------------------------------------------------------------
 
 def _demo_weights_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, required=True, help="folder to write the four checkpoints to")
+    parser.add_argument("--out", type=Path, required=True, help="folder to write the demo checkpoints to (one per classifier)")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -160,7 +160,7 @@ def _quantize(args: argparse.Namespace) -> int:
 # -- all ----------------------------------------------------------------------
 
 def _all_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoints", type=Path, required=True, help="folder holding the four published checkpoints")
+    parser.add_argument("--checkpoints", type=Path, required=True, help="folder holding the published checkpoints")
     parser.add_argument("--out", type=Path, required=True, help="build folder")
     parser.add_argument(
         "--demo-if-missing", action="store_true",
@@ -186,7 +186,7 @@ def _all(args: argparse.Namespace) -> int:
 
 
 def _checkpoint_folder(folder: Path, artifacts, demo_if_missing: bool, seed: int) -> Path:
-    """The folder to take all four checkpoints from: `folder` when it holds all of
+    """The folder to take every classifier's checkpoint from: `folder` when it holds all of
     them, the demo-weights folder when it holds none (and demo weights are allowed).
     Real and demo weights are never mixed."""
     from deepfake_models import CLASSIFIERS
@@ -201,7 +201,7 @@ def _checkpoint_folder(folder: Path, artifacts, demo_if_missing: bool, seed: int
     )
     if present:
         raise ExportError(
-            f"{folder} holds {len(present)} of the 4 published checkpoints; missing:\n{wanted}\n"
+            f"{folder} holds {len(present)} of the {len(CLASSIFIERS)} published checkpoints; missing:\n{wanted}\n"
             "Real and demo weights are never mixed: add the missing files, or empty the folder to use demo weights."
         )
     if not demo_if_missing:
@@ -212,7 +212,7 @@ def _checkpoint_folder(folder: Path, artifacts, demo_if_missing: bool, seed: int
     _warn_untrained(
         f"{folder} holds none of the published checkpoints: building UNTRAINED DEMO MODELS from seeded "
         f"random weights in {artifacts.demo_weights_dir}. Their scores mean nothing. "
-        f"Put the four published files in {folder} (see export/README.md) and re-run for real detectors."
+        f"Put the {len(CLASSIFIERS)} published files in {folder} (see export/README.md) and re-run for real detectors."
     )
     write_demo_weights(artifacts.demo_weights_dir, seed)
     return artifacts.demo_weights_dir
@@ -241,7 +241,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("tensorrt", "build TensorRT FP16 plans (on the target GPU)", _tensorrt_arguments, _tensorrt),
     Command("quantize", "INT8 ONNX for the cpu flavour, kept only where it passes the accuracy gate",
             _quantize_arguments, _quantize),
-    Command("all", "fix + onnx for the four published checkpoints", _all_arguments, _all),
+    Command("all", "fix + onnx for every classifier's published checkpoint", _all_arguments, _all),
     Command("repository", "assemble a servable Triton model repository of one flavour", repository.add_arguments,
             repository.run),
 )
