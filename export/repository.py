@@ -161,7 +161,7 @@ def _explainer(out: Path, flavour: triton_config.Flavour, classifiers: Sequence[
     version_dir = _write_model(out, config, "explainer")
     for name in names:
         _place(artifacts.fixed_checkpoint(name), version_dir / f"{name}.safetensors")
-    ensemble = triton_config.explainer_ensemble_config(classifiers)
+    ensemble = triton_config.explainer_ensemble_config(classifiers, triton_config.skips_placeholders(flavour))
     _write_model(out, ensemble)
     return [config, ensemble]
 

@@ -324,10 +324,11 @@ def explainer_config(flavour: Flavour, model_names: Sequence[str], sizes: tuple[
 EXPLAINER_MAX_QUEUE_SIZE = 8
 
 
-def explainer_ensemble_config(classifiers: Sequence[ClassifierSpec]) -> mc.ModelConfig:
+def explainer_ensemble_config(classifiers: Sequence[ClassifierSpec], mark_placeholders: bool = False) -> mc.ModelConfig:
     """`deepfake_explainer`: the deepfake_detector ensemble's steps and outputs, plus the
-    explainer step and its heatmaps. The plain ensemble is not changed."""
-    config = ensemble_config(classifiers)
+    explainer step and its heatmaps. The plain ensemble is not changed.
+    mark_placeholders: as for ensemble_config (the same value as the plain ensemble's)."""
+    config = ensemble_config(classifiers, mark_placeholders)
     config.name = contract.EXPLAINER_ENSEMBLE_NAME
     _add_tensors(config.output, contract.explainer_outputs(len(classifiers)))
     inputs = [contract.crop_tensor(s) for s in crop_sizes(classifiers)] + [contract.NUM_FACES, contract.FACE_LANDMARKS]

@@ -37,6 +37,25 @@ def test_the_explainer_ensemble_is_wired_and_the_plain_one_is_unchanged():
     assert all(step.model_name != contract.EXPLAINER_NAME for step in plain.ensemble_scheduling.step)
 
 
+def test_the_explainer_ensemble_feeds_face_present_to_the_classifiers_like_the_plain_one(tmp_path):
+    """Else the cpu flavour's classifiers run the placeholder crop of a no-face image."""
+    from export.artifacts import BuildArtifacts
+    from export.repository import RepositoryOptions, assemble
+
+    artifacts = BuildArtifacts(tmp_path / "build")
+    for spec in CLASSIFIERS:  # stand-in export outputs: assembly only links them
+        for path in (artifacts.onnx(spec.name), artifacts.fixed_checkpoint(spec.name)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(spec.name.encode())
+        artifacts.manifest_path(spec.name).write_text(json.dumps({"untrained": True, "source": {"sha256": "0" * 64}}))
+    out = assemble(artifacts.root, tmp_path / "cpu", RepositoryOptions(explainer=True, int8=False))
+    built = {p.parent.name: triton_config.parse(p.read_text()) for p in out.glob("*/config.pbtxt")}
+    for name in (contract.ENSEMBLE_NAME, contract.EXPLAINER_ENSEMBLE_NAME):
+        steps = {step.model_name: dict(step.input_map) for step in built[name].ensemble_scheduling.step}
+        for spec in CLASSIFIERS:
+            assert steps[spec.name].get(contract.FACE_PRESENT.name) == contract.FACE_PRESENT.name, (name, spec.name)
+
+
 def test_the_explainer_is_bounded_and_follows_the_flavour_device():
     for flavour in ("cpu", "pytorch"):
         config = configs(flavour)[contract.EXPLAINER_NAME]
