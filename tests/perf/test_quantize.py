@@ -132,15 +132,14 @@ def test_the_cpu_flavour_serves_int8_only_where_the_gate_passed(tmp_path):
     assert served_cpu_onnx(name, artifacts) == (fp32, "fp32")
 
 
-def test_assembly_puts_the_int8_file_in_the_cpu_repository(tmp_path):
+@pytest.mark.slow  # the export of the four demo models (session fixture; cached in build/test-artifacts)
+def test_assembly_puts_the_int8_file_in_the_cpu_repository(export_artifacts, tmp_path):
     """A real assembly from the test artifacts with one (copied) file marked INT8."""
     from export.artifacts import BuildArtifacts
     from export.provenance import sha256_file
     from export.repository import RepositoryOptions, assemble
 
-    source = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
-    if not (source / "onnx" / "xception.onnx").is_file():
-        pytest.skip("build/test-artifacts not exported yet (the integration fixtures build it)")
+    source = export_artifacts
     artifacts_dir = tmp_path / "artifacts"
     shutil.copytree(source / "fixed", artifacts_dir / "fixed")
     (artifacts_dir / "onnx").mkdir()
