@@ -31,11 +31,15 @@ def toy_registered():
         del sys.modules[MODULE]
 
 
-def package_with_toy(folder: Path) -> Path:
-    """A copy of the deepfake_models package under `folder` with the toy file added to its
-    classifiers: what a developer adding a fifth classifier has. Returns `folder`, for PYTHONPATH."""
-    source = Path(deepfake_models.__file__).parent
-    copy = folder / "deepfake_models"
-    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(SPEC_FILE, copy / "classifiers" / "toy.py")
+def packages_with_toy(folder: Path) -> Path:
+    """Copies under `folder` of the packages the python models import (this checkout's, not an
+    installed one's), the toy file added to deepfake_models' classifiers: what a developer adding
+    a fifth classifier has. Returns `folder`."""
+    import deepfake_contract
+    import deepfake_serving
+
+    for package in (deepfake_models, deepfake_serving, deepfake_contract):
+        source = Path(package.__file__).parent
+        shutil.copytree(source, folder / source.name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(SPEC_FILE, folder / "deepfake_models" / "classifiers" / "toy.py")
     return folder
