@@ -48,12 +48,19 @@ demo: repository
 	$(BIN)/python -m deepfake_dev.demo --repository $(REPOSITORY)
 
 # The browser tests (tests/web) drive Debian's headless Chromium through its chromedriver
-# (no browser download): installed with apt when missing.
+# (no browser download). Missing: installed with apt when root (CI); on a developer's machine
+# (not root) never sudo, only say what to install (the browser tests then fail saying so).
+CHROMIUM ?= chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
 browser:
-	@if ! command -v chromium >/dev/null 2>&1 || ! [ -x /usr/bin/chromedriver ]; then \
-		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO="sudo"; \
-		$$SUDO apt-get update -qq >/dev/null && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	@if ! command -v $(CHROMIUM) >/dev/null 2>&1 || ! [ -x $(CHROMEDRIVER) ]; then \
+		if [ "$$(id -u)" -eq 0 ]; then \
+			apt-get update -qq >/dev/null && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+		else \
+			echo "make: the browser tests (tests/web) need Debian's chromium and chromium-driver;" \
+				"install them with: sudo apt-get install chromium chromium-driver"; \
+		fi; \
 	fi
 
 # The record tests (tests/records) start a real PostgreSQL server (initdb + pg_ctl in a temporary

@@ -30,8 +30,8 @@ import torch
 from benchmarks.machine import describe, machine_info
 from benchmarks.report import markdown_table, write_report
 from deepfake_models import CLASSIFIER_NAMES
-from deepfake_serving.explain import TARGET_LAYERS, grad_cam
-from deepfake_serving.explain_models import load_classifier
+from deepfake_serving.explain import grad_cam
+from deepfake_serving.explain_models import load_classifier, target_layer
 from export.artifacts import BuildArtifacts
 
 
@@ -48,7 +48,7 @@ def median_ms(run: Callable[[], object], repeats: int) -> float:
 def measure_model(name: str, artifacts: BuildArtifacts, repeats: int) -> dict:
     model, side = load_classifier(name, artifacts.fixed_checkpoint(name))
     faces = np.random.default_rng(0).integers(0, 256, (1, side, side, 3), dtype=np.uint8)
-    layer = TARGET_LAYERS[name](model)
+    layer = target_layer(name, model)
     with torch.inference_mode():
         forward = median_ms(lambda: model(torch.from_numpy(faces)), repeats)
     explain = median_ms(lambda: grad_cam(model, layer, faces), repeats)

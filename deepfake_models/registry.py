@@ -1,9 +1,11 @@
 """What every classifier file declares (ClassifierSpec), and the registry they declare it in.
 
 A classifier is one module in deepfake_models/classifiers/: its network, its released
-checkpoint's layout (key renames), its preprocessing (crop size, mean/std) and its
-parity tolerances, registered once with `register`. Export, repository assembly,
-serving (pytorch_classifier), tests and benchmarks read the registry.
+checkpoint's layout (key renames), its preprocessing (crop size, mean/std), its parity
+tolerances, its threads, its Grad-CAM target layer, its licence and its published file's
+checksum, registered once with `register`. Export, repository assembly, serving
+(pytorch_classifier, the explainer), tests and benchmarks read the registry; no module
+outside deepfake_models/classifiers/ names a classifier.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from deepfake_models.layout import ReleasedLayout
 # Where the three CNN checkpoints are published, and the normalisation they were trained with.
 DEEPFAKEBENCH_RELEASE = "https://github.com/SCLBD/DeepfakeBench/releases/tag/v1.0.1"
 DEEPFAKEBENCH_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+# The licence of the four published checkpoints (DeepfakeBench's and Effort's releases).
+CC_BY_NC_4_0 = "CC BY-NC 4.0"
 CLIP_MEAN_STD = (
     (0.48145466, 0.4578275, 0.40821073),
     (0.26862954, 0.26130258, 0.27577711),
@@ -46,6 +50,12 @@ class ClassifierSpec:
     std: tuple[float, float, float]
     published_at: str  # where users download the checkpoint
     approx_size_mb: float  # expected checkpoint size, for the README and sanity checks
+    # The module of the network whose output Grad-CAM explains (its last spatial feature map),
+    # given the network built by `network` (the explainer calls it on the loaded network).
+    gradcam_layer: Callable[[nn.Module], nn.Module]
+    licence: str  # of the published checkpoint (its weights), shown to whoever downloads it
+    # sha256 of the published file when known: `fix` refuses a file that differs. None: not checked.
+    published_sha256: str | None = None
     tolerances: Tolerances = Tolerances()
     cpu_threads: int = 1  # onnxruntime intra-op threads in the cpu flavour (0 = every core)
 

@@ -34,7 +34,7 @@ def _model_names(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument(
         "--model", dest="models", action="append", choices=CLASSIFIER_NAMES,
-        help="only this model (repeatable; default: all four)",
+        help="only this model (repeatable; default: every classifier)",
     )
 
 
@@ -47,7 +47,7 @@ def _selected(args: argparse.Namespace) -> list[str]:
 # -- demo-weights -------------------------------------------------------------
 
 def _demo_weights_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, required=True, help="folder to write the four checkpoints to")
+    parser.add_argument("--out", type=Path, required=True, help="folder to write the demo checkpoints to (one per classifier)")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -150,19 +150,24 @@ def _quantize(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise ExportError(str(error)) from None
     artifacts = BuildArtifacts(args.artifacts)
-    for name in _selected(args):
+    names, refused = _selected(args), []
+    for name in names:
         report = quantize_classifier(name, artifacts, gate)
         verdict = (f"INT8 {artifacts.int8_onnx(name)}" if report["passed"]
                    else "REFUSED by the gate, the cpu flavour keeps FP32")
+        refused += [] if report["passed"] else [name]
         print(f"{name}: {verdict} (max |Δ fake probability| {report['max_abs_fake_probability_diff']:.4f}, "
               f"mean {report['mean_abs_fake_probability_diff']:.4f} on {report['holdout_crops']} held-out face crops)")
+    # A refusal is the gate doing its job (that model keeps FP32), not a failed command: exit 0, say so last.
+    print(f"INT8: {len(names) - len(refused)} of {len(names)} passed the gate"
+          + (f"; refused, served in FP32: {', '.join(refused)}" if refused else ""))
     return 0
 
 
 # -- all ----------------------------------------------------------------------
 
 def _all_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoints", type=Path, required=True, help="folder holding the four published checkpoints")
+    parser.add_argument("--checkpoints", type=Path, required=True, help="folder holding the published checkpoints")
     parser.add_argument("--out", type=Path, required=True, help="build folder")
     parser.add_argument(
         "--demo-if-missing", action="store_true",
@@ -189,7 +194,7 @@ def _all(args: argparse.Namespace) -> int:
 
 
 def _checkpoint_folder(folder: Path, artifacts, demo_if_missing: bool, seed: int) -> Path:
-    """The folder to take all four checkpoints from: `folder` when it holds all of
+    """The folder to take every classifier's checkpoint from: `folder` when it holds all of
     them, the demo-weights folder when it holds none (and demo weights are allowed).
     Real and demo weights are never mixed."""
     from deepfake_models import CLASSIFIERS
@@ -204,7 +209,7 @@ def _checkpoint_folder(folder: Path, artifacts, demo_if_missing: bool, seed: int
     )
     if present:
         raise ExportError(
-            f"{folder} holds {len(present)} of the 4 published checkpoints; missing:\n{wanted}\n"
+            f"{folder} holds {len(present)} of the {len(CLASSIFIERS)} published checkpoints; missing:\n{wanted}\n"
             "Real and demo weights are never mixed: add the missing files, or empty the folder to use demo weights."
         )
     if not demo_if_missing:
@@ -215,7 +220,7 @@ def _checkpoint_folder(folder: Path, artifacts, demo_if_missing: bool, seed: int
     _banner(
         f"{folder} holds none of the published checkpoints: building UNTRAINED DEMO MODELS from seeded "
         f"random weights in {artifacts.demo_weights_dir}. Their scores mean nothing. "
-        f"Put the four published files in {folder} (see export/README.md) and re-run for real detectors."
+        f"Put the {len(CLASSIFIERS)} published files in {folder} (see export/README.md) and re-run for real detectors."
     )
     write_demo_weights(artifacts.demo_weights_dir, seed)
     return artifacts.demo_weights_dir
@@ -253,7 +258,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("tensorrt", "build TensorRT FP16 plans (on the target GPU)", _tensorrt_arguments, _tensorrt),
     Command("quantize", "INT8 ONNX for the cpu flavour, kept only where it passes the accuracy gate",
             _quantize_arguments, _quantize),
-    Command("all", "fix + onnx for the four published checkpoints", _all_arguments, _all),
+    Command("all", "fix + onnx for every classifier's published checkpoint", _all_arguments, _all),
     Command("repository", "assemble a servable Triton model repository of one flavour", repository.add_arguments,
             repository.run),
 )

@@ -8,6 +8,7 @@ everything built from them is flagged untrained. Their scores mean nothing.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -31,13 +32,19 @@ def sidecar_path(checkpoint: Path) -> Path:
 
 def demo_state_dict(spec: ClassifierSpec, seed: int) -> dict[str, torch.Tensor]:
     """The released-layout state_dict of a freshly initialised network."""
-    specs = registered()
-    model_seed = seed * len(specs) + specs.index(spec)
+    model_seed = model_demo_seed(spec.name, seed)
     torch.manual_seed(model_seed)
     network = spec.build_network()
     generator = torch.Generator().manual_seed(model_seed)
     calibrate_batchnorm(network, spec.input_size, generator)
     return to_released(network.state_dict(), spec.layout, generator)
+
+
+def model_demo_seed(name: str, seed: int) -> int:
+    """The torch seed of one model's demo weights: a stable hash of its name and `seed`, so
+    adding or removing a classifier leaves the others' demo weights unchanged."""
+    digest = hashlib.sha256(f"{name}:{seed}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1  # torch.manual_seed takes < 2**64; keep it positive
 
 
 def calibrate_batchnorm(network: nn.Module, input_size: int, generator: torch.Generator) -> None:
@@ -69,7 +76,7 @@ def demo_record(checkpoint: Path, sha256: str) -> dict[str, Any] | None:
 
 
 def write_demo_weights(out_dir: Path, seed: int = 0) -> list[Path]:
-    """Write the four demo checkpoints (skipping those already written with the same
+    """Write one demo checkpoint per classifier (skipping those already written with the same
     seed and code) and return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = code_fingerprint()

@@ -10,7 +10,7 @@ class ExportError(Exception):
 
 
 class UnknownLayoutError(ExportError):
-    """The state_dict matches none of the four released checkpoint layouts."""
+    """The state_dict matches none of the registered classifiers' released layouts."""
 
 
 class WrongArchitectureError(ExportError):

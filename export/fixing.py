@@ -15,6 +15,7 @@ from deepfake_models.checkpoints import StateDict, check_keys, load_strict, shap
 from export.artifacts import BuildArtifacts
 from export.checkpoints import read_checkpoint, require_file, write_fixed_checkpoint
 from export.demo_weights import demo_record
+from export.errors import ExportError
 from export.layouts import (
     DDP_PREFIX,
     Conversion,
@@ -92,6 +93,9 @@ def fix_checkpoint(source: Path, artifacts: BuildArtifacts, expected: Classifier
     demo = demo_record(source, source_sha256)
     if demo is not None:
         log.warning("%s: %s holds UNTRAINED demo weights; scores from it mean nothing", spec.name, source)
+    elif spec.published_sha256 is not None and source_sha256 != spec.published_sha256:
+        raise ExportError(f"{source} has sha256 {source_sha256}, not that of the published {spec.name} checkpoint "
+                          f"({spec.published_sha256}); download it again from {spec.published_at}")
 
     fixed_path = artifacts.fixed_checkpoint(spec.name)
     write_fixed_checkpoint(
@@ -106,6 +110,7 @@ def fix_checkpoint(source: Path, artifacts: BuildArtifacts, expected: Classifier
         "licence": weights_licence(spec, demo is not None),
         "source": {"path": str(source.resolve()), "sha256": source_sha256, "size_bytes": source.stat().st_size},
         "layout": layout.name,
+        "licence": spec.licence,
         "conversion": {
             "stripped_ddp_prefix": conversion.stripped_ddp_prefix,
             "renamed": conversion.renamed,

@@ -188,15 +188,16 @@ def quantize_classifier(name: str, artifacts: BuildArtifacts, gate: Gate = Gate(
         log.info("%s: INT8 up to date (%s)", name, "passed" if cached["passed"] else "refused, FP32 kept")
         return cached
     log.info("%s: quantising to INT8 (ONNX Runtime static QDQ) -> %s", name, int8)
+    gated = quantize_file(fp32, int8, spec.input_size, gate)
     report = {
         "model": name,
         "untrained": artifacts.is_untrained(name),
         "licence": artifacts.licence(name),
         "onnx_sha256": fp32_sha256,
-        "int8": int8.name,
+        "int8": int8.name if gated["passed"] else None,  # a refused file was deleted
         "method": "onnxruntime static QDQ, U8 activations / S8 per-channel weights, MinMax",
         "quantised_ops": list(QUANTISED_OPS),
-        **quantize_file(fp32, int8, spec.input_size, gate),
+        **gated,
         "tool_versions": tool_versions(),
         "code_fingerprint": code_key(),
     }

@@ -127,7 +127,7 @@ def _classifier(out: Path, spec: ClassifierSpec, flavour: triton_config.Flavour,
     runtime = flavour.classifier_runtime
     parameters: dict[str, str] = {}
     if runtime == triton_config.PYTHON_ONNX:
-        # Threads per model come from its spec (Effort's ViT takes every core; measured in
+        # Threads per model come from its spec (a ViT may take every core; measured in
         # benchmarks/README.md).
         parameters["intra_op_threads"] = encode(spec.cpu_threads)
     config = triton_config.classifier_config(spec, flavour, parameters)
@@ -253,7 +253,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "`deepfake calibrate`; default: equal weights, threshold "
                              f"{ensemble_settings.DEFAULT_THRESHOLD}")
     parser.add_argument("--weights", type=json.loads,
-                        help='instead of --settings: JSON, e.g. \'{"xception": 1, "effort_clip": 2, ...}\'')
+                        help='instead of --settings: JSON object, model name -> weight >= 0 (every classifier)')
     parser.add_argument("--threshold", type=float, help="instead of --settings")
     parser.add_argument("--image-score", choices=ensemble_settings.IMAGE_SCORES, help="instead of --settings")
     parser.add_argument("--max-faces", type=int, help="faces scored per image (default 8)")

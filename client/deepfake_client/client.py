@@ -9,7 +9,6 @@ Usage:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 import deepfake_contract as contract
+from deepfake_contract.parameters import decode
 
 from .aggregation import Aggregation, video_result
 from .concurrency import AdaptiveLimit, bounded_map
@@ -409,7 +409,7 @@ class DeepfakeClient:
         if names:
             return tuple(dict.fromkeys(names))
         try:
-            classifiers = json.loads(self._transport.model_parameters(COMBINER_MODEL).get("model_names", "[]"))
+            classifiers = decode(self._transport.model_parameters(COMBINER_MODEL), "model_names", default=[], kind=list)
         except (DeepfakeError, ValueError):
             classifiers = []
         return (contract.FACE_DETECTOR_NAME, *map(str, classifiers), contract.COMBINER_NAME)

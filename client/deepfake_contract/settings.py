@@ -41,6 +41,11 @@ class SettingsError(ValueError):
     """The settings file is unreadable or holds an unusable value (the message says which)."""
 
 
+def _is_number(value: Any) -> bool:
+    """A JSON number: int or float, not a bool (`True` is an int in Python, not a weight)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class EnsembleSettings:
     weights: Mapping[str, float]
@@ -50,10 +55,10 @@ class EnsembleSettings:
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        bad = {m: w for m, w in self.weights.items() if not (isinstance(w, (int, float)) and math.isfinite(w) and w >= 0)}
+        bad = {m: w for m, w in self.weights.items() if not (_is_number(w) and math.isfinite(w) and w >= 0)}
         if bad:
             raise SettingsError(f"weights must be finite numbers >= 0, got {bad}")
-        if not (isinstance(self.threshold, (int, float)) and 0.0 <= self.threshold <= 1.0):
+        if not (_is_number(self.threshold) and 0.0 <= self.threshold <= 1.0):
             raise SettingsError(f"threshold must be in [0, 1], got {self.threshold!r}")
         if self.image_score not in IMAGE_SCORES:
             raise SettingsError(f"image_score must be one of {IMAGE_SCORES}, got {self.image_score!r}")
@@ -98,7 +103,7 @@ def check_calibration(calibration: Mapping[str, Any]) -> None:
         raise SettingsError(f"calibration.method must be one of {CALIBRATION_METHODS}, got {method!r}")
     if method == "platt":
         a, b = calibration.get("a"), calibration.get("b")
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (a, b)):
+        if not all(_is_number(v) and math.isfinite(v) for v in (a, b)):
             raise SettingsError(f"platt calibration needs finite numbers a and b, got a={a!r}, b={b!r}")
         if a <= 0:
             raise SettingsError(f"platt calibration must be increasing (a > 0), got a={a}")
@@ -106,7 +111,7 @@ def check_calibration(calibration: Mapping[str, Any]) -> None:
     x, y = calibration.get("x"), calibration.get("y")
     if not (isinstance(x, list) and isinstance(y, list) and len(x) == len(y) >= 2):
         raise SettingsError("isotonic calibration needs lists x and y of the same length >= 2")
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) and 0.0 <= v <= 1.0 for v in x + y):
+    if not all(_is_number(v) and math.isfinite(v) and 0.0 <= v <= 1.0 for v in x + y):
         raise SettingsError("isotonic calibration points must be finite numbers in [0, 1]")
     if any(b <= a for a, b in zip(x, x[1:])):
         raise SettingsError("isotonic calibration x must be strictly increasing")

@@ -13,7 +13,7 @@ from efficientnet_pytorch import EfficientNet
 from torch import nn
 
 from deepfake_models.layout import ReleasedLayout
-from deepfake_models.registry import DEEPFAKEBENCH_MEAN_STD, DEEPFAKEBENCH_RELEASE, ClassifierSpec, register
+from deepfake_models.registry import CC_BY_NC_4_0, DEEPFAKEBENCH_MEAN_STD, DEEPFAKEBENCH_RELEASE, ClassifierSpec, register
 
 FEATURE_CHANNELS = 1792
 
@@ -34,6 +34,11 @@ class EfficientNetB4(nn.Module):
         return self.last_layer(F.adaptive_avg_pool2d(features, 1).flatten(1))
 
 
+def gradcam_layer(network: EfficientNetB4) -> nn.Module:
+    """`_bn1` of the backbone's head: 1792 x 8 x 8, before swish and pooling."""
+    return network.efficientnet._bn1
+
+
 EFFICIENTNET_B4 = register(ClassifierSpec(
     name="efficientnet_b4",
     column=20,
@@ -49,4 +54,6 @@ EFFICIENTNET_B4 = register(ClassifierSpec(
     std=DEEPFAKEBENCH_MEAN_STD[1],
     published_at=DEEPFAKEBENCH_RELEASE,
     approx_size_mb=71.0,
+    gradcam_layer=gradcam_layer,
+    licence=CC_BY_NC_4_0,
 ))

@@ -13,8 +13,9 @@ import torch
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
+from deepfake_models.gradcam import vit_token_grid
 from deepfake_models.layout import ReleasedLayout
-from deepfake_models.registry import CLIP_MEAN_STD, ClassifierSpec, register
+from deepfake_models.registry import CC_BY_NC_4_0, CLIP_MEAN_STD, ClassifierSpec, register
 
 
 def vit_l14_config() -> CLIPVisionConfig:
@@ -45,6 +46,14 @@ class Effort(nn.Module):
         return self.head(self.backbone(pixel_values=x).pooler_output)
 
 
+def gradcam_layer(network: Effort) -> nn.Module:
+    """The patch tokens entering the last transformer block (its `layer_norm1` output,
+    16 x 16 patches of 14 pixels, class token dropped). The last block's *output* patch
+    tokens do not reach the pooled class token, so their gradient is zero; the input to
+    the last block is the last place where patch tokens feed the decision through attention."""
+    return vit_token_grid(network.backbone.encoder.layers[-1].layer_norm1)
+
+
 EFFORT_CLIP = register(ClassifierSpec(
     name="effort_clip",
     column=40,
@@ -67,6 +76,8 @@ EFFORT_CLIP = register(ClassifierSpec(
     std=CLIP_MEAN_STD[1],
     published_at="https://drive.google.com/file/d/1m4fyJecABU-Yk3bJ4b1WhUwQa0xCkMLI/view",
     approx_size_mb=1213.8,
+    gradcam_layer=gradcam_layer,
+    licence=CC_BY_NC_4_0,
     # ViT-L/14 is 85% of the FLOPs and scales on onnxruntime's threads (2 cores: 853 vs
     # 1,725 ms/face at all cores vs 1 thread), so it gets every core; the CNNs take one each.
     cpu_threads=0,

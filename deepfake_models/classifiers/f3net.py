@@ -13,7 +13,7 @@ from torch import nn
 
 from deepfake_models.classifiers.xception import Xception
 from deepfake_models.layout import ReleasedLayout
-from deepfake_models.registry import DEEPFAKEBENCH_MEAN_STD, DEEPFAKEBENCH_RELEASE, ClassifierSpec, register
+from deepfake_models.registry import CC_BY_NC_4_0, DEEPFAKEBENCH_MEAN_STD, DEEPFAKEBENCH_RELEASE, ClassifierSpec, register
 
 RESOLUTION = 256
 
@@ -81,6 +81,12 @@ class F3Net(nn.Module):
         return self.xception(self.fad_head(x))
 
 
+def gradcam_layer(network: F3Net) -> nn.Module:
+    """Its 12-channel Xception's `bn4` (8 x 8): the RGB crop goes through the DCT band
+    split first, so the map locates evidence in the image, not in a band."""
+    return network.xception.bn4
+
+
 F3NET = register(ClassifierSpec(
     name="f3net",
     column=30,
@@ -97,4 +103,6 @@ F3NET = register(ClassifierSpec(
     std=DEEPFAKEBENCH_MEAN_STD[1],
     published_at=DEEPFAKEBENCH_RELEASE,
     approx_size_mb=90.4,
+    gradcam_layer=gradcam_layer,
+    licence=CC_BY_NC_4_0,
 ))

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepfake_models.layout import ReleasedLayout
-from deepfake_models.registry import DEEPFAKEBENCH_MEAN_STD, DEEPFAKEBENCH_RELEASE, ClassifierSpec, register
+from deepfake_models.registry import CC_BY_NC_4_0, DEEPFAKEBENCH_MEAN_STD, DEEPFAKEBENCH_RELEASE, ClassifierSpec, register
 
 FEATURE_CHANNELS = 2048
 
@@ -123,6 +123,11 @@ class Xception(nn.Module):
         return self.classifier(self.features(x))
 
 
+def gradcam_layer(network: Xception) -> nn.Module:
+    """`bn4`: 2048 x 8 x 8, the last feature map, before the classifier's ReLU and pooling."""
+    return network.bn4
+
+
 # The published DeepfakeBench checkpoint: every key under `backbone.`.
 XCEPTION = register(ClassifierSpec(
     name="xception",
@@ -139,4 +144,6 @@ XCEPTION = register(ClassifierSpec(
     std=DEEPFAKEBENCH_MEAN_STD[1],
     published_at=DEEPFAKEBENCH_RELEASE,
     approx_size_mb=87.8,
+    gradcam_layer=gradcam_layer,
+    licence=CC_BY_NC_4_0,
 ))

@@ -16,7 +16,7 @@ from .alignment import DEEPFAKEBENCH_SCALE, DEEPFAKEBENCH_SIZE, align_face, resi
 from .faces import Face, FaceDetector
 from .images import BytesLike, ImageLimits, InvalidImageError, decode_image
 
-# Xception, EfficientNet-B4 and F3Net take the 256 crop, Effort its 224 resize.
+# The crop sides of the published classifiers (each spec's input_size); the assembly sets `crop_sizes`.
 DEFAULT_CROP_SIZES = (256, 224)
 
 

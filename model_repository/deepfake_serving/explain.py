@@ -1,4 +1,4 @@
-"""Grad-CAM explanations of the four classifiers' "fake" logit, per face (pure Python,
+"""Grad-CAM explanations of the classifiers' "fake" logit, per face (pure Python,
 no Triton import; model_repository/explainer/1/model.py is the adapter).
 
 What a heatmap is: Grad-CAM (Selvaraju et al. 2017, computed with captum's
@@ -10,21 +10,13 @@ for "fake". Maps are relative within one face and one model: they say where a
 model looked, not how fake the face is (that is the score) and not that the
 marked region is manipulated.
 
-Target layers (the last feature map that still has a spatial layout):
-- xception: `bn4` (2048 x 8 x 8 before the classifier's ReLU and pooling);
-- efficientnet_b4: `_bn1` of the backbone head (1792 x 8 x 8, before swish and pooling);
-- f3net: its 12-channel Xception's `bn4` (8 x 8): the RGB crop goes through the
-  DCT band split first, so the map locates evidence in the image, not in a band;
-- effort_clip: the patch tokens entering the last transformer block (its
-  `layer_norm1` output, 16 x 16 patches of 14 pixels, class token dropped).
-  The last block's *output* patch tokens do not reach the pooled class token,
-  so their gradient is zero; the input to the last block is the last place
-  where patch tokens feed the decision through attention.
+Target layers (the last feature map that still has a spatial layout) come from each
+classifier's spec (`ClassifierSpec.gradcam_layer`, in deepfake_models/classifiers/), which
+says why that layer.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -34,50 +26,14 @@ import torch.nn.functional as F
 from captum.attr import LayerGradCam
 from torch import nn
 
+from deepfake_contract.parameters import decode
+
 from .alignment import DEEPFAKEBENCH_SCALE, DEEPFAKEBENCH_SIZE, deepfakebench_template, estimate_similarity
 
 FAKE_INDEX = 1  # classifier output column of the "fake" logit
-# Heatmaps are drawn on the pixel grid of the 256 aligned crop: the 224 crop
-# (Effort) is a resize of it, so every map shares one crop-to-image transform.
+# Heatmaps are drawn on the pixel grid of the 256 aligned crop: every smaller crop
+# is a resize of it, so every map shares one crop-to-image transform.
 HEATMAP_SIZE = DEEPFAKEBENCH_SIZE
-
-
-class TokenGrid(nn.Module):
-    """Identity on a [N, C, g, g] grid of ViT patch tokens: the module Grad-CAM
-    hooks, so that captum sees channels and a spatial layout."""
-
-    def forward(self, grid: torch.Tensor) -> torch.Tensor:
-        return grid.view_as(grid)
-
-
-def _vit_token_grid(block_input: nn.Module) -> TokenGrid:
-    """Route `block_input`'s output ([N, 1 + g*g, C]: class token, then patches)
-    through a TokenGrid and return it. Values are unchanged."""
-    existing = getattr(block_input, "_explain_token_grid", None)
-    if existing is not None:
-        return existing
-    grid_module = TokenGrid()
-
-    def hook(_module, _inputs, tokens):
-        n, count, channels = tokens.shape
-        side = int(round((count - 1) ** 0.5))
-        patches = tokens[:, 1:].transpose(1, 2).reshape(n, channels, side, side)
-        patches = grid_module(patches).reshape(n, channels, side * side).transpose(1, 2)
-        return torch.cat([tokens[:, :1], patches], dim=1)
-
-    block_input.register_forward_hook(hook)
-    block_input._explain_token_grid = grid_module
-    return grid_module
-
-
-# Model name -> the layer Grad-CAM explains, given the servable classifier
-# (its `network` attribute is the network from deepfake_models).
-TARGET_LAYERS: dict[str, Callable[[nn.Module], nn.Module]] = {
-    "xception": lambda model: model.network.bn4,
-    "efficientnet_b4": lambda model: model.network.efficientnet._bn1,
-    "f3net": lambda model: model.network.xception.bn4,
-    "effort_clip": lambda model: _vit_token_grid(model.network.backbone.encoder.layers[-1].layer_norm1),
-}
 
 
 def grad_cam(model: nn.Module, layer: nn.Module, crops: np.ndarray, size: int = HEATMAP_SIZE) -> np.ndarray:
@@ -141,10 +97,11 @@ class ExplainerSettings:
             raise ValueError(f"torch_threads must be an integer >= 0, got {self.torch_threads!r}")
 
 
-def parse_weights(text: str, model_names: Sequence[str]) -> tuple[float, ...]:
+def parse_weights(params: Mapping[str, str], model_names: Sequence[str]) -> tuple[float, ...]:
     """The `weights` parameter (JSON object model -> weight >= 0) in model order."""
-    weights = json.loads(text)
-    if not isinstance(weights, dict) or set(weights) != set(model_names):
+    weights = decode(params, "weights", kind=dict)
+    text = params["weights"]
+    if set(weights) != set(model_names):
         raise ValueError(f"weights must name exactly {list(model_names)}, got {text}")
     values = tuple(float(weights[name]) for name in model_names)
     if any(not np.isfinite(v) or v < 0 for v in values) or not any(v > 0 for v in values):
@@ -156,15 +113,20 @@ class Explainer:
     """Grad-CAM for every enabled classifier on the first `max_faces` faces.
 
     models: name -> (servable classifier, crop side), in the ensemble's order.
+    target_layer: (name, servable classifier) -> the layer Grad-CAM explains; by default the
+    one its spec names (deepfake_models).
     """
 
-    def __init__(self, models: Mapping[str, tuple[nn.Module, int]], weights: Sequence[float], max_faces: int) -> None:
+    def __init__(self, models: Mapping[str, tuple[nn.Module, int]], weights: Sequence[float], max_faces: int,
+                 target_layer: Callable[[str, nn.Module], nn.Module] | None = None) -> None:
         if len(weights) != len(models):
             raise ValueError(f"{len(weights)} weights for {len(models)} models")
+        if target_layer is None:
+            from .explain_models import target_layer
         self.models = dict(models)
         self.weights = tuple(weights)
         self.max_faces = max_faces
-        self.layers = {name: TARGET_LAYERS[name](model) for name, (model, _) in self.models.items()}
+        self.layers = {name: target_layer(name, model) for name, (model, _) in self.models.items()}
 
     def explain(self, crops: Mapping[int, np.ndarray], num_faces: int, landmarks: np.ndarray) -> Explanation:
         """crops: crop side -> UINT8 [max(N, 1), S, S, 3]; landmarks: FP32 [N, 5, 2]."""

@@ -20,3 +20,11 @@ def load_classifier(name: str, checkpoint: Path, device: str | torch.device = "c
 
     spec = spec_by_name(name)
     return load_servable(spec, Path(checkpoint), device, torch.float32), spec.input_size
+
+
+def target_layer(name: str, model: nn.Module) -> nn.Module:
+    """The layer of the servable classifier `model` (`load_classifier`'s) that Grad-CAM explains:
+    the one classifier `name`'s spec names, on its network."""
+    from deepfake_models import spec_by_name
+
+    return spec_by_name(name).gradcam_layer(model.network)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # APIs that change server state or expose memory; closed unless the caller sends the key
-# (HTTP header `admin-key`, gRPC metadata `admin-key`).
+# (HTTP header `admin-key`; gRPC metadata `triton-grpc-protocol-admin-key`: Triton prefixes the gRPC key).
 RESTRICTED_APIS = "model-repository,shared-memory,logging,trace"
 ADMIN_KEY_HEADER = "admin-key"
 LOOPBACK = "127.0.0.1"

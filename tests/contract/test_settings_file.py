@@ -28,6 +28,11 @@ def test_round_trip_keeps_every_field(tmp_path):
     ({"weights": {"xception": -1}}, "weights"),
     ({"weights": {"xception": float("nan")}}, "weights"),
     ({"weights": {}}, "weights"),
+    ({"weights": {"xception": True, "f3net": False}}, "weights"),  # JSON true is not a weight of 1
+    ({"threshold": True}, "threshold"),
+    ({"threshold": False}, "threshold"),
+    ({"calibration": {"method": "platt", "a": True, "b": 0.0}}, "finite numbers"),
+    ({"calibration": {"method": "isotonic", "x": [False, True], "y": [0.1, 0.2]}}, "finite numbers"),
     ({"format": "v0"}, "format"),
     ({"extra": 1}, "unknown settings keys"),
     ({"calibration": {"method": "beta"}}, "calibration.method"),

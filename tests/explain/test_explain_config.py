@@ -37,6 +37,28 @@ def test_the_explainer_ensemble_is_wired_and_the_plain_one_is_unchanged():
     assert all(step.model_name != contract.EXPLAINER_NAME for step in plain.ensemble_scheduling.step)
 
 
+def test_both_public_pipelines_skip_the_classifiers_alike(tmp_path):
+    """Else the cpu flavour's classifiers would run the placeholder crop of a no-face image for
+    explanations (the pipeline skips them without a face, and marks the placeholder for the
+    liveness probe the same way in both)."""
+    from export.artifacts import BuildArtifacts
+    from export.repository import RepositoryOptions, assemble
+
+    artifacts = BuildArtifacts(tmp_path / "build")
+    for spec in CLASSIFIERS:  # stand-in export outputs: assembly only links them
+        for path in (artifacts.onnx(spec.name), artifacts.fixed_checkpoint(spec.name)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(spec.name.encode())
+        artifacts.manifest_path(spec.name).write_text(json.dumps({"untrained": True, "source": {"sha256": "0" * 64}}))
+    out = assemble(artifacts.root, tmp_path / "cpu", RepositoryOptions(explainer=True, int8=False))
+    built = {p.parent.name: triton_config.parse(p.read_text()) for p in out.glob("*/config.pbtxt")}
+    plain, explainer = built[contract.ENSEMBLE_NAME], built[contract.EXPLAINER_ENSEMBLE_NAME]
+    for key in ("model_names", "crop_sizes", "mark_placeholders", "parallel_classifiers"):
+        assert plain.parameters[key] == explainer.parameters[key], key
+    assert json.loads(plain.parameters["mark_placeholders"].string_value) is True  # python classifiers here
+    assert [json.loads(c.parameters["explain"].string_value) for c in (plain, explainer)] == [False, True]
+
+
 def test_the_explainer_is_bounded_and_follows_the_flavour_device():
     for flavour in ("cpu", "pytorch"):
         config = configs(flavour)[contract.EXPLAINER_NAME]

@@ -9,7 +9,6 @@ from torch import nn
 
 from deepfake_serving.alignment import deepfakebench_template, estimate_similarity
 from deepfake_serving.explain import (
-    TARGET_LAYERS,
     ExplainerSettings,
     crop_to_image,
     ensemble_heatmap,
@@ -135,10 +134,10 @@ def test_crop_to_image_inverts_the_alignment():
 
 def test_parameters_are_checked():
     names = ("a", "b")
-    assert parse_weights('{"a": 1, "b": 0}', names) == (1.0, 0.0)
-    for bad in ('{"a": 1}', '{"a": -1, "b": 1}', '{"a": 0, "b": 0}', "[1, 2]"):
+    assert parse_weights({"weights": '{"a": 1, "b": 0}'}, names) == (1.0, 0.0)
+    for bad in ('{"a": 1}', '{"a": -1, "b": 1}', '{"a": 0, "b": 0}', "[1, 2]", "{a: 1}"):
         with pytest.raises(ValueError):
-            parse_weights(bad, names)
+            parse_weights({"weights": bad}, names)
     with pytest.raises(ValueError):
         ExplainerSettings(max_faces=0)
-    assert set(TARGET_LAYERS) == {"xception", "efficientnet_b4", "f3net", "effort_clip"}
+

@@ -1,22 +1,30 @@
 """The classifiers, one file each: the registry, and a fifth (toy) classifier that goes
-through fix -> ONNX -> repository assembly by registering one spec and nothing else."""
+through fix -> ONNX -> repository assembly by registering one spec file and nothing else
+(tests/models/fifth_classifier/toy.py; test_toy_classifier_served.py serves it)."""
 
 from __future__ import annotations
 
 import json
 import pkgutil
+import re
+from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
+from fifth_classifier import toy_registered
 from torch import nn
 
 import deepfake_contract as contract
-from deepfake_models import CLASSIFIER_NAMES, ClassifierSpec, classifiers, registered, spec_by_name
-from deepfake_models.layout import ReleasedLayout
+from deepfake_models import CLASSIFIER_NAMES, classifiers, registered, spec_by_name
 from deepfake_models.registry import register, unregister
+from deepfake_models.servable import build_servable
+from deepfake_serving.alignment import deepfakebench_template
+from deepfake_serving.explain import Explainer
 from export import triton_config
 from export.artifacts import BuildArtifacts
 from export.demo_weights import demo_state_dict
+from export.errors import ExportError
 from export.fixing import fix_checkpoint
 from export.onnx_export import export_classifier
 from export.repository import RepositoryOptions, assemble, default_settings
@@ -36,36 +44,10 @@ def test_a_clash_is_refused():
         register(clone)
 
 
-class ToyNet(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(3, 4, 3, stride=4)
-        self.norm = nn.BatchNorm2d(4)
-        self.head = nn.Linear(4, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.relu(self.norm(self.stem(x))).mean(dim=(2, 3)))
-
-
-TOY = ClassifierSpec(
-    name="toy",
-    column=50,
-    network=ToyNet,
-    layout=ReleasedLayout(name="toy", signature_keys=("model.head.weight",), renames=(("model.", ""),)),
-    checkpoint_file="toy_best.pth",
-    input_size=64,
-    mean=(0.5, 0.5, 0.5),
-    std=(0.25, 0.25, 0.25),
-    published_at="https://example.invalid/toy",
-    approx_size_mb=0.001,
-)
-
-
 @pytest.fixture
 def toy():
-    register(TOY)  # what a fifth file in deepfake_models/classifiers/ does at import
-    yield TOY
-    unregister(TOY.name)
+    with toy_registered() as spec:  # what a fifth file in deepfake_models/classifiers/ does at import
+        yield spec
 
 
 def _fabricated(artifacts: BuildArtifacts, name: str) -> None:
@@ -106,3 +88,49 @@ def test_a_fifth_classifier_is_one_registered_spec(toy, tmp_path):
     assert configs["toy"].parameters["intra_op_threads"].string_value == "1"
     assert (out / "toy" / "1" / "model.onnx").stat().st_size > 0
     assert json.loads((out / "repository.json").read_text())["weights"]["toy"] == 1.0
+
+
+def test_every_spec_declares_its_licence_checksum_and_grad_cam_layer():
+    for spec in registered():
+        assert spec.licence == "CC BY-NC 4.0"  # all four published checkpoints
+        assert spec.published_sha256 is None or re.fullmatch(r"[0-9a-f]{64}", spec.published_sha256)
+        network = spec.build_network(empty=True)
+        layer = spec.gradcam_layer(network)
+        assert isinstance(layer, nn.Module) and layer is not network
+
+
+def test_demo_weights_do_not_depend_on_the_other_classifiers(toy):
+    """A model's demo seed comes from its name: registering a fifth classifier leaves the
+    others' demo weights as they were (before, the seed was seed * count + position)."""
+    key = "model.head.weight"
+    with_toy = demo_state_dict(spec_by_name("xception"), seed=1)
+    unregister(toy.name)
+    try:
+        without_toy = demo_state_dict(spec_by_name("xception"), seed=1)
+    finally:
+        register(toy)
+    assert with_toy.keys() == without_toy.keys()
+    assert all(torch.equal(with_toy[name], without_toy[name]) for name in with_toy)
+    assert not torch.equal(demo_state_dict(toy, seed=0)[key], demo_state_dict(toy, seed=1)[key])
+
+
+def test_a_file_that_is_not_the_published_one_is_refused(toy, tmp_path):
+    unregister(toy.name)
+    register(replace(toy, published_sha256="0" * 64))
+    checkpoint = tmp_path / toy.checkpoint_file
+    torch.save(demo_state_dict(toy, seed=0), checkpoint)  # no demo sidecar: taken for a published file
+    with pytest.raises(ExportError, match="not that of the published toy checkpoint"):
+        fix_checkpoint(checkpoint, BuildArtifacts(tmp_path / "build"))
+
+
+def test_the_explainer_takes_the_toy_grad_cam_layer_from_its_spec(toy):
+    """Explainer({"toy": ...}) raised KeyError when explain.py listed the four layers itself."""
+    torch.manual_seed(0)
+    model = build_servable(toy)
+    explainer = Explainer({"toy": (model, toy.input_size)}, weights=(1.0,), max_faces=1)
+    assert explainer.layers["toy"] is model.network.norm
+    crops = np.random.default_rng(0).integers(0, 256, (1, 64, 64, 3), dtype=np.uint8)
+    landmarks = deepfakebench_template()[None].astype(np.float32)
+    explanation = explainer.explain({64: crops}, num_faces=1, landmarks=landmarks)
+    assert explanation.heatmaps.shape == (1, 1, contract.HEATMAP_SIZE, contract.HEATMAP_SIZE)
+    assert np.isfinite(explanation.heatmaps).all() and 0.0 <= explanation.heatmaps.min() <= explanation.heatmaps.max() <= 1.0

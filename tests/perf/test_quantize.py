@@ -88,6 +88,31 @@ def test_a_fragile_model_is_refused_and_its_int8_file_removed(tmp_path, crops):
     assert not (tmp_path / "fragile.int8.onnx").exists()
 
 
+def test_the_cli_records_no_int8_file_for_a_refused_model_and_sums_up_the_refusals(tmp_path, monkeypatch, capsys,
+                                                                                   crops):
+    from types import SimpleNamespace
+
+    from export import quantize
+    from export.artifacts import BuildArtifacts
+
+    artifacts = BuildArtifacts(tmp_path)
+    for name, outlier in (("xception", 1.0), ("f3net", 1000.0)):  # robust, fragile (stand-ins under real names)
+        artifacts.onnx(name).parent.mkdir(exist_ok=True)
+        tiny_onnx(artifacts.onnx(name), outlier)
+        artifacts.manifest_path(name).parent.mkdir(exist_ok=True)
+        artifacts.manifest_path(name).write_text(json.dumps({"untrained": True}))
+    monkeypatch.setattr(quantize, "spec_by_name", lambda name: SimpleNamespace(input_size=SIZE))
+    monkeypatch.setattr(quantize, "calibration_and_holdout", lambda size: crops)  # the crops the tests above gate on
+    # A gate the robust stand-in passes with room on any CPU (it is near the default gate).
+    assert main(["quantize", "--artifacts", str(tmp_path), "--model", "xception", "--model", "f3net",
+                 "--max-diff", "0.05", "--mean-diff", "0.02"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == "INT8: 1 of 2 passed the gate; refused, served in FP32: f3net"
+    assert json.loads(artifacts.int8_report("xception").read_text())["int8"] == "xception.int8.onnx"
+    assert json.loads(artifacts.int8_report("f3net").read_text())["int8"] is None
+    assert artifacts.int8_onnx("xception").is_file() and not artifacts.int8_onnx("f3net").exists()
+
+
 def test_the_gate_checks_both_the_worst_and_the_mean_change():
     fp32 = np.zeros((4, 2), np.float32)
     one_outlier = fp32.copy()
@@ -132,15 +157,14 @@ def test_the_cpu_flavour_serves_int8_only_where_the_gate_passed(tmp_path):
     assert served_cpu_onnx(name, artifacts) == (fp32, "fp32")
 
 
-def test_assembly_puts_the_int8_file_in_the_cpu_repository(tmp_path):
+@pytest.mark.slow  # the export of the four demo models (session fixture; cached in build/test-artifacts)
+def test_assembly_puts_the_int8_file_in_the_cpu_repository(export_artifacts, tmp_path):
     """A real assembly from the test artifacts with one (copied) file marked INT8."""
     from export.artifacts import BuildArtifacts
     from export.provenance import sha256_file
     from export.repository import RepositoryOptions, assemble
 
-    source = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
-    if not (source / "onnx" / "xception.onnx").is_file():
-        pytest.skip("build/test-artifacts not exported yet (the integration fixtures build it)")
+    source = export_artifacts
     artifacts_dir = tmp_path / "artifacts"
     shutil.copytree(source / "fixed", artifacts_dir / "fixed")
     (artifacts_dir / "onnx").mkdir()

@@ -3,9 +3,10 @@
 Handlers are async; each SDK call (blocking gRPC/HTTP) runs on the gateway's own
 thread pool (`Limits.max_in_flight` threads), so the event loop never waits on
 Triton and the pool, not the default executor's few threads, bounds the work
-in flight. Uploads stay in memory (bounded by the per-route body limit); a video
-is written to one temporary file (the SDK video path reads files), and that file
-is removed when its detection ends, whatever happens to the request.
+in flight. Uploads are bounded by the per-route body limit; Starlette keeps a part in
+memory up to 1 MiB and spools a larger one to a temporary file (its default, left as it
+is: the setting is process-wide, not the app's). A video is written to one temporary
+file because the SDK video path reads files, and that file is removed when its detection ends, whatever happens to the request.
 
 No `from __future__ import annotations` here: FastAPI reads the parameters' annotations at run time.
 """
@@ -36,7 +37,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.formparsers import MultiPartParser
 
 from ..ensemble import EnsembleSettings
 from ..errors import DeepfakeError, ModelNotReadyError
@@ -180,8 +180,6 @@ def create_app(
     api_keys = tuple(api_keys)
     gateway = Gateway(client, limits, default_overlay() if overlay == "auto" else overlay)
     metrics = GatewayMetrics()
-    # Multipart files within the limits stay in memory: Starlette spools parts over 1 MiB to disk.
-    MultiPartParser.spool_max_size = max(limits.body_limit(p) or 0 for p in ("/api/detect/batch", "/api/video/detect"))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -1,4 +1,4 @@
-"""Triton python model: Grad-CAM heatmaps of the four classifiers for the first
+"""Triton python model: Grad-CAM heatmaps of the classifiers for the first
 `max_faces` faces (deepfake_serving/explain.py says what they mean).
 
 Runs the fixed checkpoints in PyTorch FP32 with gradients, on the instance's GPU
@@ -32,7 +32,7 @@ class TritonPythonModel:
             torch.set_num_threads(settings.torch_threads)
         version = Path(args["model_repository"]) / args["model_version"]
         models = {name: load_classifier(name, version / f"{name}.safetensors", device) for name in names}
-        weights = parse_weights(params["weights"], names)
+        weights = parse_weights(params, names)
         self.explainer = Explainer(models, weights, settings.max_faces)
         # The weights the ensemble map uses, renormalised over the enabled models.
         self.weights = np.array(weights, dtype=np.float32) / np.float32(sum(weights))
