@@ -110,7 +110,6 @@ def fix_checkpoint(source: Path, artifacts: BuildArtifacts, expected: Classifier
         "licence": weights_licence(spec, demo is not None),
         "source": {"path": str(source.resolve()), "sha256": source_sha256, "size_bytes": source.stat().st_size},
         "layout": layout.name,
-        "licence": spec.licence,
         "conversion": {
             "stripped_ddp_prefix": conversion.stripped_ddp_prefix,
             "renamed": conversion.renamed,
