@@ -15,9 +15,9 @@ from released_files import save
 
 from deepfake_models import CLASSIFIERS
 from deepfake_models.classifiers.xception import XCEPTION
+from deepfake_models.registry import CC_BY_NC_4_0 as CC_BY_NC_4
 from export.demo_weights import demo_state_dict, sidecar_path
 from export.licences import (
-    CC_BY_NC_4,
     DEMO_WEIGHTS,
     checkpoint_licence,
     is_non_commercial,
@@ -36,9 +36,10 @@ def test_every_published_checkpoint_has_a_licence():
     assert {spec.name: checkpoint_licence(spec) for spec in CLASSIFIERS} == {spec.name: CC_BY_NC_4 for spec in CLASSIFIERS}
 
 
-def test_a_licence_declared_in_the_spec_wins_and_an_unknown_model_is_an_error():
+def test_the_spec_declares_the_licence_and_a_spec_without_one_is_an_error():
     assert checkpoint_licence(SimpleNamespace(name="xception", licence="Apache-2.0")) == "Apache-2.0"
-    assert checkpoint_licence(SimpleNamespace(name="xception", licence=None)) == CC_BY_NC_4
+    with pytest.raises(KeyError, match="no licence is known for 'xception'"):
+        checkpoint_licence(SimpleNamespace(name="xception", licence=None))
     with pytest.raises(KeyError, match="no licence is known for 'mystery'"):
         checkpoint_licence(SimpleNamespace(name="mystery"))
     assert weights_licence(XCEPTION, untrained=True) == DEMO_WEIGHTS
