@@ -34,7 +34,10 @@ class TinyClassifier(torch.nn.Module):
             self.conv.weight[0] = self.conv.weight[0].abs() * outlier
             self.conv.bias[0] = abs(float(self.conv.bias[0])) * outlier
             self.head.weight[:, 0] = 0.0
-            self.head.weight[:, 1:] *= 10.0
+            # A gain of 3 keeps the robust model within the gate on every CPU measured (its mean
+            # |dp| 0.0029 on an AMD EPYC, where a gain of 10 gave 0.0078 > 0.005: ORT's INT8
+            # kernels differ by CPU), while the fragile one still fails it by 3.5x (max 0.071).
+            self.head.weight[:, 1:] *= 3.0
 
     def forward(self, faces):
         x = faces.permute(0, 3, 1, 2).float() / 255.0
@@ -100,7 +103,7 @@ def test_the_cli_records_no_int8_file_for_a_refused_model_and_sums_up_the_refusa
         artifacts.onnx(name).parent.mkdir(exist_ok=True)
         tiny_onnx(artifacts.onnx(name), outlier)
         artifacts.manifest_path(name).parent.mkdir(exist_ok=True)
-        artifacts.manifest_path(name).write_text(json.dumps({"untrained": True}))
+        artifacts.manifest_path(name).write_text(json.dumps({"untrained": True, "licence": "none (demo)"}))
     monkeypatch.setattr(quantize, "spec_by_name", lambda name: SimpleNamespace(input_size=SIZE))
     monkeypatch.setattr(quantize, "calibration_and_holdout", lambda size: crops)  # the crops the tests above gate on
     # A gate the robust stand-in passes with room on any CPU (it is near the default gate).
