@@ -386,12 +386,13 @@ class DeepfakeClient:
         )
 
     def _probe_inference(self) -> str | None:
-        """One small face-less image through the ensemble: Triton 2.51 keeps a model "ready"
-        when one of its python stubs has died, but every request it gets then fails."""
+        """One small face-less image through the pipeline, every step called all the same
+        (contract.RUN_ALL_STEPS): Triton 2.51 keeps a model "ready" when one of its python
+        stubs has died, but every request it gets then fails."""
         try:
             probe = encode_rgb_array(np.full((8, 8, 3), 128, np.uint8))  # no face: cheap
             # Interactive: a health check must not wait behind bulk work to learn the server is fine.
-            self._transport.infer(self.model, probe, priority=INTERACTIVE)
+            self._transport.infer(self.model, probe, priority=INTERACTIVE, parameters={contract.RUN_ALL_STEPS: True})
         except OverloadedError:
             return None  # it answered: busy, not broken
         except DeepfakeError as error:

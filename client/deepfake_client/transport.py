@@ -102,7 +102,8 @@ class Transport:
     def _client(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
 
-    def _infer(self, client: Any, model: str, image: bytes, priority: int) -> Outputs:
+    def _infer(self, client: Any, model: str, image: bytes, priority: int,
+               parameters: dict[str, Any] | None) -> Outputs:
         raise NotImplementedError
 
     _options: dict[str, Any] = {}  # every call but infer
@@ -120,11 +121,12 @@ class Transport:
             with self._client() as client:
                 yield client
 
-    def infer(self, model: str, image: bytes, priority: int = 0) -> Outputs:
+    def infer(self, model: str, image: bytes, priority: int = 0, parameters: dict[str, Any] | None = None) -> Outputs:
         """The model's outputs for one encoded image. `priority`: Triton's request priority
-        (1 is served first; 0, the model's default level; deepfake_contract.PRIORITY_*)."""
+        (1 is served first; 0, the model's default level; deepfake_contract.PRIORITY_*);
+        `parameters`: request parameters (e.g. deepfake_contract.RUN_ALL_STEPS)."""
         with self._call(model) as client:
-            return self._infer(client, model, image, priority)
+            return self._infer(client, model, image, priority, parameters)
 
     def server_live(self) -> bool:
         with self._call("") as client:
@@ -185,7 +187,8 @@ class GrpcTransport(Transport):
     def _config(response: dict[str, Any]) -> dict[str, Any]:
         return response["config"]
 
-    def _infer(self, client: Any, model: str, image: bytes, priority: int) -> Outputs:
+    def _infer(self, client: Any, model: str, image: bytes, priority: int,
+               parameters: dict[str, Any] | None) -> Outputs:
         answered = threading.Event()
         answer: list = []
 
@@ -200,7 +203,8 @@ class GrpcTransport(Transport):
             self._in_flight += 1
         try:
             # No client_timeout: see above.
-            client.async_infer(model, [_image_input(self._module, image)], on_answer, priority=priority)
+            client.async_infer(model, [_image_input(self._module, image)], on_answer, priority=priority,
+                               parameters=parameters)
         except BaseException:
             on_answer(None, None)
             raise
@@ -275,8 +279,9 @@ class HttpTransport(Transport):
                 self._busy.remove(client)
                 self._idle.setdefault(thread, []).append(client)
 
-    def _infer(self, client: Any, model: str, image: bytes, priority: int) -> Outputs:
-        result = client.infer(model, [_image_input(self._module, image)], priority=priority)
+    def _infer(self, client: Any, model: str, image: bytes, priority: int,
+               parameters: dict[str, Any] | None) -> Outputs:
+        result = client.infer(model, [_image_input(self._module, image)], priority=priority, parameters=parameters)
         return _outputs(result, [o["name"] for o in result.get_response()["outputs"]])
 
     def close(self) -> None:

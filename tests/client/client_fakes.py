@@ -85,15 +85,17 @@ class FakeTransport:
         self.unready_models: set[str] = set()  # models of the ensemble that report not ready
         self.calls: list[bytes] = []
         self.priorities: list[tuple[str, int]] = []  # (model, priority) of each infer call
+        self.request_parameters: list[dict | None] = []  # request parameters of each infer call
         self.in_flight = 0
         self.max_in_flight = 0
         self.closed = False
         self._lock = threading.Lock()
 
-    def infer(self, model: str, image: bytes, priority: int = 0) -> dict[str, np.ndarray]:
+    def infer(self, model: str, image: bytes, priority: int = 0, parameters: dict | None = None) -> dict[str, np.ndarray]:
         with self._lock:
             self.calls.append(image)
             self.priorities.append((model, priority))
+            self.request_parameters.append(parameters)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:

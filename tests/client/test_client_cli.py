@@ -357,6 +357,8 @@ def test_health_runs_an_inference_and_names_a_dead_stub(server, capsys):
     server.respond = overloaded  # busy is alive: restarting would only make it worse
     code, out, _ = run(["health", "--json"], capsys)
     assert code == ExitCode.REAL and json.loads(out)["inference_error"] is None
+    # The probe image has no face: it asks the pipeline to call every step all the same.
+    assert server.request_parameters and all(p == {"run_all_steps": True} for p in server.request_parameters)
 
 
 @pytest.mark.parametrize("argv, expected", [

@@ -189,7 +189,7 @@ class CountingTransport(FakeTransport):
         self.started = 0
         self.finished = 0
 
-    def infer(self, model: str, image: bytes, priority: int = 0):
+    def infer(self, model: str, image: bytes, priority: int = 0, parameters: dict | None = None):
         with self._lock:
             self.started += 1
         try:
