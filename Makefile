@@ -19,7 +19,7 @@ REQUIREMENTS := requirements/server.txt requirements/facenet.txt requirements/de
 	pyproject.toml client/pyproject.toml
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser postgresql export repository serve demo test test-fast clean
+.PHONY: setup browser postgresql export repository serve demo test test-busy test-fast clean
 
 setup: $(STAMP)
 
@@ -67,13 +67,22 @@ browser:
 # folder): Debian's postgresql, installed with apt when missing.
 postgresql:
 	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO="sudo"; \
-		$$SUDO apt-get update -qq >/dev/null && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
+		if [ "$$(id -u)" -eq 0 ]; then \
+			apt-get update -qq >/dev/null && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+		else \
+			echo "make: the record-store tests (tests/records) need Debian's postgresql;" \
+				"install it (apt-get install postgresql) or they run on SQLite only"; \
+		fi; \
 	fi
 
 test: setup browser postgresql
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The serving-under-load tests again, with two busy loops taking the machine's cores (CI runs
+# it after `make test`): refusals, deadlines and bulk work must hold on a busy machine too.
+test-busy: setup
+	.ci/with-busy-loops 2 $(BIN)/python -m pytest -m integration tests/reliability $(PYTEST_ARGS)
 
 # Unit tests only (no full-size models, no server).
 test-fast: setup

@@ -8,7 +8,8 @@
    the 1-in-flight level's.
 2. Open loop: bulk requests (the default priority) arrive every 1 / (factor x capacity) s for
    `--duration` s whatever the answers (HTTP, no client deadline: nothing is cancelled on the
-   server). Beside it, one interactive request (priority 1) every `--interactive-every` s.
+   server). Beside it, one interactive request (priority 1) every `--interactive-every` s
+   (default: a quarter of capacity, so that people's requests alone never fill the server).
    Goodput = accepted images / (last accepted answer - start of the load).
 3. Recovery: after the last arrival, one request every 0.5 s until one is answered within twice
    the unloaded p95: the time from the end of the load to that answer.
@@ -168,12 +169,15 @@ def in_flight_at_stop(log_text: str) -> int:
 
 
 def run(server, image: bytes, factor: float, duration_s: float, levels: Sequence[int] = LEVELS,
-        closed_duration_s: float = 30.0, interactive_every_s: float = 2.0) -> dict:
+        closed_duration_s: float = 30.0, interactive_every_s: float | None = None) -> dict:
+    """interactive_every_s: None, one interactive request per 4 / capacity s (a quarter of it)."""
     url = server.http_url
     _call(url, image, time.monotonic(), 300)  # warm caches and allocators
     closed = [closed_loop(url, image, n, closed_duration_s) for n in levels]
     capacity = max(level["images_per_s"] for level in closed)
     unloaded_p95 = closed[0]["p95_s"]
+    if interactive_every_s is None:
+        interactive_every_s = 4.0 / capacity
     memory_before = server.footprint()
     with MemorySampler(server) as sampler:
         outcomes = open_loop(url, image, factor * capacity, duration_s, interactive_every_s)
@@ -185,6 +189,7 @@ def run(server, image: bytes, factor: float, duration_s: float, levels: Sequence
         "closed_loop": closed, "capacity_images_per_s": capacity, "unloaded_p95_s": unloaded_p95,
         "closed_loop_min_over_best": min(level["images_per_s"] for level in closed[1:] or closed) / capacity,
         "factor": factor, "rate_images_per_s": factor * capacity, "duration_s": duration_s,
+        "interactive_every_s": interactive_every_s,
         "flood": summarise_flood(outcomes, capacity, unloaded_p95),
         "recovery_s": recovered,
         "rss_mib": {"before": memory_before[0] / MIB, "peak": max(s[0] for s in samples) / MIB,
@@ -239,8 +244,8 @@ def main(argv=None) -> int:
     parser.add_argument("--levels", type=lambda t: [int(x) for x in t.split(",")], default=list(LEVELS),
                         help="closed-loop in-flight levels, e.g. 1,2,4,8")
     parser.add_argument("--closed-duration", type=float, default=30.0, help="seconds per closed-loop level")
-    parser.add_argument("--interactive-every", type=float, default=2.0,
-                        help="seconds between interactive requests during the flood (0: none)")
+    parser.add_argument("--interactive-every", type=float,
+                        help="seconds between interactive requests during the flood (default 4 / capacity; 0: none)")
     parser.add_argument("--out", type=Path, default=Path("reports/overload"))
     args = parser.parse_args(argv)
 

@@ -268,7 +268,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "e.g. tensorrt_version=10.5.0,compute_capability=9.0")
     parser.add_argument("--admission", type=_admission, metavar="IN_FLIGHT,BULK,INTERACTIVE",
                         help="deepfake_detector's admission bounds: images in flight, then the queue of "
-                             "each priority level (default: the flavour's, e.g. cpu 2,6,6); a request beyond "
+                             "each priority level (default: the flavour's, e.g. cpu 2,8,8); a request beyond "
                              "them is refused at once as overloaded")
     parser.add_argument("--fp32", dest="int8", action="store_false",
                         help="cpu flavour: serve FP32 even where an INT8 file passed the gate (deepfake-export quantize)")

@@ -92,7 +92,7 @@ FLAVOURS: dict[str, Flavour] = {
         # 6 per level lets a closed loop of 8 clients run without refusals (~5 s of waiting at most).
         Flavour("cpu", PYTHON_ONNX, gpu=False, classifier_max_batch_size=16,
                 classifier_instances=1, face_detector_instances=1, max_queue_delay_us=0,
-                admission=Admission(in_flight=2, bulk_queue=6, interactive_queue=6), warmup=False,
+                admission=Admission(in_flight=2, bulk_queue=8, interactive_queue=8), warmup=False,
                 parallel_classifiers=False, preferred_batch_sizes=(1,)),
         # GPU flavours: not measured here (no GPU in CI). Bound = capacity x target latency:
         # ~1,000 images/s x 50 ms ~ 50 in flight, and a queue of about as many per level.

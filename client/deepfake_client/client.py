@@ -55,8 +55,11 @@ DEFAULT_WINDOW = 16  # frames in a live stream's rolling verdict
 # Triton's words when a model's python stub process has died: "Stub process 'xception_0_0' is not healthy".
 DEAD_STUB = re.compile(r"Stub process '(?P<model>\w+?)_\d+_\d+' is not healthy")
 # Tries per item when the server refuses the SDK's own batch/video fan-out as overloaded
-# (jittered backoff up to RetryPolicy.max_backoff_s between them: about 15 s at most in all).
-FANOUT_OVERLOADED_ATTEMPTS = 8
+# (jittered backoff up to RetryPolicy.max_backoff_s between them: about a minute at most in all).
+# A retry lands only when the entry has a free slot; under a flood at 3x capacity that is about
+# one try in three (measured on the cpu flavour), so 8 tries lost ~4% of the images of a batch;
+# 30 lose about none, and bulk work rides out a flood of a minute.
+FANOUT_OVERLOADED_ATTEMPTS = 30
 
 BatchOutcome = DetectionResult | DeepfakeError
 

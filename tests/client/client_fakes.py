@@ -126,7 +126,7 @@ class FakeTransport:
 
 
 def fake_client(transport: FakeTransport, **options) -> DeepfakeClient:
-    options.setdefault("retry", RetryPolicy(max_attempts=3, initial_backoff_s=0.001))
+    options.setdefault("retry", RetryPolicy(max_attempts=3, initial_backoff_s=0.001, max_backoff_s=0.01))
     return DeepfakeClient("localhost:1", transport=transport, **options)
 
 

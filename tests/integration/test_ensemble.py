@@ -113,7 +113,7 @@ def _answer_or_refusal(url: str, data: bytes):
 
 
 def test_32_concurrent_requests_are_answered_or_refused_as_overloaded(deepfake_server, sample_media):
-    """32 at once is far beyond the cpu flavour's admission bound (2 in flight + 6 waiting per
+    """32 at once is far beyond the cpu flavour's admission bound (2 in flight + 8 waiting per
     priority level): the rest are refused at the entry (UNAVAILABLE, model_repository/README.md);
     every answer given is right."""
     images = [read(sample_media, name) for name in (samples.FACE_IMAGE, samples.NO_FACE_IMAGE, samples.TWO_FACES_IMAGE)]

@@ -1,7 +1,7 @@
 """Admission on the real server (issue: serving under load): bulk and interactive work at once,
 and bulk work that finishes during a flood instead of failing.
 
-The session server serves the cpu flavour (2 in flight, 6 waiting per priority level). A flood
+The session server serves the cpu flavour (2 in flight, 8 waiting per priority level). A flood
 is raw HTTP requests at the bulk level that never retry (benchmarks.overload.open_loop); the
 SDK's batches retry their refusals with backoff (the adaptive limit, a bounded budget).
 """

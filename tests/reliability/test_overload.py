@@ -20,8 +20,7 @@ pytestmark = pytest.mark.integration
 
 def test_three_times_capacity_is_refused_at_the_entry_and_the_server_recovers(deepfake_server):
     image = samples.encode_image(samples.face_image())
-    summary = overload.run(deepfake_server, image, factor=3, duration_s=15, levels=(1, 2), closed_duration_s=6,
-                           interactive_every_s=3)
+    summary = overload.run(deepfake_server, image, factor=3, duration_s=15, levels=(1, 2), closed_duration_s=6)
     print(overload.markdown(summary))
     metrics = urllib.request.urlopen(deepfake_server.metrics_url).read().decode().splitlines()
     print("\n".join(line for line in metrics if line.startswith(("nv_inference_request_failure", "deepfake_images"))))

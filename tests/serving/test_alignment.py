@@ -113,8 +113,9 @@ def test_crop_matches_the_deepfakebench_recipe(astronaut, astronaut_face):
     matrix = SimilarityTransform.from_estimate(astronaut_face.landmarks, deepfakebench_template()).params[:2]
     reference = cv2.warpAffine(astronaut, matrix, (256, 256))
     difference = np.abs(align_face(astronaut, astronaut_face.landmarks).astype(np.int16) - reference)
-    # warpAffine rounds sample positions to 1/32 pixel: float rounding flips a few of them.
-    assert difference.max() <= 2 and np.count_nonzero(difference) < 0.001 * difference.size
+    # warpAffine rounds sample positions to 1/32 pixel: float rounding flips a few of them, by up
+    # to 3 grey levels on an AMD EPYC (2 on the Xeon); a wrong recipe differs almost everywhere.
+    assert difference.max() <= 4 and np.count_nonzero(difference) < 0.001 * difference.size
 
 
 def test_border_outside_the_image_is_black(astronaut):
