@@ -266,6 +266,7 @@ def create_app(
             "triton_live": state.live,
             "triton_version": state.server_version,
             "untrained": bool(state.untrained_models),
+            "api_key_required": bool(api_keys),  # the page asks for a key when true
             "untrained_models": list(state.untrained_models or ()),
             "threshold": settings.threshold if settings else None,
             "weights": dict(settings.weights) if settings else None,
