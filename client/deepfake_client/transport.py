@@ -213,9 +213,15 @@ class GrpcTransport(Transport):
                 f"no answer from {self.url} within {self.timeout_s:g} s (the request was not cancelled: "
                 "it finishes on the server and its answer is dropped)"
             )
-        result, error = answer[0]
+        result, error = answer.pop()
         if error is not None:
-            raise error
+            try:
+                raise error
+            finally:
+                # A raised error's traceback holds this frame: if the frame still held the
+                # error, the two would form a cycle that keeps `image` (the whole upload)
+                # until the cyclic GC happens to run (issue 18: 1 GB on refused uploads).
+                del error
         return _outputs(result, [o.name for o in result.get_response().outputs])
 
     def close(self) -> None:

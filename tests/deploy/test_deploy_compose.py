@@ -171,3 +171,10 @@ def test_gateway_service_serves_the_web_console_from_triton(compose):
     prometheus = yaml.safe_load((DOCKER / "prometheus" / "prometheus.yml").read_text())
     targets = [t for job in prometheus["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
     assert f"gateway:{port}" in targets
+    # Beyond loopback (0.0.0.0 in the container) it needs API keys: the secret's file, which
+    # Prometheus also reads to scrape the gateway's /metrics as a bearer token.
+    key_file = gateway["environment"]["DEEPFAKE_WEB_API_KEY_FILE"]
+    assert key_file == "/run/secrets/web_api_keys" and "web_api_keys" in gateway["secrets"]
+    (job,) = [j for j in prometheus["scrape_configs"] if j["job_name"] == "gateway"]
+    assert job["authorization"]["credentials_file"] == key_file
+    assert "web_api_keys" in compose["services"]["prometheus"]["secrets"]

@@ -243,3 +243,11 @@ def test_gateway_deployment_and_service_reach_triton():
 
     parsed = build_parser().parse_args(["web", *args])  # the image's entrypoint is `deepfake web`
     assert parsed.host == "0.0.0.0" and parsed.port == port
+    # Beyond loopback it needs API keys: a file from the Secret, readable by the pod's user.
+    key_file = Path({e["name"]: e["value"] for e in container["env"]}["DEEPFAKE_WEB_API_KEY_FILE"])
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == str(key_file.parent)]
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert mount["readOnly"] is True and volumes[mount["name"]]["secret"]["secretName"] == "gateway-api-keys"
+    pod_security = deployment["spec"]["template"]["spec"]["securityContext"]
+    assert pod_security["fsGroup"] == pod_security["runAsGroup"]
+    assert "httpGet" not in container["livenessProbe"]  # /metrics needs a key; liveness must not

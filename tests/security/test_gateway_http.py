@@ -178,6 +178,9 @@ def test_api_keys_guard_the_api_but_not_the_page():
         wrong = http.post("/api/detect/image", files=upload, headers={"X-API-Key": "k" * 31 + "j"})
         assert wrong.status_code == 401
         assert http.get("/metrics").status_code == 401
+        # Prometheus sends the key from a file as a bearer token (docker/prometheus/prometheus.yml).
+        assert http.get("/metrics", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        assert http.get("/metrics", headers={"Authorization": "Bearer " + "k" * 31 + "j"}).status_code == 401
         assert http.get("/health").status_code == 200 and http.get("/", headers={"Accept": "text/html"}).status_code == 200
         statuses = [http.post("/api/detect/image", files=upload, headers={"X-API-Key": key}).status_code for _ in range(8)]
         assert statuses[0] == 200 and 429 in statuses  # 2 a second, bursts of 4

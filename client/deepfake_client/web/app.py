@@ -15,6 +15,7 @@ No `from __future__ import annotations` here: FastAPI reads the parameters' anno
 import asyncio
 import base64
 import functools
+import gc
 import hashlib
 import importlib
 import json
@@ -95,6 +96,13 @@ class Gateway:
         try:
             return await loop.run_in_executor(self.executor, functools.partial(function, *args, **kwargs))
         except DeepfakeError as error:
+            # tritonclient's gRPC callback leaves a reference cycle behind each failed call
+            # (the call raised inside its own done-callback) that holds the request, i.e. the
+            # upload: a full collection frees it now, not whenever the cyclic GC next runs.
+            # Measured over 100 refused 19 MiB uploads: RSS 250-690 MiB without, 177-228 with.
+            # Not gc.collect(1): the cycle may still be live then, gets promoted to the oldest
+            # generation, and piles up there (7.7 GB after 200 uploads).
+            gc.collect()
             raise from_sdk_error(error) from error
 
     async def settings(self) -> EnsembleSettings:
@@ -274,6 +282,7 @@ def create_app(
             "triton_live": state.live,
             "triton_version": state.server_version,
             "untrained": bool(state.untrained_models),
+            "api_key_required": bool(api_keys),  # the page asks for a key when true
             "untrained_models": list(state.untrained_models or ()),
             "threshold": settings.threshold if settings else None,
             "weights": dict(settings.weights) if settings else None,

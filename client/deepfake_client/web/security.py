@@ -120,8 +120,14 @@ class UploadAdmission:
             try:
                 chunks = await self._read(receive)
             except TimeoutError:
+                chunks = TimeoutError  # leave the except block: its traceback holds the chunks read
+            if chunks is TimeoutError:
                 error = GatewayError(408, "body_timeout", "the upload stalled: send the body without pauses")
-                return await send_error(send, error, [(b"connection", b"close")])
+                await send_error(send, error, [(b"connection", b"close")])
+                # The body's chunks (64 KiB each, from the heap) are free now; give their pages back
+                # to the system instead of keeping them for later uploads.
+                release_free_heap()
+                return
             if chunks is None:
                 return  # the client went away
             await self.app(scope, _replay(chunks, receive), send)
@@ -139,6 +145,16 @@ class UploadAdmission:
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 return chunks
+
+
+def release_free_heap() -> None:
+    """glibc's malloc_trim(0): free heap pages go back to the system; nothing elsewhere."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _replay(chunks: list[bytes], receive: Any) -> Any:
@@ -177,8 +193,9 @@ class _Bucket:
 
 
 class ApiKeyMiddleware:
-    """Every request but the health probe carries a known key in `X-API-Key` (or the
-    `api_key` query parameter, for browsers' WebSockets); each key gets `rate` requests a
+    """Every request but the health probe carries a known key in `X-API-Key` (or as
+    `Authorization: Bearer`, or the `api_key` query parameter, for browsers' WebSockets,
+    which cannot send headers); each key gets `rate` requests a
     second on average (bursts of `burst`)."""
 
     # The page, its assets and the API description hold no data: a browser loads them without a key.
@@ -215,7 +232,7 @@ class ApiKeyMiddleware:
         path = scope.get("path", "")
         if scope["type"] not in ("http", "websocket") or path in self.OPEN_PATHS or path.startswith(self.OPEN_PREFIXES):
             return await self.app(scope, receive, send)
-        given = header(scope, API_KEY_HEADER.encode()) or _query_key(scope)
+        given = header(scope, API_KEY_HEADER.encode()) or _bearer(scope) or _query_key(scope)
         key = self._match(given)
         if key is None:
             error = GatewayError(401, "unauthorized", f"send a valid API key in the {API_KEY_HEADER} header")
@@ -227,6 +244,12 @@ class ApiKeyMiddleware:
             await receive()  # the connect message
             return await send({"type": "websocket.close", "code": 1008, "reason": error.code})
         await send_error(send, error, [(b"www-authenticate", b"ApiKey")] if error.status == 401 else [])
+
+
+def _bearer(scope: dict) -> str | None:
+    """`Authorization: Bearer <key>`: what Prometheus can send from a file (credentials_file)."""
+    scheme, _, value = (header(scope, b"authorization") or "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
 
 
 def _query_key(scope: dict) -> str | None:

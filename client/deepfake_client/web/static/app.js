@@ -16,6 +16,32 @@ function errorText(status, body) {
 }
 function showError(id, message) { const el = $(id); el.textContent = message || ""; el.hidden = !message; }
 
+// API key: when the gateway requires one (/health says so), the page asks for it once and keeps
+// it for this tab only (sessionStorage, gone when the tab closes); a refused key is forgotten
+// and asked for again. It goes in the X-API-Key header; a browser's WebSocket cannot send
+// headers, so the socket gets it as ?api_key= (a proxy may log that URL: see docs/security.md).
+const KEY_STORE = "deepfake-api-key";
+const apiKey = () => sessionStorage.getItem(KEY_STORE) || "";
+const keyHeaders = () => (apiKey() ? { "X-API-Key": apiKey() } : {});
+function askForKey(message) {
+  $("key-form").hidden = false;
+  showError("key-error", message);
+  $("key-input").focus();
+}
+function keyRefused() {
+  sessionStorage.removeItem(KEY_STORE);
+  askForKey("The gateway refused the API key: enter a valid one.");
+}
+$("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const key = $("key-input").value.trim();
+  if (!key) return;
+  sessionStorage.setItem(KEY_STORE, key);
+  $("key-input").value = "";
+  $("key-form").hidden = true;
+  showError("key-error", "");
+});
+
 // POST a form; NDJSON lines are handed to onLine as they arrive (XHR: upload progress too).
 function post(url, form, { onUpload, onLine } = {}) {
   return new Promise((resolve, reject) => {
@@ -30,9 +56,11 @@ function post(url, form, { onUpload, onLine } = {}) {
       }
     };
     xhr.open("POST", url);
+    if (apiKey()) xhr.setRequestHeader("X-API-Key", apiKey());
     if (onUpload) xhr.upload.onprogress = (e) => e.lengthComputable && onUpload(e.loaded / e.total);
     if (onLine) xhr.onprogress = () => xhr.status === 200 && drain();
     xhr.onload = () => {
+      if (xhr.status === 401) keyRefused();
       if (xhr.status !== 200) return reject(new Error(errorText(xhr.status, xhr.responseText)));
       if (onLine) { drain(); resolve(); } else resolve(JSON.parse(xhr.responseText));
     };
@@ -63,8 +91,9 @@ document.querySelectorAll(".drop").forEach((zone) => {
 async function checkHealth() {
   const pill = $("health");
   try {
-    const response = await fetch("/health");
+    const response = await fetch("/health", { headers: keyHeaders() });
     const health = await response.json();
+    if (health.api_key_required && !apiKey() && $("key-form").hidden) askForKey("");
     pill.textContent = response.ok ? `ready · ${health.models_loaded.length} models` : "detector not ready";
     pill.className = `pill ${response.ok ? "ok" : "bad"}`;
     $("untrained").hidden = !health.untrained;
@@ -376,7 +405,8 @@ $("webcam-start").addEventListener("click", async () => {
   }
   $("webcam-video").srcObject = webcam.stream;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  webcam.socket = new WebSocket(`${scheme}://${location.host}/api/video/webcam`);
+  const query = apiKey() ? `?api_key=${encodeURIComponent(apiKey())}` : "";
+  webcam.socket = new WebSocket(`${scheme}://${location.host}/api/video/webcam${query}`);
   webcam.socket.onmessage = onWebcamResult;
   webcam.socket.onclose = (e) => { if (webcam.socket) { showError("webcam-error", `Connection closed (${e.code}) ${e.reason || ""}`); stopWebcam(); } };
   webcam.timer = setInterval(sendFrame, 667);

@@ -24,7 +24,8 @@
   }
 
   async function getJson(url) {
-    const response = await fetch(url);
+    // The API key the page asked for (app.js), when the gateway requires one.
+    const response = await fetch(url, { headers: typeof keyHeaders === "function" ? keyHeaders() : {} });
     const text = await response.text();
     if (response.status === 404 && url.startsWith("/api/history?")) throw new Error("Recording is off on this gateway (deepfake web --no-record).");
     if (!response.ok) { let d = text; try { d = JSON.parse(text).detail; } catch (_) { /* text */ } throw new Error(d || `HTTP ${response.status}`); }
