@@ -18,7 +18,7 @@ from deepfake_client.transport import GrpcTransport
 
 
 class RefusingGrpc:
-    def async_infer(self, model, inputs, callback):
+    def async_infer(self, model, inputs, callback, **options):  # priority, parameters
         error = InferenceServerException("image is too large", status="StatusCode.INVALID_ARGUMENT")
         threading.Thread(target=callback, args=(None, error)).start()
 
