@@ -3,45 +3,14 @@ in a thread, and an HTTP server that records what reaches it."""
 
 from __future__ import annotations
 
-import socket
 import sys
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "web"))  # web_fakes: an SDK-shaped client
 
-LOOPBACK = "127.0.0.1"
-START_TIMEOUT_S = 30
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def serve_app(app, **config) -> Iterator[str]:
-    """`app` on uvicorn on a free loopback port, in a thread; yields "127.0.0.1:port"."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning", **config))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the gateway did not start"
-        time.sleep(0.02)
-    try:
-        yield f"{LOOPBACK}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+from live_app import LOOPBACK, free_port, serve_app  # noqa: E402,F401 (the gateway harness, shared with tests/web)
 
 
 class RecordingServer:

@@ -4,24 +4,16 @@ server (tests/conftest.py's deepfake_server), and headless Chromium driving its 
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
+from live_app import serve_app
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT_S = 300  # a CPU Triton judges an image in about 1.2 s; shared CI machines are slower
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
@@ -36,24 +28,10 @@ def serve_gateway(triton_grpc_url: str) -> Iterator[str]:
 @contextmanager
 def serve_client(client) -> Iterator[str]:
     """The gateway on `client` (a DeepfakeClient or a fake one), served by uvicorn in a thread; yields host:port."""
-    import uvicorn
-
     from deepfake_client.web import create_app
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(client, close_client=True), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the gateway did not start"
-        time.sleep(0.05)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
+    with serve_app(create_app(client, close_client=True), start_timeout_s=60) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,6 @@ Saves docs/images/web-history.png."""
 from __future__ import annotations
 
 import random
-import threading
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -15,7 +13,7 @@ from web_fakes import FakeClient, face_result, image_bytes, no_face_result
 
 pytest.importorskip("sqlalchemy", reason="the records extra (sqlalchemy, alembic) is not installed")
 
-from conftest import free_port  # noqa: E402
+from live_app import serve_app  # noqa: E402
 
 from deepfake_client import Face  # noqa: E402
 from deepfake_client.records.capture import ServerIdentity, detection_record  # noqa: E402
@@ -54,22 +52,10 @@ def varied_records() -> list[dict]:
 
 @pytest.fixture
 def history_gateway(tmp_path):
-    import uvicorn
-
     store = RecordStore(f"sqlite:///{tmp_path / 'records.sqlite'}")
     store.add_many(varied_records())
-    app = create_app(FakeClient(), records=GatewayRecords(store))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the gateway did not start"
-        time.sleep(0.05)
-    yield f"127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serve_app(create_app(FakeClient(), records=GatewayRecords(store))) as url:
+        yield url
 
 
 def test_history_tab_draws_the_four_charts_and_the_table(browser, history_gateway):
