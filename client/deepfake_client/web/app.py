@@ -46,7 +46,7 @@ from ..video import probe_video
 from . import seed
 from .limits import DEFAULT_LIMITS, GatewayError, Limits, check_image, decode_base64_frame, from_sdk_error, too_large
 from .metrics import GatewayMetrics, MetricsMiddleware
-from .security import ApiKeyMiddleware, SecurityHeadersMiddleware, UploadAdmission, origin_allowed
+from .security import ApiKeyMiddleware, SecurityHeadersMiddleware, TokenBucket, UploadAdmission, origin_allowed
 
 log = logging.getLogger("deepfake_client.web")
 
@@ -648,25 +648,6 @@ class WebcamSession:
         """The frame being judged is awaited (never abandoned) before the session ends."""
         if self.judging is not None:
             await asyncio.gather(self.judging, return_exceptions=True)
-
-
-class TokenBucket:
-    """At most `rate` frames a second on average, with bursts of `burst`."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = burst
-        self.at = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
 
 
 def _line(data: dict[str, Any]) -> str:

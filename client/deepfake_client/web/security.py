@@ -11,7 +11,6 @@ import json
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -186,10 +185,23 @@ def read_api_keys(key_file: str | Path | None = None, environ: dict[str, str] | 
     return tuple(keys)
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    at: float
+class TokenBucket:
+    """At most `rate` events a second on average, with bursts of `burst` (webcam frames, API keys)."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
 
 
 class ApiKeyMiddleware:
@@ -206,8 +218,7 @@ class ApiKeyMiddleware:
         self.app = app
         self.keys = tuple(k.encode() for k in keys)
         self.rate = rate
-        self.burst = burst
-        self.buckets = {k: _Bucket(burst, time.monotonic()) for k in self.keys}
+        self.buckets = {k: TokenBucket(rate, burst) for k in self.keys}
 
     def _match(self, given: str | None) -> bytes | None:
         if not given:
@@ -219,15 +230,6 @@ class ApiKeyMiddleware:
                 match = key
         return match
 
-    def _take(self, key: bytes) -> bool:
-        bucket, now = self.buckets[key], time.monotonic()
-        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
-        bucket.at = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return True
-        return False
-
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
         if scope["type"] not in ("http", "websocket") or path in self.OPEN_PATHS or path.startswith(self.OPEN_PREFIXES):
@@ -236,7 +238,7 @@ class ApiKeyMiddleware:
         key = self._match(given)
         if key is None:
             error = GatewayError(401, "unauthorized", f"send a valid API key in the {API_KEY_HEADER} header")
-        elif not self._take(key):
+        elif not self.buckets[key].take():
             error = GatewayError(429, "rate_limited", f"over {self.rate:g} requests per second for this key", retry_after_s=1)
         else:
             return await self.app(scope, receive, send)
