@@ -75,7 +75,7 @@ async def _infer(pb_utils, model: str, inputs: Sequence, outputs: Sequence[str])
     return await request.async_exec()
 
 
-def runs_all_steps(pb_utils, request) -> bool:
+def runs_all_steps(request) -> bool:
     """The liveness probe's request (contract.RUN_ALL_STEPS): call every step even without a
     face, so that a dead classifier stub fails the probe. The python classifiers get the
     placeholder row marked and do not run their network on it."""
@@ -116,21 +116,22 @@ async def answer(pb_utils, request, settings: PipelineSettings):
     if request.is_cancelled():
         return _cancelled(pb_utils)
     image = pb_utils.get_input_tensor_by_name(request, contract.IMAGE.name)
-    response = await _infer(pb_utils, contract.FACE_DETECTOR_NAME, [image], detector_output_names(settings))
+    detector_outputs = detector_output_names(settings)
+    response = await _infer(pb_utils, contract.FACE_DETECTOR_NAME, [image], detector_outputs)
     failed = _failed(pb_utils, response)
     if failed is not None:
         return failed
-    detected = {name: pb_utils.get_output_tensor_by_name(response, name) for name in detector_output_names(settings)}
+    detected = {name: pb_utils.get_output_tensor_by_name(response, name) for name in detector_outputs}
     num_faces = detected[contract.NUM_FACES.name]
-    if int(num_faces.as_numpy()[0]) == 0 and not runs_all_steps(pb_utils, request):
+    faces = int(num_faces.as_numpy()[0])
+    if faces == 0 and not runs_all_steps(request):
         # No face: nothing to classify (the combiner takes zero logit rows for NO_FACE).
         logits = [pb_utils.Tensor(contract.logits_tensor(name).name, np.zeros((0, 2), np.float32))
                   for name in settings.model_names]
     else:
         if request.is_cancelled():
             return _cancelled(pb_utils)
-        placeholder = int(num_faces.as_numpy()[0]) == 0
-        logits, failed = await _classify(pb_utils, settings, detected, placeholder)
+        logits, failed = await _classify(pb_utils, settings, detected, placeholder=faces == 0)
         if failed is not None:
             return failed
     names = [t.name for t in contract.combiner_outputs(len(settings.model_names))]
