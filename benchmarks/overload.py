@@ -89,7 +89,7 @@ def open_loop(url: str, image: bytes, rate: float, duration_s: float, interactiv
               timeout_s: float = 600) -> list[Outcome]:
     """Bulk requests at a fixed rate for duration_s, each on its own thread (never waiting for
     answers), and an interactive request every interactive_every_s."""
-    count = int(rate * duration_s)
+    count = int(rate * duration_s + 1e-6)
     interactive = int(duration_s / interactive_every_s) if interactive_every_s > 0 else 0
     arrivals = sorted([(i / rate, contract.PRIORITY_BULK) for i in range(count)]
                       + [((i + 0.5) * interactive_every_s, contract.PRIORITY_INTERACTIVE) for i in range(interactive)])
@@ -168,14 +168,28 @@ def in_flight_at_stop(log_text: str) -> int:
     return max((int(c) for c in counts), default=0)
 
 
-def run(server, image: bytes, factor: float, duration_s: float, levels: Sequence[int] = LEVELS,
-        closed_duration_s: float = 30.0, interactive_every_s: float | None = None) -> dict:
-    """interactive_every_s: None, one interactive request per 4 / capacity s (a quarter of it)."""
+def admission_bound(repository: Path) -> int:
+    """Bulk requests deepfake_detector holds at once (in flight + bulk queue), from the
+    assembled repository's repository.json."""
+    admission = json.loads((Path(repository) / "repository.json").read_text())["admission"]["deepfake_detector"]
+    return admission["in_flight"] + admission["bulk_queue"]
+
+
+def run(server, image: bytes, factor: float, duration_s: float | None = None, levels: Sequence[int] = LEVELS,
+        closed_duration_s: float = 30.0, interactive_every_s: float | None = None,
+        flood_bounds: float | None = None) -> dict:
+    """interactive_every_s: None, one interactive request per 4 / capacity s (a quarter of it).
+    flood_bounds: instead of duration_s, offer this many times the admission bound in bulk
+    requests, so that the flood overfills the queue however slow the machine is today."""
     url = server.http_url
     _call(url, image, time.monotonic(), 300)  # warm caches and allocators
     closed = [closed_loop(url, image, n, closed_duration_s) for n in levels]
     capacity = max(level["images_per_s"] for level in closed)
     unloaded_p95 = closed[0]["p95_s"]
+    if flood_bounds is not None:
+        duration_s = flood_bounds * admission_bound(server.repository) / (factor * capacity)
+    if duration_s is None:
+        raise ValueError("give duration_s or flood_bounds")
     if interactive_every_s is None:
         interactive_every_s = 4.0 / capacity
     memory_before = server.footprint()
@@ -210,7 +224,7 @@ def markdown(summary: dict) -> str:
     bulk, interactive = f["by_priority"]["bulk"], f["by_priority"]["interactive"]
     lines += [
         "",
-        f"Open loop at {s['factor']:g}x capacity ({s['rate_images_per_s']:.2f} images/s) for {s['duration_s']:g} s:",
+        f"Open loop at {s['factor']:g}x capacity ({s['rate_images_per_s']:.2f} images/s) for {s['duration_s']:.0f} s:",
         "",
         "| offered | accepted | refused | other failures | goodput (images/s) | of capacity | refusal p50 / p95 (ms) "
         "| bulk accepted p50 / p95 (s) | interactive accepted / offered, p50 / p95 (s) | recovery (s) "

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.integration
 
 def test_three_times_capacity_is_refused_at_the_entry_and_the_server_recovers(deepfake_server):
     image = samples.encode_image(samples.face_image())
-    summary = overload.run(deepfake_server, image, factor=3, duration_s=15, levels=(1, 2), closed_duration_s=6)
+    # Four admission bounds' worth of bulk requests at 3x capacity: the queue overfills however
+    # slow the machine is today (a fixed 15 s flood did not, on a busy CI run).
+    summary = overload.run(deepfake_server, image, factor=3, flood_bounds=4, levels=(1, 2), closed_duration_s=6)
     print(overload.markdown(summary))
     metrics = urllib.request.urlopen(deepfake_server.metrics_url).read().decode().splitlines()
     print("\n".join(line for line in metrics if line.startswith(("nv_inference_request_failure", "deepfake_images"))))
