@@ -23,12 +23,14 @@ from .errors import (
     TlsError,
     VideoError,
 )
+from .provenance import AiDeclaration, Provenance, ProvenanceReader, ProvenanceState
 from .results import DetectionResult, Face, FrameResult, Label, VideoResult
 from .retry import NO_RETRY, RetryPolicy
 from .stream import LiveStream, StreamUpdate
 from .tls import TlsConfig
 
 __all__ = [
+    "AiDeclaration",
     "Aggregation",
     "AsyncDeepfakeClient",
     "DeepfakeClient",
@@ -45,6 +47,9 @@ __all__ = [
     "ModelNotReadyError",
     "NO_RETRY",
     "OverloadedError",
+    "Provenance",
+    "ProvenanceReader",
+    "ProvenanceState",
     "RequestTimeoutError",
     "RetryPolicy",
     "ServerError",

@@ -34,6 +34,7 @@ from .client import (
 from .ensemble import EnsembleSettings
 from .images import ImageInput
 from .priority import Priority
+from .provenance import ProvenanceReader
 from .results import DetectionResult, FrameResult, VideoResult
 from .retry import DEFAULT_RETRY, RetryPolicy
 from .stream import LiveStream, StreamUpdate
@@ -66,6 +67,7 @@ class AsyncDeepfakeClient:
         tls: TlsConfig | bool | None = None,
         priority: Priority | None = None,
         transport: Any | None = None,  # advanced: a custom Transport (see transport.py), e.g. in tests
+        provenance: ProvenanceReader | bool | None = True,
     ) -> None:
         self.sync = DeepfakeClient(
             url,
@@ -77,6 +79,7 @@ class AsyncDeepfakeClient:
             tls=tls,
             priority=priority,
             transport=transport,
+            provenance=provenance,
         )
 
     # The options, as the synchronous client resolved them

@@ -37,6 +37,7 @@ from .errors import (
 from .explain import EXPLAINER_MODEL, ExplanationResult, parse_explanation
 from .images import ImageInput, encode_image, encode_rgb_array
 from .priority import BULK, INTERACTIVE, Priority, choose, parse_priority
+from .provenance import ProvenanceReader
 from .results import DetectionResult, FrameResult, VideoResult, parse_outputs
 from .retry import DEFAULT_RETRY, RetryPolicy, call_with_retry
 from .stream import LiveStream
@@ -140,7 +141,9 @@ class DeepfakeClient:
     failed TLS handshake raises TlsError). `concurrency` bounds the requests in
     flight for batches and videos. `priority` (None: by call kind, see
     priority.py; "interactive", "bulk" or a level) is the request priority of
-    every call that does not give its own. Thread-safe.
+    every call that does not give its own. `provenance`: the ProvenanceReader that reads each
+    image's C2PA Content Credentials into `DetectionResult.provenance` (True: one trusting no
+    signer; None: not read); it never changes the verdict. Thread-safe.
     """
 
     transport_classes: dict[str, type[Transport]] = TRANSPORTS  # protocol -> transport
@@ -157,7 +160,9 @@ class DeepfakeClient:
         tls: TlsConfig | bool | None = None,
         priority: Priority | None = None,
         transport: Any | None = None,  # advanced: a custom Transport (see transport.py), e.g. in tests
+        provenance: ProvenanceReader | bool | None = True,
     ) -> None:
+        self.provenance = ProvenanceReader() if provenance is True else (provenance or None)
         self.priority = parse_priority(priority)  # None: each call kind's own
         self.url, self.protocol, scheme_tls = resolve_url(url, protocol)
         given_scheme = "" if scheme_tls is None else self.protocol + ("s" if scheme_tls else "") + "://"
@@ -207,7 +212,11 @@ class DeepfakeClient:
     def detect(self, image: ImageInput, *, priority: Priority | None = None) -> DetectionResult:
         """The verdict on one image: a path, encoded bytes, an HxWx3 RGB uint8 array or a PIL image.
         Sent at interactive priority unless `priority` (or the client's) says otherwise."""
-        return self._detect_bytes(encode_image(image), choose(priority, self.priority, INTERACTIVE))
+        data = encode_image(image)
+        return self._with_provenance(self._detect_bytes(data, choose(priority, self.priority, INTERACTIVE)), data)
+
+    def _with_provenance(self, result: DetectionResult, data: bytes) -> DetectionResult:
+        return result if self.provenance is None else replace(result, provenance=self.provenance.read(data))
 
     def _detect_bytes(self, data: bytes, priority: int, retry: RetryPolicy | None = None,
                       limit: AdaptiveLimit | None = None) -> DetectionResult:
@@ -252,7 +261,10 @@ class DeepfakeClient:
         outcomes: dict[int, BatchOutcome] = {}
         level = choose(priority, self.priority, BULK)
         retry, limit = self._fanout_retry(), AdaptiveLimit(concurrency or self.concurrency)
-        detect = lambda image: self._detect_bytes(encode_image(image), level, retry, limit)  # noqa: E731
+        def detect(image: ImageInput) -> DetectionResult:
+            data = encode_image(image)
+            return self._with_provenance(self._detect_bytes(data, level, retry, limit), data)
+
         for position, outcome in bounded_map(detect, images, limit.maximum):
             outcomes[position] = outcome
             if on_result is not None:

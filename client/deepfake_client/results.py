@@ -10,11 +10,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import ServerError
+
+if TYPE_CHECKING:
+    from .provenance import Provenance
 
 Box = tuple[float, float, float, float]
 Point = tuple[float, float]
@@ -58,6 +61,9 @@ class DetectionResult:
     untrained_models: tuple[str, ...] = ()  # models serving untrained demo weights
     # Faces the server found before its max_faces cut (None: a server without NUM_FACES_FOUND).
     faces_found: int | None = None
+    # The file's C2PA Content Credentials, read by the SDK or gateway (None: not read). A separate
+    # signal: it never changes label or fake_probability, which are the face models' alone.
+    provenance: Provenance | None = None
 
     @property
     def faces_left_out(self) -> int:
@@ -95,6 +101,7 @@ class DetectionResult:
             "faces": [face.to_dict() for face in self.faces],
             "model_probabilities": self.model_probabilities,
             "untrained_models": list(self.untrained_models),
+            "provenance": None if self.provenance is None else self.provenance.to_dict(),
         }
 
 
