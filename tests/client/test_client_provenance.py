@@ -117,3 +117,21 @@ def test_provenance_can_be_off(samples):
         result = client.detect(samples.valid)
     assert result.label is Label.FAKE and result.provenance is None
     assert result.to_dict()["provenance"] is None
+
+
+def test_records_keep_the_provenance_state(samples, tmp_path):
+    from deepfake_client.records.sdk import RecordingClient
+    from deepfake_client.records.store import RecordStore
+
+    url = f"sqlite:///{tmp_path / 'records.sqlite'}"
+    inner = fake_client(FakeTransport(lambda _: ensemble_outputs([[0.2, 0.1, 0.3, 0.2]])),
+                        provenance=ProvenanceReader(samples.trust_anchor))
+    with RecordingClient(inner, RecordStore(url)) as client:
+        client.detect(samples.valid)
+        client.detect_many([samples.untrusted, samples.tampered, samples.plain])
+    store = RecordStore(url)
+    try:
+        states = sorted(r["provenance"] for r in store.page(limit=10))
+    finally:
+        store.close()
+    assert states == ["none", "tampered", "untrusted", "valid"]

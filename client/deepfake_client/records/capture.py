@@ -83,7 +83,6 @@ def detection_record(
     identity: ServerIdentity | None = None,
     group_id: str | None = None,
     frame_index: int | None = None,
-    provenance: str | None = None,
     created_at: datetime | None = None,
 ) -> dict[str, Any]:
     """One image's (or frame's) verdict as a record. data: the encoded input, for its sha256 and size."""
@@ -120,7 +119,8 @@ def detection_record(
         "server_url": identity.url,
         "model_fingerprints": dict(identity.model_fingerprints) if identity.model_fingerprints else None,
         "settings_sha256": identity.settings_sha256,
-        "provenance": provenance,
+        # The C2PA state (valid, untrusted, tampered, none, unreadable); None when it was not read.
+        "provenance": None if result.provenance is None else result.provenance.state.value,
         "group_id": group_id,
         "frame_index": frame_index,
     }
