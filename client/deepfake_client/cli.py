@@ -20,6 +20,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import re
 import signal
 import sys
@@ -69,6 +70,7 @@ from .evaluation import (
     video_samples,
 )
 from .priority import NAMES as PRIORITY_NAMES
+from .provenance import ProvenanceReader
 from .records import cli as records_cli
 from .report import write_report
 from .results import DetectionResult, Label, json_number
@@ -161,15 +163,34 @@ def _progress(args: argparse.Namespace, total: int | None, unit: str) -> tqdm:
 # Commands
 
 
+def provenance_cell(result: DetectionResult) -> str | None:
+    """The provenance column: the C2PA state, and any AI declaration ("valid, AI-generated")."""
+    provenance = result.provenance
+    if provenance is None:
+        return None
+    return provenance.state.value + ("" if provenance.ai is None else f", AI-{provenance.ai.value}")
+
+
 def _result_row(name: str, outcome: Any, model_names: Sequence[str]) -> list[Any]:
     if isinstance(outcome, DeepfakeError):
-        return [name, "ERROR", None, None] + [None] * len(model_names) + [outcome.message]
+        return [name, "ERROR", None, None] + [None] * len(model_names) + [None, outcome.message]
     per_model = outcome.model_probabilities
     return (
         [name, outcome.label.value, outcome.fake_probability, len(outcome.faces)]
         + [per_model.get(m) for m in model_names]
-        + [""]
+        + [provenance_cell(outcome), ""]
     )
+
+
+def provenance_line(name: str, result: DetectionResult) -> str | None:
+    """A sentence for an image with Content Credentials, the AI declaration said plainly, apart from the
+    models' verdict (which it does not change)."""
+    provenance = result.provenance
+    if provenance is None or provenance.state.value == "none":
+        return None
+    generator = f" (made with {provenance.claim_generator})" if provenance.claim_generator else ""
+    detail = f" [{provenance.detail}]" if provenance.detail else ""
+    return f"{name}: provenance: {provenance.summary}{generator}{detail} The face models' verdict is separate: {result.label.value}."
 
 
 def _report_results(names: Sequence[str], outcomes: Sequence[Any], args: argparse.Namespace) -> ExitCode:
@@ -184,9 +205,12 @@ def _report_results(names: Sequence[str], outcomes: Sequence[Any], args: argpars
         _print_json(items[0] if args.command == "image" else items)
     else:
         model_names = results[0].model_names if results else ()
-        headers = ["input", "label", "p(fake)", "faces", *model_names, "error"]
+        headers = ["input", "label", "p(fake)", "faces", *model_names, "provenance", "error"]
         print(format_table(headers, [_result_row(n, o, model_names) for n, o in zip(names, outcomes, strict=True)]))
         for name, outcome in zip(names, outcomes, strict=True):
+            line = provenance_line(name, outcome) if isinstance(outcome, DetectionResult) else None
+            if line:
+                print(line)
             if isinstance(outcome, DetectionResult) and outcome.faces_left_out:
                 print(f"{name}: {outcome.faces_found} faces found, only the {len(outcome.faces)} most confident "
                       "were judged (the server's max_faces)")
@@ -234,7 +258,7 @@ def run_explain(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
         _print_json({"input": args.path, **explanation.to_dict(heatmaps=args.heatmaps), "overlay": args.out})
     else:
         model_names = explanation.detection.model_names
-        headers = ["input", "label", "p(fake)", "faces", *model_names, "error"]
+        headers = ["input", "label", "p(fake)", "faces", *model_names, "provenance", "error"]
         print(format_table(headers, [_result_row(args.path, explanation.detection, model_names)]))
         if args.out:
             print(f"overlay: {args.out} ({len(explanation.faces)} face(s) explained)")
@@ -353,7 +377,7 @@ def run_web(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
               f"or run with --no-record: {error}", file=sys.stderr)
         return ExitCode.USAGE
     serve(client, host=args.host, port=args.port, allowed_origins=args.allow_origin, api_keys=keys, key_rate=args.key_rate,
-          records=records)
+          records=records, provenance=provenance_reader(args))
     return ExitCode.REAL
 
 
@@ -419,6 +443,10 @@ def run_evaluate(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
         rows = _metrics_rows("frame", evaluation.frame) + _metrics_rows("video", evaluation.video)
         headers = ["level", "model", "n", "accuracy", "precision", "recall", "f1", "roc_auc", "eer", "ece"]
         print(format_table(headers, rows))
+        for side, counts in evaluation.to_dict()["provenance"].items():
+            states = ", ".join(f"{k} {v}" for k, v in sorted(counts["states"].items()))
+            ai = ", ".join(f"AI-{k} {v}" for k, v in sorted(counts["ai"].items())) or "no AI declared"
+            print(f"provenance of the {side} files ({counts['files']}): {states}; {ai}")
         print(f"\nreport: {', '.join(str(p) for p in written)}")
     return ExitCode.REAL
 
@@ -625,6 +653,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--frames", type=_positive_int, default=DEFAULT_NUM_FRAMES, help="frames sampled per video (default %(default)s)"
     )
 
+    provenance = argparse.ArgumentParser(add_help=False)
+    c2pa = provenance.add_argument_group("provenance (C2PA Content Credentials, read from each image file)")
+    c2pa.add_argument("--c2pa-trust", metavar="PEM", default=os.environ.get(TRUST_ENV),
+                      help=f"trust anchors for C2PA signers (default ${TRUST_ENV}; none: every signer is untrusted)")
+    c2pa.add_argument("--no-provenance", action="store_true", help="do not read Content Credentials")
+
     threshold = argparse.ArgumentParser(add_help=False)
     threshold.add_argument("--threshold", type=_probability, help="FAKE above this score (default: the server's)")
 
@@ -647,11 +681,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = _Commands()
 
     record = records_cli.record_option()
-    p = commands.add_parser("image", parents=[common, priority, record], help="judge one image")
+    p = commands.add_parser("image", parents=[common, priority, record, provenance], help="judge one image")
     p.add_argument("path")
     p.set_defaults(handler=run_image)
 
-    p = commands.add_parser("folder", parents=[common, concurrency, priority, record], help="judge every image in a folder")
+    p = commands.add_parser("folder", parents=[common, concurrency, priority, record, provenance],
+                            help="judge every image in a folder")
     p.add_argument("folder")
     p.add_argument("--recursive", "-r", action="store_true", help="include sub-folders")
     p.add_argument(
@@ -699,7 +734,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("health", parents=[common], help="is the server live and the model ready?")
     p.set_defaults(handler=run_health)
 
-    p = commands.add_parser("web", parents=[common], help="serve the web console and the seed's REST/WebSocket API")
+    p = commands.add_parser("web", parents=[common, provenance], help="serve the web console and the seed's REST/WebSocket API")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s: this machine only)")
     p.add_argument("--port", type=int, default=8080, help="default %(default)s")
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
@@ -713,7 +748,7 @@ def build_parser() -> argparse.ArgumentParser:
     records_cli.add_history_parser(commands)
 
     p = commands.add_parser(
-        "evaluate", parents=[common, concurrency, priority, scores, frames, aggregation],
+        "evaluate", parents=[common, concurrency, priority, scores, frames, aggregation, provenance],
         help="metrics over a labelled folder (real/, fake/)",
     )
     p.add_argument("folder")
@@ -763,7 +798,21 @@ def tls_config(args: argparse.Namespace) -> TlsConfig | None:
     return TlsConfig(ca=args.tls_ca, cert=args.tls_cert, key=args.tls_key)
 
 
+TRUST_ENV = "DEEPFAKE_C2PA_TRUST"
+
+
+def provenance_reader(args: argparse.Namespace) -> ProvenanceReader | None:
+    """--c2pa-trust / --no-provenance (commands without them read no provenance)."""
+    if not hasattr(args, "no_provenance") or args.no_provenance:
+        return None
+    try:
+        return ProvenanceReader.from_file(args.c2pa_trust)
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        raise InvalidInputError(f"--c2pa-trust {args.c2pa_trust}: {error}") from error
+
+
 def open_client(args: argparse.Namespace) -> DeepfakeClient:
+    # `web` reads provenance in the gateway, with the same trust anchors, not in its client.
     return DeepfakeClient(
         args.url,
         protocol=args.protocol,
@@ -772,6 +821,7 @@ def open_client(args: argparse.Namespace) -> DeepfakeClient:
         concurrency=getattr(args, "concurrency", DEFAULT_CONCURRENCY),
         tls=tls_config(args),
         priority=getattr(args, "priority", None),
+        provenance=None if args.command == "web" else provenance_reader(args),
     )
 
 

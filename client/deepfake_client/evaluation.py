@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from .client import DeepfakeClient
 from .ensemble import EnsembleSettings
 from .errors import DeepfakeError, InvalidInputError, ServerError
 from .metrics import BinaryMetrics, binary_metrics
+from .provenance import summarise
 from .results import DetectionResult, json_number
 from .score_log import ScoreLog, file_key
 from .video import DEFAULT_NUM_FRAMES, VIDEO_EXTENSIONS
@@ -61,6 +62,7 @@ class ScoredFrame:
 class ScoredFile:
     file: LabelledFile
     frames: tuple[ScoredFrame, ...]
+    provenance: Mapping[str, Any] | None = None  # an image's C2PA Content Credentials (Provenance.to_dict())
 
     @property
     def face_frames(self) -> tuple[ScoredFrame, ...]:
@@ -79,6 +81,7 @@ class ScoredFile:
                 }
                 for f in self.frames
             ],
+            "provenance": None if self.provenance is None else dict(self.provenance),
         }
 
     @classmethod
@@ -93,6 +96,7 @@ class ScoredFile:
                 )
                 for frame in data["frames"]
             ),
+            data.get("provenance"),
         )
 
 
@@ -153,10 +157,17 @@ def _file_record(file: LabelledFile, outcome: list[tuple[int, DetectionResult]] 
         return {"path": str(file.path), "skipped": outcome.message}
     results = [r for _, r in outcome]
     return {
-        **ScoredFile(file, tuple(_scored_frame(i, r) for i, r in outcome)).to_dict(),
+        **ScoredFile(file, tuple(_scored_frame(i, r) for i, r in outcome), _provenance(file, results)).to_dict(),
         "model_names": [list(names) for names in sorted({r.model_names for r in results})],  # one, unless it changed
         "untrained_models": next((list(r.untrained_models) for r in results if r.untrained), []),
     }
+
+
+def _provenance(file: LabelledFile, results: Sequence[DetectionResult]) -> dict[str, Any] | None:
+    """An image's Content Credentials, as the SDK read them (videos: not read)."""
+    if file.is_video or not results or results[0].provenance is None:
+        return None
+    return results[0].provenance.to_dict()
 
 
 def score_files(
@@ -340,6 +351,8 @@ class Evaluation:
             "aggregation": self.aggregation,
             "frame_level": self.frame.to_dict(),
             "video_level": self.video.to_dict(),
+            # Beside the metrics, never in them: what the files' C2PA Content Credentials declare.
+            "provenance": summarise((f.provenance for f in self.run.files), (f.file.label for f in self.run.files)),
             "scores": self.run.to_dict(),
         }
 

@@ -208,5 +208,19 @@ def _ai_declaration(manifests: Iterable[Mapping[str, Any]]) -> AiDeclaration | N
     return AiDeclaration.EDITED if edited else None
 
 
+def summarise(records: Iterable[Mapping[str, Any] | None], labels: Iterable[int]) -> dict[str, Any]:
+    """An evaluation's provenance, per true class (0 real, 1 fake): how many files in each state, and how
+    many declare AI generation or editing. records: Provenance.to_dict()s (None: not read, e.g. videos)."""
+    summary: dict[str, Any] = {}
+    for record, label in zip(records, labels, strict=True):
+        side = summary.setdefault("fake" if label else "real", {"files": 0, "states": {}, "ai": {}})
+        side["files"] += 1
+        state = "not_read" if record is None else record["state"]
+        side["states"][state] = side["states"].get(state, 0) + 1
+        if record is not None and record.get("ai"):
+            side["ai"][record["ai"]] = side["ai"].get(record["ai"], 0) + 1
+    return summary
+
+
 def _short(text: str) -> str:
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"

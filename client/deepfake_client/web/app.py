@@ -29,6 +29,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any
@@ -41,6 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..ensemble import EnsembleSettings
 from ..errors import DeepfakeError, ModelNotReadyError
+from ..provenance import ProvenanceReader
 from ..results import DetectionResult, FrameResult
 from ..video import probe_video
 from . import seed
@@ -81,8 +83,9 @@ def default_overlay() -> Overlay | None:
 class Gateway:
     """The state behind the routes: the SDK client, its thread pool, cached settings, sessions."""
 
-    def __init__(self, client: Any, limits: Limits, overlay: Overlay | None) -> None:
+    def __init__(self, client: Any, limits: Limits, overlay: Overlay | None, provenance: ProvenanceReader | None = None) -> None:
         self.client = client
+        self.provenance = provenance
         self.limits = limits
         self.overlay = overlay
         self.executor = ThreadPoolExecutor(max_workers=limits.max_in_flight, thread_name_prefix="deepfake-web")
@@ -116,6 +119,11 @@ class Gateway:
         started = time.perf_counter()
         result = await self.call(self.client.detect, data)
         return result, time.perf_counter() - started
+
+    def with_provenance(self, result: DetectionResult, data: bytes) -> DetectionResult:
+        """The upload's C2PA Content Credentials beside the models' verdict (blocking: call it off the loop).
+        The gateway's own reading, with its trust anchors, replaces any the client made."""
+        return result if self.provenance is None else replace(result, provenance=self.provenance.read(data))
 
     async def explain(self, data: bytes) -> tuple[DetectionResult, float, str]:
         """Detection plus the heatmap overlay (base64 PNG), from the SDK's explain API."""
@@ -174,6 +182,7 @@ def create_app(
     api_keys: Iterable[str] = (),
     key_rate: float = 10.0,
     records: Any = None,
+    provenance: ProvenanceReader | bool | None = True,
 ) -> FastAPI:
     """The gateway on `client` (a DeepfakeClient, or anything with its methods).
 
@@ -183,10 +192,13 @@ def create_app(
     api_keys: when given, /api/* and /metrics need one in X-API-Key; key_rate: requests a second per key.
     records: a `deepfake_client.records.gateway.GatewayRecords`: every verdict is recorded and
         /api/history is served (closed with the app).
+    provenance: reads each uploaded image's C2PA Content Credentials into the answer's `provenance`
+        (True: a reader that trusts no signer; None: not read). Never changes the verdict.
     """
     origins = frozenset(o.rstrip("/").lower() for o in allowed_origins)
     api_keys = tuple(api_keys)
-    gateway = Gateway(client, limits, default_overlay() if overlay == "auto" else overlay)
+    reader = ProvenanceReader() if provenance is True else (provenance or None)
+    gateway = Gateway(client, limits, default_overlay() if overlay == "auto" else overlay, reader)
     metrics = GatewayMetrics()
 
     @asynccontextmanager
@@ -316,6 +328,7 @@ def create_app(
             result, elapsed, heatmap = await gateway.explain(data)
         else:
             result, elapsed = await gateway.detect(data)
+        result = await asyncio.get_running_loop().run_in_executor(gateway.executor, gateway.with_provenance, result, data)
         metrics.count_prediction(result.label.value)
         if records is not None:
             records.image(result, kind=kind, data=data, filename=upload.filename, size=size, elapsed=elapsed,
@@ -366,6 +379,7 @@ def create_app(
         def judged(upload: UploadFile, outcome: Any, size: tuple[int, int], data: bytes) -> dict[str, Any]:
             if isinstance(outcome, DeepfakeError):
                 return item_error(upload, from_sdk_error(outcome))
+            outcome = gateway.with_provenance(outcome, data)  # on the SDK's thread, off the loop
             metrics.count_prediction(outcome.label.value)
             # In a batch, an item's processing_time is from the batch's start to its answer.
             elapsed = time.perf_counter() - started

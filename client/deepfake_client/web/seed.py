@@ -123,6 +123,9 @@ def image_response(
             "calibrated": settings.calibrated,  # fake_probability is a calibrated probability, model scores are raw
             "seed_keys": {seed_key(name): name for name in result.model_names},  # model_predictions key -> served name
         },
+        # New: the file's C2PA Content Credentials, a separate signal that never changes `prediction`
+        # (null when not read). docs/provenance.md.
+        "provenance": None if result.provenance is None else result.provenance.to_dict(),
     }
 
 
