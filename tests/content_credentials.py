@@ -99,6 +99,13 @@ def tamper(signed: bytes) -> bytes:
     raise ValueError("no byte to change")
 
 
+def break_manifest(signed: bytes) -> bytes:
+    """The manifest store's JUMBF box type garbled: the image still decodes, the library cannot read the manifest."""
+    data = bytearray(signed)
+    data[signed.index(b"jumb")] ^= 0xFF
+    return bytes(data)
+
+
 def jpeg(width: int = 160, height: int = 120, colour: tuple[int, int, int] = (200, 150, 120)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), colour).save(buffer, "JPEG", quality=90)
@@ -113,17 +120,18 @@ class Samples:
     untrusted: bytes  # signed by the second chain, declared AI-edited
     tampered: bytes  # `valid` with one byte changed
     plain: bytes  # no manifest
+    unreadable: bytes  # `valid` with its manifest store garbled
 
     def write(self, folder: Path) -> dict[str, Path]:
         folder.mkdir(parents=True, exist_ok=True)
-        paths = {name: folder / f"{name}.jpg" for name in ("valid", "untrusted", "tampered", "plain")}
+        paths = {name: folder / f"{name}.jpg" for name in ("valid", "untrusted", "tampered", "plain", "unreadable")}
         for name, path in paths.items():
             path.write_bytes(getattr(self, name))
         return paths
 
 
 def make_samples(image: bytes | None = None) -> Samples:
-    """The four provenance cases, from `image` (a JPEG; default: a plain colour)."""
+    """The five provenance cases, from `image` (a JPEG; default: a plain colour)."""
     image = image or jpeg()
     trusted, other = make_chain("Trusted Test"), make_chain("Unknown Test")
     valid = sign(image, trusted)
@@ -134,4 +142,5 @@ def make_samples(image: bytes | None = None) -> Samples:
         untrusted=sign(image, other, actions=AI_EDITED),
         tampered=tamper(valid),
         plain=image,
+        unreadable=break_manifest(valid),
     )

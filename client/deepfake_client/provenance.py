@@ -129,7 +129,7 @@ class ProvenanceReader:
         except c2pa.C2paError.ManifestNotFound:
             return Provenance(ProvenanceState.NONE)
         except Exception as error:  # noqa: BLE001 - any failure of the library is a state, never a crash
-            return Provenance(ProvenanceState.UNREADABLE, detail=_short(f"{type(error).__name__}: {error}"))
+            return Provenance(ProvenanceState.UNREADABLE, detail=_short(str(error) or type(error).__name__))
         try:
             return parse_store(store)
         except (KeyError, TypeError, AttributeError, ValueError) as error:

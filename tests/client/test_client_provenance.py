@@ -69,6 +69,13 @@ def test_a_manifest_without_ai_declares_nothing(reader):
     assert provenance.summary.endswith("no AI generation declared.")
 
 
+def test_a_garbled_manifest_is_unreadable(samples, reader):
+    provenance = reader.read(samples.unreadable)
+    assert provenance.state is ProvenanceState.UNREADABLE
+    assert "JUMB" in provenance.detail and not provenance.has_manifest
+    assert provenance.summary == "Content Credentials could not be read."
+
+
 @pytest.mark.parametrize("data", [b"not an image at all", b"\xff\xd8\xff" + bytes(100), jpeg()[:50]])
 def test_unreadable_input_is_a_typed_state_not_an_exception(reader, data):
     provenance = reader.read(data)

@@ -184,6 +184,25 @@ function drawConsensus(result) {
       `ensemble: weighted mean per face, then the ${result.ensemble.image_score} over faces.`;
 }
 
+// Provenance: the file's C2PA Content Credentials, shown beside the verdict and never merged into it.
+const PROVENANCE_STATES = { valid: "valid", untrusted: "untrusted signer", tampered: "tampered", none: "none", unreadable: "unreadable" };
+function drawProvenance(p) {
+  $("image-provenance").hidden = !p;
+  $("provenance-badge").hidden = !p;
+  if (!p) return;
+  const badge = $("provenance-badge");
+  badge.dataset.state = p.state;
+  badge.className = `c2pa ${p.state}${p.ai ? " ai" : ""}`;
+  badge.textContent = `C2PA: ${PROVENANCE_STATES[p.state] || p.state}` +
+    (p.ai === "generated" ? " · declared AI-generated" : p.ai === "edited" ? " · declared AI-edited" : "");
+  $("provenance-summary").textContent = p.summary;
+  const fields = [["state", PROVENANCE_STATES[p.state] || p.state], ["signer", p.signer], ["issuer", p.issuer],
+    ["made with", p.claim_generator], ["AI", p.ai ? `declared ${p.ai}` : (p.signer ? "none declared" : null)],
+    ["source type", p.digital_source_types.map((t) => t.split("/").pop()).join(", ")], ["detail", p.detail]];
+  $("provenance-fields").innerHTML = fields.filter(([, v]) => v)
+    .map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join("");
+}
+
 async function judgeImage(file) {
   showError("image-error", "");
   const form = new FormData();
@@ -219,6 +238,7 @@ async function judgeImage(file) {
   canvas.dataset.faces = result.num_faces;
   redraw();
   drawConsensus(result);
+  drawProvenance(result.provenance);
 }
 $("image-canvas").addEventListener("click", () => {
   const enlarged = $("image-canvas").classList.toggle("enlarged");
