@@ -82,7 +82,8 @@ def sign(image: bytes, chain: Chain, *, actions: tuple[tuple[str, str | None], .
         "title": "test image",
         "assertions": [{"label": "c2pa.actions", "data": {"actions": entries}}],
     }
-    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain.chain_pem.encode(), chain.key_pem.encode(), None))
+    info = c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain.chain_pem.encode(), chain.key_pem.encode(), None)
+    signer = c2pa.Signer.from_info(info)
     with signer, c2pa.Builder(manifest) as builder:
         out = io.BytesIO()
         builder.sign(signer, mime, io.BytesIO(image), out)
