@@ -142,3 +142,13 @@ def test_records_keep_the_provenance_state(samples, tmp_path):
     finally:
         store.close()
     assert states == ["none", "tampered", "untrusted", "valid"]
+
+
+def test_one_reader_serves_many_threads(samples, reader):
+    """The gateway's worker threads share one reader."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [samples.valid, samples.untrusted, samples.tampered, samples.plain, samples.unreadable] * 8
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        states = list(pool.map(lambda data: reader.read(data).state.value, cases))
+    assert states == ["valid", "untrusted", "tampered", "none", "unreadable"] * 8
