@@ -37,7 +37,7 @@ from .errors import (
 from .explain import EXPLAINER_MODEL, ExplanationResult, parse_explanation
 from .images import ImageInput, encode_image, encode_rgb_array
 from .priority import BULK, INTERACTIVE, Priority, choose, parse_priority
-from .provenance import ProvenanceReader
+from .provenance import ProvenanceReader, reader_for
 from .results import DetectionResult, FrameResult, VideoResult, parse_outputs
 from .retry import DEFAULT_RETRY, RetryPolicy, call_with_retry
 from .stream import LiveStream
@@ -162,7 +162,7 @@ class DeepfakeClient:
         transport: Any | None = None,  # advanced: a custom Transport (see transport.py), e.g. in tests
         provenance: ProvenanceReader | bool | None = True,
     ) -> None:
-        self.provenance = ProvenanceReader() if provenance is True else (provenance or None)
+        self.provenance = reader_for(provenance)
         self.priority = parse_priority(priority)  # None: each call kind's own
         self.url, self.protocol, scheme_tls = resolve_url(url, protocol)
         given_scheme = "" if scheme_tls is None else self.protocol + ("s" if scheme_tls else "") + "://"

@@ -136,6 +136,13 @@ class ProvenanceReader:
             return Provenance(ProvenanceState.UNREADABLE, detail=_short(f"unexpected manifest store: {error}"))
 
 
+def reader_for(option: ProvenanceReader | bool | None) -> ProvenanceReader | None:
+    """The SDK's and the gateway's `provenance` option: True, a reader trusting no signer; None or False, off."""
+    if option is True:
+        return ProvenanceReader()
+    return option or None
+
+
 def parse_store(store: Mapping[str, Any]) -> Provenance:
     """A Provenance from the library's manifest-store JSON (its `json()`)."""
     active = store["manifests"][store["active_manifest"]]

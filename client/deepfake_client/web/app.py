@@ -42,7 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..ensemble import EnsembleSettings
 from ..errors import DeepfakeError, ModelNotReadyError
-from ..provenance import ProvenanceReader
+from ..provenance import ProvenanceReader, reader_for
 from ..results import DetectionResult, FrameResult
 from ..video import probe_video
 from . import seed
@@ -197,8 +197,7 @@ def create_app(
     """
     origins = frozenset(o.rstrip("/").lower() for o in allowed_origins)
     api_keys = tuple(api_keys)
-    reader = ProvenanceReader() if provenance is True else (provenance or None)
-    gateway = Gateway(client, limits, default_overlay() if overlay == "auto" else overlay, reader)
+    gateway = Gateway(client, limits, default_overlay() if overlay == "auto" else overlay, reader_for(provenance))
     metrics = GatewayMetrics()
 
     @asynccontextmanager
