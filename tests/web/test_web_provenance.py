@@ -1,8 +1,12 @@
 """C2PA provenance in the gateway's answer, its records and the page (headless Chromium), on the fake
 SDK client: images signed at test time (tests/content_credentials.py) come back valid, untrusted,
-tampered or none, beside a verdict they never change."""
+tampered, none or unreadable, beside a verdict they never change. Saves docs/images/web-provenance.png
+(desktop) and docs/images/web-provenance-phone.png (390x844)."""
 
 from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
 
 import pytest
 from content_credentials import make_samples
@@ -17,6 +21,8 @@ from deepfake_client.records.gateway import GatewayRecords
 from deepfake_client.records.store import RecordStore
 from deepfake_client.web import create_app
 
+IMAGES = Path(__file__).parents[2] / "docs" / "images"
+SCREENSHOTS = {"web-provenance.png": (1100, 1000), "web-provenance-phone.png": (390, 844)}
 CASES = {"valid": "valid", "untrusted": "untrusted", "tampered": "tampered", "plain": "none", "unreadable": "unreadable"}
 
 
@@ -111,3 +117,43 @@ def test_the_page_shows_each_state_beside_the_verdict(browser, samples, sample_f
     assert seen["tampered"]["badge"].startswith("C2PA: tampered") and "dataHash.mismatch" in seen["tampered"]["fields"]
     assert seen["plain"]["badge"] == "C2PA: none" and seen["plain"]["summary"] == "No Content Credentials in this file."
     assert seen["unreadable"]["badge"] == "C2PA: unreadable" and "JUMB" in seen["unreadable"]["fields"]
+
+
+class AstronautClient(FakeClient):
+    """The fake verdict, with the face box where the sample face is (for the screenshots)."""
+
+    def _judge(self, data):
+        from deepfake_dev import samples as media
+
+        result = super()._judge(data)
+        return dataclasses.replace(result, faces=(dataclasses.replace(result.faces[0], box=media.ASTRONAUT_FACE_BOX),))
+
+
+def test_screenshots_of_provenance_beside_the_verdict_at_desktop_and_phone_size(browser, tmp_path):
+    from deepfake_dev import samples as media
+
+    media.write_samples(tmp_path)
+    signed = make_samples((tmp_path / media.FACE_IMAGE).read_bytes())
+    photo = tmp_path / "ai-generated-face.jpg"
+    photo.write_bytes(signed.valid)
+    app = create_app(AstronautClient(), provenance=ProvenanceReader(signed.trust_anchor))
+    try:
+        with serve_app(app, start_timeout_s=60) as url:
+            for name, (width, height) in SCREENSHOTS.items():
+                browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                                        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500})
+                browser.get(f"http://{url}/")
+                browser.find_element(By.ID, "image-file").send_keys(str(photo))
+                wait(browser, lambda b: b.find_element(By.ID, "provenance-badge").get_attribute("data-state") == "valid",
+                     "no provenance")
+                badge = browser.find_element(By.ID, "provenance-badge")
+                assert badge.text == "C2PA: valid · declared AI-generated" and badge.is_displayed()
+                assert browser.find_element(By.ID, "image-provenance").is_displayed()
+                # Beside the verdict: on the verdict's line, at both sizes.
+                verdict = browser.find_element(By.ID, "image-verdict")
+                assert verdict.text == "FAKE" and abs(badge.location["y"] - verdict.location["y"]) < 60
+                overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+                assert overflow <= 0, f"the page is {overflow} px wider than {width} px"
+                browser.save_screenshot(str(IMAGES / name))
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
