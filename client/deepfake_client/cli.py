@@ -70,7 +70,7 @@ from .evaluation import (
     video_samples,
 )
 from .priority import NAMES as PRIORITY_NAMES
-from .provenance import ProvenanceReader
+from .provenance import ProvenanceReader, ProvenanceState
 from .records import cli as records_cli
 from .report import write_report
 from .results import DetectionResult, Label, json_number
@@ -186,7 +186,7 @@ def provenance_line(name: str, result: DetectionResult) -> str | None:
     """A sentence for an image with Content Credentials, the AI declaration said plainly, apart from the
     models' verdict (which it does not change)."""
     provenance = result.provenance
-    if provenance is None or provenance.state.value == "none":
+    if provenance is None or provenance.state is ProvenanceState.NONE:
         return None
     generator = f" (made with {provenance.claim_generator})" if provenance.claim_generator else ""
     detail = f" [{provenance.detail}]" if provenance.detail else ""
