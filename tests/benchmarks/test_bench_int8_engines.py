@@ -26,6 +26,10 @@ from export.quantize import calibration_and_holdout
 
 SIZE = 32
 
+# slow: three child interpreters import OpenVINO and NNCF and quantise (145 s on 2 busy cores, 2026-12-08:
+# most of `make test-fast`'s time otherwise); `make test` runs them.
+pytestmark = pytest.mark.slow
+
 
 class Tiny(torch.nn.Module):
     """UINT8 NHWC crops -> 2 logits, like the exported classifiers: a convolution, then (with
