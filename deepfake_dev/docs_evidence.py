@@ -6,7 +6,8 @@ in such a link's text must appear in the report as written (thousands separators
 1,285 matches 1285). The Markdown is read with markdown-it-py, so links in tables, lists and
 emphasis count and code spans do not.
 
-    python -m deepfake_dev.docs_evidence    # lists problems, exit 1 if any
+    python -m deepfake_dev.docs_evidence             # lists problems, exit 1 if any
+    python -m deepfake_dev.docs_evidence --uncited   # also lists measured-looking figures with no link
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ DOCS = ("README.md", "docs", "benchmarks/README.md", "export/README.md", "model_
         "docker/README.md")
 # A figure as a doc writes it: 1,285 / 3.60 / 0.841 / 2.21 (sign and unit are not part of it).
 NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
+# What a measurement looks like outside a link (a time, a rate, a ratio): for the --uncited list only,
+# since limits and settings (20 MiB, 60 s timeouts) are written the same way.
+MEASURED = re.compile(r"(?<![\w.\[-])(\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?\s?(?:ms|s|×|images/s|req/s|faces/s)(?![\w/])")
 MAX_REPORT_BYTES = 20_000_000  # a report larger than this is not one a doc should cite
 
 
@@ -110,11 +114,30 @@ def check(docs: Iterable[Path], results: Path = RESULTS) -> list[Problem]:
     return [problem for doc in docs for citation in citations(doc) for problem in check_citation(citation, results)]
 
 
+def uncited(doc: Path) -> Iterator[tuple[int, str]]:
+    """Measured-looking figures in prose and tables that no link cites (code spans and blocks aside)."""
+    for block in MarkdownIt("commonmark").enable("table").parse(doc.read_text(encoding="utf-8")):
+        if block.type != "inline" or not block.children:
+            continue
+        depth = 0
+        for token in block.children:
+            depth += token.type == "link_open"
+            depth -= token.type == "link_close"
+            if token.type == "text" and depth == 0:
+                for match in MEASURED.finditer(token.content):
+                    yield (block.map[0] + 1 if block.map else 0), match.group(0)
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.parse_args(argv)
+    parser.add_argument("--uncited", action="store_true", help="also list measured-looking figures no link cites")
+    args = parser.parse_args(argv)
+    if args.uncited:
+        for doc in doc_files():
+            for line, figure in uncited(doc):
+                print(f"{doc.relative_to(REPO_ROOT)}:{line}: uncited {figure}")
     problems = check(doc_files())
     for problem in problems:
         print(problem)

@@ -69,3 +69,9 @@ def test_a_missing_report_or_a_link_without_a_figure_fails(tree: Path):
 
 def test_code_spans_are_not_citations(tree: Path):
     assert _check(tree, f"`[9,999 ms](../{REPORT})`\n") == []
+
+
+def test_uncited_lists_measured_figures_outside_links(tree: Path):
+    doc = tree / "docs" / "design.md"
+    doc.write_text(f"It took 1,190 ms, [1,285 ms](../{REPORT}) cited, `2 s` in code, 3.60× faster.\n")
+    assert [figure for _, figure in evidence.uncited(doc)] == ["1,190 ms", "3.60×"]
