@@ -1,37 +1,24 @@
 """`deepfake-export` as a user runs it: errors print one clear message and exit
 non-zero without a traceback.
 
-The CLI runs in this process (main() with the same arguments, its stdout and stderr captured):
-a fresh interpreter per case would import torch again each time, seconds of CPU apiece. One
-case runs `python -m export` itself, so the module entry point is covered too."""
+The CLI runs in this process (cli_in_process.py); one case runs `python -m export` itself, so
+the module entry point is covered too."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import subprocess
 import sys
 
 import pytest
 import torch
+from cli_in_process import cli
 from released_files import save
 
 from deepfake_models import CLASSIFIERS
 from deepfake_models.classifiers.efficientnet_b4 import EFFICIENTNET_B4
 from deepfake_models.classifiers.f3net import F3NET
 from deepfake_models.classifiers.xception import XCEPTION
-from export.cli import main
 from export.demo_weights import demo_state_dict
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(list(args))
-        except SystemExit as exit_:  # argparse's usage errors
-            code = exit_.code
-    return subprocess.CompletedProcess(["deepfake-export", *args], code, out.getvalue(), err.getvalue())
 
 
 def cli_process(*args: str) -> subprocess.CompletedProcess:
