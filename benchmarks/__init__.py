@@ -1,1 +1,2 @@
-"""Load tests, the seed-style baseline and capacity planning."""
+"""Benchmarks by purpose: load/ (load tests, capacity), comparison/ (the seed-style baseline), studies/ (one-off
+measurements), common/ (shared helpers)."""

@@ -56,7 +56,7 @@ class DetectorSettings:
         i.e. 40/1,280 = 3.1% of the longer side at the defaults: 60 pixels in a
         1080p video frame, 126 pixels on a 4,032-pixel photo. It bounds MTCNN's
         time: a 4,096² image costs about what a 1,280² one does
-        (benchmarks/detection_bound.py). Raise it to find smaller faces in
+        (benchmarks/studies/detection_bound.py). Raise it to find smaller faces in
         large images, at (side / 1,280)² the time.
     landmarks: the points the crops are aligned on (landmarks.py, docs/alignment.md):
         "mtcnn_calibrated" (MTCNN's points moved to where DeepfakeBench's

@@ -32,7 +32,7 @@ DEFAULT_LANDMARK_METHOD = MTCNN_CALIBRATED
 
 # Where MTCNN's five points land, on average, in DeepfakeBench's 256 x 256 crop
 # (scale 1.3) of the same face: the template to align MTCNN's points on.
-# Measured by benchmarks/alignment_fidelity.py (dlib 68-point reference) on 94
+# Measured by benchmarks/studies/alignment_fidelity.py (dlib 68-point reference) on 94
 # frontal faces: the 92 of skimage's LFW subset both detectors find, the
 # astronaut and Grace Hopper (each the mean over 12 rotated, scaled, shifted
 # and mirrored copies).

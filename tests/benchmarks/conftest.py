@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from benchmarks.locust_results import stats_csv
+from benchmarks.load.locust_results import stats_csv
 
 WRITER = textwrap.dedent("""
     import csv, json, sys

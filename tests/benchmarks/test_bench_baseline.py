@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarks.baseline import SeedPipeline
-from benchmarks.workload import image_requests
+from benchmarks.comparison.baseline import SeedPipeline
+from benchmarks.load.workload import image_requests
 from deepfake_models import CLASSIFIERS
 from deepfake_serving.detection import detect_faces
 from deepfake_serving.faces import FaceDetector

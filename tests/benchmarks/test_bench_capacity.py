@@ -1,4 +1,4 @@
-"""Sweep analysis and the GPU sizing arithmetic of benchmarks/capacity.py, by hand-computed cases."""
+"""Sweep analysis and the GPU sizing arithmetic of benchmarks/load/capacity.py, by hand-computed cases."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from benchmarks.capacity import Level, best_under_slo, capacity_at, size
-from benchmarks.latency import Summary
-from benchmarks.triton_metrics import ModelActivity
+from benchmarks.common.latency import Summary
+from benchmarks.common.triton_metrics import ModelActivity
+from benchmarks.load.capacity import Level, best_under_slo, capacity_at, size
 from deepfake_models import CLASSIFIER_NAMES
 
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from benchmarks.closed_loop import parse_levels, repeat, run_closed_loop
-from benchmarks.workload import Request
+from benchmarks.load.closed_loop import parse_levels, repeat, run_closed_loop
+from benchmarks.load.workload import Request
 
 
 def request(name: str = "image/face") -> Request:

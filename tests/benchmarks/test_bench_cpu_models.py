@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from benchmarks.cpu_models import measure_model
+from benchmarks.comparison.cpu_models import measure_model
 from deepfake_models.classifiers.efficientnet_b4 import EFFICIENTNET_B4
 from export.artifacts import BuildArtifacts
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarks.flops import count_flops, flops_per_face
+from benchmarks.studies.flops import count_flops, flops_per_face
 from deepfake_models.classifiers.efficientnet_b4 import EFFICIENTNET_B4
 from deepfake_models.classifiers.effort_clip import EFFORT_CLIP
 from deepfake_models.classifiers.f3net import F3NET

@@ -1,4 +1,4 @@
-"""benchmarks/gateway_overhead.py's measurement: latencies, and the gateway's own time as
+"""benchmarks/studies/gateway_overhead.py's measurement: latencies, and the gateway's own time as
 latency minus the SDK time the answer reports (no server; the real run is under `heavy`)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from benchmarks.gateway_overhead import _p, run
+from benchmarks.studies.gateway_overhead import _p, run
 
 
 def test_run_measures_latency_and_the_gateways_own_time_at_the_asked_concurrency():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks import gpu, plots
+from benchmarks.common import plots
+from benchmarks.studies import gpu
 
 FLOPS = {"xception": 12e9, "efficientnet_b4": 4e9, "f3net": 13e9, "effort_clip": 162e9}
 

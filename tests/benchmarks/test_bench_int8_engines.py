@@ -1,4 +1,4 @@
-"""benchmarks/int8_engines.py end to end on a tiny ONNX classifier with a LayerNorm + MLP
+"""benchmarks/studies/int8_engines.py end to end on a tiny ONNX classifier with a LayerNorm + MLP
 block (so NNCF's transformer preset and the no-SmoothQuant variant run too): every engine
 is built (ONNX Runtime QDQ and OpenVINO + NNCF, both in requirements/dev.txt), gated on
 held-out face crops and timed, and the report's figures agree with the logits it recorded.
@@ -19,12 +19,16 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import int8_engines
+from benchmarks.studies import int8_engines
 from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
 from export.parity import fake_probability
 from export.quantize import calibration_and_holdout
 
 SIZE = 32
+
+# slow: three child interpreters import OpenVINO and NNCF and quantise (145 s on 2 busy cores, 2026-12-08:
+# most of `make test-fast`'s time otherwise); `make test` runs them.
+pytestmark = pytest.mark.slow
 
 
 class Tiny(torch.nn.Module):
@@ -57,7 +61,7 @@ def tiny_onnx(path, transformer: bool):
 CHILD = """
 import json, sys
 from pathlib import Path
-from benchmarks import int8_engines
+from benchmarks.studies import int8_engines
 from export.quantize import calibration_and_holdout
 onnx_path, size, count, options = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
 if options.pop("missing", False):
@@ -152,7 +156,7 @@ def test_the_report_files_and_the_verdict(run, tmp_path):
     machine = {"cpu_cores": 2, "cpu": "test", "memory_gib": 1.0, "gpu": None, "load_average_1m_5m_15m": [0, 0, 0],
                "date_utc": "2026-11-30 00:00 UTC", "versions": {}}
     gate = int8_engines.Gate()
-    text = int8_engines.write(tmp_path, [report], (1, 4), gate, machine, "python -m benchmarks.int8_engines")
+    text = int8_engines.write(tmp_path, [report], (1, 4), gate, machine, "python -m benchmarks.studies.int8_engines")
     for engine in int8_engines.ENGINES:
         assert f"| tiny | {engine} |" in text
     saved = json.loads((tmp_path / "int8_engines.json").read_text())

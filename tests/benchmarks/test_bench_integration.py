@@ -12,20 +12,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.locust_results import REJECTED_PREFIX, RETRIED_SUFFIX, read_stats, rejected_count
-from benchmarks.server import Endpoint
-from benchmarks.sweep import run_sweep, write_sweep_report
-from benchmarks.workload import Workload
+from benchmarks.common.server import Endpoint
+from benchmarks.load.locust_results import REJECTED_PREFIX, RETRIED_SUFFIX, read_stats, rejected_count
+from benchmarks.load.sweep import run_sweep, write_sweep_report
+from benchmarks.load.workload import Workload
 from deepfake_models import CLASSIFIER_NAMES
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SMOKE_TARGETS = REPO_ROOT / "benchmarks" / "targets" / "smoke.yaml"
+SMOKE_TARGETS = REPO_ROOT / "benchmarks" / "load" / "targets" / "smoke.yaml"
 
 
 def run_loadtest(*arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "benchmarks.loadtest", *arguments], cwd=REPO_ROOT,
+    return subprocess.run([sys.executable, "-m", "benchmarks.load.loadtest", *arguments], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=1500)
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from benchmarks.latency import Timing, summarize, summarize_by_name
+from benchmarks.common.latency import Timing, summarize, summarize_by_name
 
 
 def test_percentiles_are_nearest_rank_over_successful_requests():

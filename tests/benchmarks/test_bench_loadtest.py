@@ -8,8 +8,8 @@ import shutil
 import pytest
 import yaml
 
-from benchmarks import loadtest
-from benchmarks.targets import parse_targets
+from benchmarks.load import loadtest
+from benchmarks.load.targets import parse_targets
 
 
 def scenario(**overrides):

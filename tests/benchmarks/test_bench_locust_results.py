@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.locust_results import (
+from benchmarks.load.locust_results import (
     LocustResultsError,
     read_stats,
     rejected_count,

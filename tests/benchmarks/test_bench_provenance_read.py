@@ -1,8 +1,8 @@
-"""benchmarks.provenance_read: each case is read with its expected state, and the machine is named."""
+"""benchmarks.studies.provenance_read: each case is read with its expected state, and the machine is named."""
 
 from __future__ import annotations
 
-from benchmarks import provenance_read
+from benchmarks.studies import provenance_read
 
 
 def test_reports_the_state_and_cost_of_each_case_with_the_machine(capsys):

@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks import plots
-from benchmarks.capacity import Level, size
-from benchmarks.compare import comparison_markdown, largest_difference, ratios
-from benchmarks.latency import Summary
-from benchmarks.report import markdown_table, write_report
-from benchmarks.sweep import MODELS_SHOWN, sweep_markdown, write_sweep_report
-from benchmarks.triton_metrics import ModelActivity
+from benchmarks.common import plots
+from benchmarks.common.latency import Summary
+from benchmarks.common.report import markdown_table, write_report
+from benchmarks.common.triton_metrics import ModelActivity
+from benchmarks.comparison.compare import comparison_markdown, largest_difference, ratios
+from benchmarks.load.capacity import Level, size
+from benchmarks.load.sweep import MODELS_SHOWN, sweep_markdown, write_sweep_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

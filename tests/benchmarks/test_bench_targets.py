@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.locust_results import RequestStats
-from benchmarks.targets import (
+from benchmarks.load.locust_results import RequestStats
+from benchmarks.load.targets import (
     TargetsError,
     check,
     duration_seconds,
@@ -19,7 +19,7 @@ from benchmarks.targets import (
     render_table,
 )
 
-TARGETS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "targets"
+TARGETS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "load" / "targets"
 
 
 def document(**scenario_overrides) -> dict:

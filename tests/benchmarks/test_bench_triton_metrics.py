@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from benchmarks.triton_metrics import (
+from benchmarks.common.triton_metrics import (
     MetricsError,
     ModelCounters,
     activity,

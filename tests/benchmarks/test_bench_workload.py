@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.workload import (
+from benchmarks.load.workload import (
     RefusalReporter,
     UnexpectedResultError,
     Workload,

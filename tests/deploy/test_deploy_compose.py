@@ -124,7 +124,7 @@ def test_locust_master_and_workers_target_triton(compose):
     assert "--master" in master["command"] and master["command"][master["command"].index("--host") + 1] == "grpc://triton:8001"
     assert "--worker" in worker["command"] and worker["command"][worker["command"].index("--master-host") + 1] == "locust-master"
     assert worker["deploy"]["replicas"] >= 1
-    locustfile = (REPO / "benchmarks" / "locustfile.py").read_text()
+    locustfile = (REPO / "benchmarks" / "load" / "locustfile.py").read_text()
     for command in (master["command"], worker["command"]):
         assert f"class {command[-1]}(" in locustfile  # the user class exists
 

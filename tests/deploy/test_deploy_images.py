@@ -203,7 +203,7 @@ def test_the_serving_image_copies_only_what_it_runs():
            "deepfake_client"}
     assert _imports(_copied_python("serving")) & own <= copied_packages | set(never_run)
     ignore = IMAGES["serving"].with_name("Dockerfile.dockerignore")
-    for path in ("benchmarks/compare.py", "deepfake_dev/demo.py", "model_repository/onnx_classifier/1/model.py"):
+    for path in ("benchmarks/comparison/compare.py", "deepfake_dev/demo.py", "model_repository/onnx_classifier/1/model.py"):
         assert dockerignore_excludes(ignore, path), f"{path} would be sent to `docker build`"
 
 
@@ -221,9 +221,9 @@ def test_the_serving_image_installs_every_module_its_code_imports():
 
 
 def test_the_load_image_installs_every_module_locust_imports():
-    # Locust and the headless runner. Not the capacity sweep: benchmarks.machine imports torch,
+    # Locust and the headless runner. Not the capacity sweep: benchmarks.common.machine imports torch,
     # which this image leaves out (docker/README.md runs the sweep from the project's venv).
-    sources = [REPO / "benchmarks" / name for name in ("locustfile.py", "workload.py", "locust_results.py",
+    sources = [REPO / "benchmarks" / "load" / name for name in ("locustfile.py", "workload.py", "locust_results.py",
                                                       "loadtest.py", "targets.py")]
     sources += [REPO / "deepfake_dev" / "samples.py", REPO / "model_repository" / "deepfake_serving" / "images.py"]
     sources += list((REPO / "client" / "deepfake_client").glob("*.py"))

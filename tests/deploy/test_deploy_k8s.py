@@ -170,7 +170,7 @@ def test_distributed_locust_job_targets_the_triton_service():
     service = find("Service", "locust-master", "loadtest")
     assert f"--master-host={service['metadata']['name']}" in worker_args
     assert service["spec"]["selector"].items() <= master["template"]["metadata"]["labels"].items()
-    locustfile = (REPO / "benchmarks" / "locustfile.py").read_text()
+    locustfile = (REPO / "benchmarks" / "load" / "locustfile.py").read_text()
     for container_args in (master["template"]["spec"]["containers"][0]["args"], worker_args):
         assert f"class {container_args[-1]}(" in locustfile
 

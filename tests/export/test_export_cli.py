@@ -1,5 +1,8 @@
 """`deepfake-export` as a user runs it: errors print one clear message and exit
-non-zero without a traceback."""
+non-zero without a traceback.
+
+The CLI runs in this process (cli_in_process.py); one case runs `python -m export` itself, so
+the module entry point is covered too."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import sys
 
 import pytest
 import torch
+from cli_in_process import cli
 from released_files import save
 
 from deepfake_models import CLASSIFIERS
@@ -17,7 +21,7 @@ from deepfake_models.classifiers.xception import XCEPTION
 from export.demo_weights import demo_state_dict
 
 
-def cli(*args: str):
+def cli_process(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "export", *args], capture_output=True, text=True, timeout=300)
 
 
@@ -29,7 +33,7 @@ def assert_clean_failure(result, *messages: str) -> None:
 
 
 def test_missing_checkpoint(tmp_path):
-    result = cli("fix", str(tmp_path / "xception_best.pth"), "--out", str(tmp_path / "build"))
+    result = cli_process("fix", str(tmp_path / "xception_best.pth"), "--out", str(tmp_path / "build"))
     assert_clean_failure(result, "deepfake-export fix: error:", "xception_best.pth: no such file")
 
 

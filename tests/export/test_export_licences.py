@@ -5,12 +5,11 @@ exported (never for the project's own demo weights)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
 import safetensors
+from cli_in_process import cli
 from released_files import save
 
 from deepfake_models import CLASSIFIERS
@@ -26,10 +25,6 @@ from export.licences import (
 )
 from export.onnx_export import onnx_metadata
 from export.provenance import sha256_file, write_json
-
-
-def cli(*args: str):
-    return subprocess.run([sys.executable, "-m", "export", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_every_published_checkpoint_has_a_licence():

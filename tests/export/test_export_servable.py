@@ -89,6 +89,9 @@ def test_load_servable_gives_the_checkpoint_model(tmp_path):
     torch.testing.assert_close(logits, expected)
 
 
+# slow: a full-size xception in bfloat16 on a CPU without bfloat16 units (133 s of test-fast on 2 busy
+# cores, 2026-12-08); make test runs it.
+@pytest.mark.slow
 def test_reduced_precision_servable_keeps_uint8_in_fp32_out(tmp_path):
     """The dtype path of the PyTorch-FP16 flavour (bfloat16 here: it runs on CPU)."""
     artifacts = BuildArtifacts(tmp_path / "build")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks import gpu_kit
+from benchmarks.studies import gpu_kit
 
 
 @pytest.mark.slow  # needs the exported demo models (export_artifacts)

@@ -2,7 +2,7 @@
 and bulk work that finishes during a flood instead of failing.
 
 The session server serves the cpu flavour (2 in flight, 8 waiting per priority level). A flood
-is raw HTTP requests at the bulk level that never retry (benchmarks.overload.open_loop); the
+is raw HTTP requests at the bulk level that never retry (benchmarks.load.overload.open_loop); the
 SDK's batches retry their refusals with backoff (the adaptive limit, a bounded budget).
 """
 
@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from benchmarks import overload
+from benchmarks.load import overload
 from deepfake_client import DeepfakeClient, DetectionResult, Label
 from deepfake_dev import samples
 

@@ -69,7 +69,7 @@ def _tiny_deadline_calls(url: str, data: bytes, count: int) -> list[str]:
 
 
 def _in_flight_at_stop(server) -> int:
-    from benchmarks.overload import in_flight_at_stop
+    from benchmarks.load.overload import in_flight_at_stop
 
     return in_flight_at_stop(server.log_path.read_text(errors="replace"))
 

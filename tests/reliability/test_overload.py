@@ -2,7 +2,7 @@
 refused at the entry with the documented overload refusal (HTTP 503, "Exceeds maximum queue
 size", model_repository/README.md); everything admitted is answered; nothing else fails; the
 server serves normally afterwards. Latency and memory figures are printed and go to
-benchmarks/README.md (benchmarks/overload.py), not into assertions."""
+benchmarks/README.md (benchmarks/load/overload.py), not into assertions."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from benchmarks import overload
+from benchmarks.load import overload
 from deepfake_dev import samples
 from deepfake_serving.probe import OVERLOADED
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.alignment_fidelity import cameraman, grace_hopper, lfw_faces, overlap, variations
+from benchmarks.studies.alignment_fidelity import cameraman, grace_hopper, lfw_faces, overlap, variations
 from deepfake_contract.parameters import from_parameters
 from deepfake_dev import samples
 from deepfake_serving import dlib_landmarks

@@ -1,6 +1,6 @@
 """Serving under load: closed loops, an open-loop flood at a multiple of capacity, recovery.
 
-    python -m benchmarks.overload --repository build/repository/cpu --factor 3 --duration 60 \
+    python -m benchmarks.load.overload --repository build/repository/cpu --factor 3 --duration 60 \
         --out reports/overload
 
 1. Closed loop at 1, 2, 4 and 8 in flight (`--levels`, `--closed-duration` s each): images/s,
@@ -247,7 +247,7 @@ def markdown(summary: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from benchmarks.machine import machine_info
+    from benchmarks.common.machine import machine_info
     from deepfake_dev import samples
     from deepfake_dev.local_server import LocalTritonServer, Ports
 

@@ -1,9 +1,9 @@
 """The seed-style baseline and the served ensemble on the same inputs, one after the other.
 
-    python -m benchmarks.compare --artifacts build --repository build/repository/cpu \
+    python -m benchmarks.comparison.compare --artifacts build --repository build/repository/cpu \
         --out reports/compare --requests 24 --concurrency 1,8
 
-First the baseline (benchmarks/baseline.py: one request at a time, the four
+First the baseline (benchmarks/comparison/baseline.py: one request at a time, the four
 eager FP32 PyTorch models in turn) answers the request sequence; its models are
 then freed, and the served pipeline answers the same sequence through the SDK
 at each concurrency. The two never run at the same time, so neither steals the
@@ -28,14 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import plots
-from benchmarks.baseline import SeedPipeline
-from benchmarks.closed_loop import parse_levels, run_closed_loop
-from benchmarks.latency import Summary, Timing, summarize_by_name
-from benchmarks.machine import describe, machine_info
-from benchmarks.report import markdown_table, write_report
-from benchmarks.server import add_server_arguments, serve_from_arguments
-from benchmarks.workload import Request, Workload, parse_mix
+from benchmarks.common import plots
+from benchmarks.common.latency import Summary, Timing, summarize_by_name
+from benchmarks.common.machine import describe, machine_info
+from benchmarks.common.report import markdown_table, write_report
+from benchmarks.common.server import add_server_arguments, serve_from_arguments
+from benchmarks.comparison.baseline import SeedPipeline
+from benchmarks.load.closed_loop import parse_levels, run_closed_loop
+from benchmarks.load.workload import Request, Workload, parse_mix
 from deepfake_client import NO_RETRY, DeepfakeClient, UntrainedModelsWarning
 from export.artifacts import BuildArtifacts
 

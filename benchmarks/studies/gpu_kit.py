@@ -1,13 +1,13 @@
 """GPU measurement kit: everything that bounds the service on a CUDA machine that has
 PyTorch but neither Triton nor TensorRT, in one command, in under 8 minutes.
 
-    python -m benchmarks.gpu_kit --artifacts build --out reports/gpu-kit          # on a GPU
-    python -m benchmarks.gpu_kit --artifacts build --out reports/kit --tiny       # CPU smoke test (CI)
+    python -m benchmarks.studies.gpu_kit --artifacts build --out reports/gpu-kit          # on a GPU
+    python -m benchmarks.studies.gpu_kit --artifacts build --out reports/kit --tiny       # CPU smoke test (CI)
 
 It measures, on cuda:0 (or the CPU with --tiny, which also shrinks every size):
 1. each classifier in FP16 (FP32 on the CPU) at batch 1...128 against the compute floor
-   (FLOPs counted exactly, benchmarks/flops.py; peak from a dense matmul), reusing
-   benchmarks/gpu.py's timing and rows;
+   (FLOPs counted exactly, benchmarks/studies/flops.py; peak from a dense matmul), reusing
+   benchmarks/studies/gpu.py's timing and rows;
 2. the detector stage, encoded JPEG in -> aligned crops out (decode + MTCNN +
    alignment; on a GPU decode is nvJPEG and alignment grid_sample,
    deepfake_serving/alignment_torch.py), in images/s on 1024² and 4096² inputs at
@@ -29,11 +29,11 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.detection_bound import square_sample
-from benchmarks.flops import flops_per_face
-from benchmarks.gpu import result_row, time_call
-from benchmarks.machine import describe, machine_info
-from benchmarks.report import markdown_table, write_report
+from benchmarks.common.machine import describe, machine_info
+from benchmarks.common.report import markdown_table, write_report
+from benchmarks.studies.detection_bound import square_sample
+from benchmarks.studies.flops import flops_per_face
+from benchmarks.studies.gpu import result_row, time_call
 from deepfake_dev import samples
 from deepfake_models import CLASSIFIERS, ClassifierSpec, spec_by_name
 from export.artifacts import BuildArtifacts

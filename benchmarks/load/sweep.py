@@ -1,14 +1,14 @@
 """Capacity planning: a concurrency sweep against a server, then the GPUs a target rate needs.
 
-    python -m benchmarks.sweep --url grpc://localhost:8001 --out reports/capacity \
+    python -m benchmarks.load.sweep --url grpc://localhost:8001 --out reports/capacity \
         --concurrency 1,2,4,8,16 --duration 60 --slo-p95-ms 50 --target-rps 5000 --rows-per-image 1.2
 
 At each concurrency (closed loop through the SDK): a warm-up, a snapshot of
 Triton's counters (metrics endpoint and statistics extension), `--duration`
 seconds of load, another snapshot. The client gives throughput and latency
 percentiles; the counter deltas give each model's queue and compute time,
-average batch and busy share (benchmarks/triton_metrics.py).
-The best level under the p95 SLO sizes the deployment (benchmarks/capacity.py).
+average batch and busy share (benchmarks/common/triton_metrics.py).
+The best level under the p95 SLO sizes the deployment (benchmarks/load/capacity.py).
 
 Writes OUT/capacity.json, OUT/capacity.md, OUT/throughput_latency.png and
 OUT/time_per_model.png. Exit status 1 when no level meets the SLO.
@@ -26,15 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import deepfake_contract as contract
-from benchmarks import plots
-from benchmarks.capacity import DEFAULT_UTILISATION, Level, Sizing, best_under_slo, size
-from benchmarks.closed_loop import parse_levels, repeat, run_closed_loop
-from benchmarks.latency import summarize
-from benchmarks.machine import describe, machine_info
-from benchmarks.report import markdown_table, write_report
-from benchmarks.server import Endpoint, add_server_arguments, serve_from_arguments
-from benchmarks.triton_metrics import ModelCounters, activity, snapshot
-from benchmarks.workload import Request, Workload, format_mix, parse_mix
+from benchmarks.common import plots
+from benchmarks.common.latency import summarize
+from benchmarks.common.machine import describe, machine_info
+from benchmarks.common.report import markdown_table, write_report
+from benchmarks.common.server import Endpoint, add_server_arguments, serve_from_arguments
+from benchmarks.common.triton_metrics import ModelCounters, activity, snapshot
+from benchmarks.load.capacity import DEFAULT_UTILISATION, Level, Sizing, best_under_slo, size
+from benchmarks.load.closed_loop import parse_levels, repeat, run_closed_loop
+from benchmarks.load.workload import Request, Workload, format_mix, parse_mix
 from deepfake_client import NO_RETRY, DeepfakeClient, UntrainedModelsWarning
 from deepfake_models import CLASSIFIER_NAMES
 
@@ -137,7 +137,7 @@ def sweep_markdown(title: str, data: dict, levels: Sequence[Level], best: Level 
         parts.append(f"\n## Sizing\n\n{sizing.target_rps:g} images/s at {sizing.rows_per_image:g} rows per image: "
                      f"{sizing.capacity_rps:.3g} images/s per device, planned at {sizing.utilisation:.0%} = "
                      f"{sizing.planned_rps_per_gpu:.3g} images/s → **{sizing.gpus} device(s)** "
-                     f"(model: benchmarks/capacity.py).\n")
+                     f"(model: benchmarks/load/capacity.py).\n")
     return "\n".join(parts)
 
 

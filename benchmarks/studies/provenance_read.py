@@ -1,7 +1,7 @@
 """What reading C2PA Content Credentials costs per image (deepfake_client.provenance), on the sample
 face signed with a test chain (tests/content_credentials.py) and unsigned:
 
-    python -m benchmarks.provenance_read [--reads 50]
+    python -m benchmarks.studies.provenance_read [--reads 50]
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.machine import describe, machine_info
+from benchmarks.common.machine import describe, machine_info
 from deepfake_client import ProvenanceReader
 from deepfake_dev import samples as media
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from content_credentials import make_samples  # noqa: E402 - the tests' signing helper
 
 

@@ -1,11 +1,11 @@
 """Per-model CPU cost: what the seed-style baseline runs against what the `cpu` flavour serves.
 
-    python -m benchmarks.cpu_models --artifacts build --out reports/cpu-models
+    python -m benchmarks.comparison.cpu_models --artifacts build --out reports/cpu-models
 
 For each classifier, milliseconds per face of: the fixed checkpoint in eager FP32
 PyTorch at batch 1 with torch's default threads (the baseline), and the exported
 ONNX on onnxruntime at 1 thread and at all cores, at batch 1 and `--batch`.
-It explains the end-to-end ratio (benchmarks/compare.py) and the choice of
+It explains the end-to-end ratio (benchmarks/comparison/compare.py) and the choice of
 `intra_op_threads` per classifier (export/repository.py). Run it alone on the
 machine: every configuration uses all the cores it is given.
 
@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.gpu import time_call
-from benchmarks.machine import describe, machine_info
-from benchmarks.report import markdown_table, write_report
+from benchmarks.common.machine import describe, machine_info
+from benchmarks.common.report import markdown_table, write_report
+from benchmarks.studies.gpu import time_call
 from deepfake_models import CLASSIFIERS, ClassifierSpec
 from deepfake_models.servable import load_servable
 from deepfake_serving.onnx_classifier import OnnxClassifier

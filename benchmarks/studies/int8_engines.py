@@ -1,6 +1,6 @@
 """INT8 on CPU hosts, two engines side by side: ONNX Runtime QDQ against OpenVINO + NNCF.
 
-    python -m benchmarks.int8_engines --artifacts build --out reports/int8-engines [--model NAME ...]
+    python -m benchmarks.studies.int8_engines --artifacts build --out reports/int8-engines [--model NAME ...]
 
 For each classifier (default: all four) it takes the exported FP32 ONNX file and the
 calibration and held-out face crops of `export/quantize.py` (the same functions, so the
@@ -44,9 +44,9 @@ from typing import Any
 import numpy as np
 import onnx
 
-from benchmarks.gpu import time_call
-from benchmarks.machine import describe, machine_info
-from benchmarks.report import markdown_table, write_report
+from benchmarks.common.machine import describe, machine_info
+from benchmarks.common.report import markdown_table, write_report
+from benchmarks.studies.gpu import time_call
 from export.quantize import (
     CALIBRATION_CROPS,
     HOLDOUT_CROPS,
@@ -57,7 +57,7 @@ from export.quantize import (
     quantize_onnx,
 )
 
-log = logging.getLogger("benchmarks.int8_engines")
+log = logging.getLogger("benchmarks.studies.int8_engines")
 
 ENGINES = ("ort-fp32", "ort-int8", "ov-fp32", "ov-int8", "ov-int8-nosq")
 REFERENCE = "ort-fp32"  # what the gate compares with: the cpu flavour's FP32 model
@@ -286,7 +286,7 @@ def markdown(reports: list[dict[str, Any]], batches: Sequence[int], gate: Gate) 
 
 def chart(path: Path, reports: list[dict[str, Any]], batches: Sequence[int]) -> Path:
     """Speed-up over ORT FP32 per model and engine, one panel per batch size; gate failures hatched."""
-    from benchmarks.plots import _save, plt
+    from benchmarks.common.plots import _save, plt
 
     figure, panels = plt.subplots(1, len(batches), figsize=(5.5 * len(batches), 4.2), squeeze=False)
     colours = {"ort-fp32": "tab:grey", "ort-int8": "tab:blue", "ov-fp32": "tab:olive", "ov-int8": "tab:orange",
@@ -352,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     specs = [spec_by_name(n) for n in args.model] if args.model else list(CLASSIFIERS)
     artifacts = BuildArtifacts(args.artifacts)
     machine = machine_info(packages=("openvino", "nncf"))
-    command = "python -m benchmarks.int8_engines " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m benchmarks.studies.int8_engines " + " ".join(argv if argv is not None else sys.argv[1:])
     reports = []
     crops_by_size: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for number, spec in enumerate(specs, 1):

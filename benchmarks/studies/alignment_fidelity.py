@@ -12,7 +12,7 @@ It also estimates the constants of landmarks.py (the calibrated MTCNN template
 and the HOG box convention) and reports the calibration's leave-one-face-out
 error. One run takes about a minute on one CPU core.
 
-    python -m benchmarks.alignment_fidelity [--figure docs/images/alignment_fidelity.png] [--json out.json]
+    python -m benchmarks.studies.alignment_fidelity [--figure docs/images/alignment_fidelity.png] [--json out.json]
 """
 
 from __future__ import annotations

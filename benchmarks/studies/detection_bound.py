@@ -1,7 +1,7 @@
 """The detector's bounded cost (issue 13.2): time on a 4096² image against a 1024² one, and
 the boxes found on the capped copy against full-resolution detection.
 
-    python -m benchmarks.detection_bound --out reports/detection-bound [--repeats 3]
+    python -m benchmarks.studies.detection_bound --out reports/detection-bound [--repeats 3]
 
 Inputs are the project's samples (deepfake_dev.samples) upscaled with INTER_CUBIC: the
 two-face image centred on a grey square canvas of side 1024 and 4096, so both sizes show
@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 import torch
 
-from benchmarks.machine import machine_info
-from benchmarks.report import markdown_table, write_report
+from benchmarks.common.machine import machine_info
+from benchmarks.common.report import markdown_table, write_report
 from deepfake_dev import samples
 from deepfake_serving.faces import DetectorSettings, FaceDetector
 

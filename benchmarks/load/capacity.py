@@ -26,8 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import deepfake_contract as contract
-from benchmarks.latency import Summary
-from benchmarks.triton_metrics import ModelActivity
+from benchmarks.common.latency import Summary
+from benchmarks.common.triton_metrics import ModelActivity
 from deepfake_models import CLASSIFIER_NAMES
 
 DEFAULT_UTILISATION = 0.7

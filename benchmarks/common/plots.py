@@ -11,10 +11,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from benchmarks.latency import Summary  # noqa: E402
+from benchmarks.common.latency import Summary  # noqa: E402
 
 if TYPE_CHECKING:
-    from benchmarks.capacity import Level
+    from benchmarks.load.capacity import Level
 
 
 def _save(figure, path: Path) -> Path:

@@ -1,18 +1,18 @@
 """GPU benchmark: per-model FP16 throughput against batch size, against the compute ceiling,
 and the ensemble end to end on the GPU.
 
-    python -m benchmarks.gpu --artifacts build --out reports/gpu               # models, batch 1...128
-    python -m benchmarks.gpu --artifacts build --out reports/gpu --end-to-end  # + the served ensemble
-    python -m benchmarks.gpu --artifacts build --out reports/gpu --flops-only  # FLOPs per face, any machine
+    python -m benchmarks.studies.gpu --artifacts build --out reports/gpu               # models, batch 1...128
+    python -m benchmarks.studies.gpu --artifacts build --out reports/gpu --end-to-end  # + the served ensemble
+    python -m benchmarks.studies.gpu --artifacts build --out reports/gpu --flops-only  # FLOPs per face, any machine
 
 Per model: the fixed checkpoint in PyTorch FP16 (deepfake_models.servable; UINT8 crops
 already on the GPU), and the model's TensorRT plan for this GPU and TensorRT
 version when the `tensorrt` package is importable, each timed at every batch
 size (up to the plan's profile maximum). The ceiling is the measured FP16
 matmul peak divided by the FLOPs per face (counted exactly on the CPU,
-benchmarks/flops.py). --end-to-end assembles the `pytorch` flavour (and
+benchmarks/studies/flops.py). --end-to-end assembles the `pytorch` flavour (and
 `tensorrt` when every model has a plan), starts Triton on it and runs the
-capacity sweep (benchmarks/sweep.py) with a 50 ms p95 SLO into OUT/e2e-<flavour>/.
+capacity sweep (benchmarks/load/sweep.py) with a 50 ms p95 SLO into OUT/e2e-<flavour>/.
 
 Writes OUT/gpu.json, OUT/gpu.md and OUT/batch_throughput.png.
 Exit status 3 when no CUDA GPU is visible: nothing is measured then.
@@ -29,11 +29,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import plots
-from benchmarks.closed_loop import parse_levels
-from benchmarks.flops import flops_per_face
-from benchmarks.machine import describe, machine_info
-from benchmarks.report import markdown_table, write_report
+from benchmarks.common import plots
+from benchmarks.common.machine import describe, machine_info
+from benchmarks.common.report import markdown_table, write_report
+from benchmarks.load.closed_loop import parse_levels
+from benchmarks.studies.flops import flops_per_face
 from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
 from deepfake_models import CLASSIFIERS, ClassifierSpec
 from export.artifacts import BuildArtifacts
@@ -59,7 +59,7 @@ def require_cuda() -> str:
         raise NoGpuError(
             f"CUDA is not available here (torch {torch.__version__}, {build}, sees no GPU). "
             "This benchmark measures GPU throughput: nothing was measured. Run it on a machine with an "
-            "NVIDIA GPU: python -m benchmarks.gpu --artifacts build --out reports/gpu --end-to-end "
+            "NVIDIA GPU: python -m benchmarks.studies.gpu --artifacts build --out reports/gpu --end-to-end "
             "(here, --flops-only counts the FLOPs per face)."
         )
     return torch.cuda.get_device_name(0)
@@ -251,9 +251,9 @@ def run_models(artifacts: BuildArtifacts, batches: Sequence[int], flops: Mapping
 
 def run_end_to_end(artifacts: BuildArtifacts, out: Path) -> dict[str, int]:
     """The capacity sweep of each flavour this GPU can serve; the sweep's exit status by flavour."""
-    from benchmarks.server import serve
-    from benchmarks.sweep import SweepPlan, sweep_and_report
-    from benchmarks.workload import Workload
+    from benchmarks.common.server import serve
+    from benchmarks.load.sweep import SweepPlan, sweep_and_report
+    from benchmarks.load.workload import Workload
     from export.repository import RepositoryError, RepositoryOptions, assemble
 
     plan = SweepPlan(parse_levels(E2E_LEVELS), Workload(E2E_MIX), duration_s=60.0, warmup_s=10.0,

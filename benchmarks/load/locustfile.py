@@ -1,9 +1,9 @@
 """Locust users for the `deepfake_detector` ensemble: one over gRPC, one over HTTP.
 
-    locust -f benchmarks/locustfile.py --host grpc://localhost:8001 GrpcTritonUser \
+    locust -f benchmarks/load/locustfile.py --host grpc://localhost:8001 GrpcTritonUser \
         --mix face=6,no_face=2,two_faces=2,video=1 --video-frames 32
 
-(`python -m benchmarks.loadtest` runs this headless and checks latency targets.)
+(`python -m benchmarks.load.loadtest` runs this headless and checks latency targets.)
 Each user is a closed loop through the SDK (`deepfake_client`): it picks a
 request kind by the mix weights, sends it, checks the answer and reports it under
 its own name (image/face, image/no_face, image/two_faces, video/<n>_frames), so
@@ -36,13 +36,13 @@ import locust.stats  # noqa: E402
 from locust import User, constant, events, task  # noqa: E402
 from locust.runners import WorkerRunner  # noqa: E402
 
-from benchmarks.locust_results import (  # noqa: E402
+from benchmarks.load.locust_results import (  # noqa: E402
     REJECTED_PREFIX,
     RETRIED_SUFFIX,
     reported_name,
     three_significant_digits,
 )
-from benchmarks.workload import (  # noqa: E402
+from benchmarks.load.workload import (  # noqa: E402
     DEFAULT_VIDEO_CONCURRENCY,
     DEFAULT_VIDEO_FRAMES,
     RefusalReporter,

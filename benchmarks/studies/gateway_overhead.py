@@ -1,8 +1,8 @@
 """What the web gateway adds: the same images through direct SDK calls and through the
 gateway's POST /api/detect/image, at 1 and 8 requests in flight.
 
-    python -m benchmarks.gateway_overhead --repository build/repository/cpu --out reports/gateway
-    python -m benchmarks.gateway_overhead --url grpc://localhost:8001 --out reports/gateway
+    python -m benchmarks.studies.gateway_overhead --repository build/repository/cpu --out reports/gateway
+    python -m benchmarks.studies.gateway_overhead --url grpc://localhost:8001 --out reports/gateway
 
 The gateway runs as its own process (`deepfake web`), as it is deployed, so its CPU is not
 the load generator's. Each mode sends the same face image (the workload's `face` request)
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.machine import describe, machine_info
-from benchmarks.server import _free_port, add_server_arguments, serve_from_arguments
-from benchmarks.workload import image_requests
+from benchmarks.common.machine import describe, machine_info
+from benchmarks.common.server import _free_port, add_server_arguments, serve_from_arguments
+from benchmarks.load.workload import image_requests
 from deepfake_client import DeepfakeClient
 from deepfake_client.retry import NO_RETRY
 

@@ -1,7 +1,7 @@
 """Headless Locust runs against a targets file: every scenario in turn, then a pass/fail table.
 
-    python -m benchmarks.loadtest --url grpc://localhost:8001 \
-        --targets benchmarks/targets/cpu.yaml --out reports/loadtest
+    python -m benchmarks.load.loadtest --url grpc://localhost:8001 \
+        --targets benchmarks/load/targets/cpu.yaml --out reports/loadtest
 
 Writes, per scenario, OUT/<scenario>/locust_stats.csv (+ _failures, _exceptions,
 _stats_history), report.html and locust.log; then OUT/checks.json and
@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from benchmarks.locust_results import (
+from benchmarks.common.report import write_report
+from benchmarks.load.locust_results import (
     TOTAL,
     LocustResultsError,
     RequestStats,
@@ -29,8 +30,7 @@ from benchmarks.locust_results import (
     rejected_count,
     stats_csv,
 )
-from benchmarks.report import write_report
-from benchmarks.targets import (
+from benchmarks.load.targets import (
     Check,
     Scenario,
     TargetsError,

@@ -31,8 +31,8 @@ from typing import Any
 
 import yaml
 
-from benchmarks.locust_results import REJECTED_PREFIX, TOTAL, RequestStats, rejected_count
-from benchmarks.workload import DEFAULT_VIDEO_FRAMES, WorkloadError, check_mix, format_mix
+from benchmarks.load.locust_results import REJECTED_PREFIX, TOTAL, RequestStats, rejected_count
+from benchmarks.load.workload import DEFAULT_VIDEO_FRAMES, WorkloadError, check_mix, format_mix
 
 # metric key -> (attribute of RequestStats, True when the limit is a maximum, unit)
 METRICS: dict[str, tuple[str, bool, str]] = {

@@ -1,6 +1,6 @@
 """What explanations cost, and whether they slow plain detections down.
 
-    python -m benchmarks.explain_cost --artifacts build --out benchmarks/results/explain-cost
+    python -m benchmarks.studies.explain_cost --artifacts build --out benchmarks/results/explain-cost
 
 1. Per model, in this process: milliseconds per face of a plain forward pass
    (inference mode) against Grad-CAM (forward with gradients + backward to the
@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.machine import describe, machine_info
-from benchmarks.report import markdown_table, write_report
+from benchmarks.common.machine import describe, machine_info
+from benchmarks.common.report import markdown_table, write_report
 from deepfake_models import CLASSIFIER_NAMES
 from deepfake_serving.explain import grad_cam
 from deepfake_serving.explain_models import load_classifier, target_layer

@@ -11,8 +11,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from benchmarks.latency import Timing
-from benchmarks.workload import Request
+from benchmarks.common.latency import Timing
+from benchmarks.load.workload import Request
 
 Send = Callable[[Request], None]
 
