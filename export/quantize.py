@@ -25,6 +25,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import onnx
 import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
@@ -123,14 +124,23 @@ class _Crops(CalibrationDataReader):
 def calibrate(fp32: Path, calibration: np.ndarray, ranges: Path) -> None:
     """Each quantised tensor's min/max over the calibration crops, written to `ranges`.
 
-    Its own step, its model and session freed before quantisation starts: inside
-    quantize_static the calibrator's copy of the model and its session lived beside the
-    quantiser's copies (ViT-L: 8.6 GB peak). The calibration graph reduces each tensor to its
-    min/max per crop, merged as they come, so the ranges are the ones quantize_static found."""
+    Its own step, freed before quantisation starts: inside quantize_static the calibrator's
+    copy of the model and its session lived beside the quantiser's copies (ViT-L: 8.6 GB peak).
+    The weights go to an external data file first, so the calibration model the session loads
+    is written without a second in-memory copy of them, and the calibrator's ModelProto is
+    dropped once its session exists. The calibration graph reduces each tensor to its min/max
+    per crop, merged as they come, so the ranges are the ones quantize_static found."""
     with tempfile.TemporaryDirectory(prefix="calibrate.") as scratch:
-        calibrator = create_calibrator(fp32, list(QUANTISED_OPS), augmented_model_path=Path(scratch) / "augmented.onnx",
-                                       calibrate_method=CalibrationMethod.MinMax,
+        external = Path(scratch) / "model.onnx"
+        model = onnx.load(str(fp32))
+        onnx.save(model, str(external), save_as_external_data=True, location="model.weights")
+        del model
+        gc.collect()
+        calibrator = create_calibrator(external, list(QUANTISED_OPS), augmented_model_path=Path(scratch) / "augmented.onnx",
+                                       calibrate_method=CalibrationMethod.MinMax, use_external_data_format=True,
                                        providers=["CPUExecutionProvider"])
+        calibrator.model = None  # only the session runs from here on
+        gc.collect()
         calibrator.collect_data(_Crops(calibration))
         tensor_ranges = calibrator.compute_data()
         del calibrator
