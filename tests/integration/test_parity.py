@@ -17,9 +17,9 @@ from deepfake_dev import samples
 from deepfake_models import CLASSIFIERS
 from deepfake_models.servable import load_servable
 from deepfake_serving.combiner import fake_probability
+from deepfake_serving.cpu_runtime import open_classifier
 from deepfake_serving.detection import detect_faces
 from deepfake_serving.faces import FaceDetector
-from deepfake_serving.cpu_runtime import open_classifier
 from export.artifacts import BuildArtifacts
 
 pytestmark = pytest.mark.integration
