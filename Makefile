@@ -15,7 +15,7 @@ EXPLAINER ?= 1
 SETTINGS ?= ensemble-settings.json
 PYTEST_ARGS ?=
 
-REQUIREMENTS := requirements/server.txt requirements/facenet.txt requirements/dev.txt \
+REQUIREMENTS := $(wildcard requirements/*.txt) \
 	pyproject.toml client/pyproject.toml
 STAMP := $(VENV)/.installed
 

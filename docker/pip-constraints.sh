@@ -3,5 +3,5 @@
 # Python versions for the images too. pip constraints cannot carry extras or options: strip them.
 set -eu
 cd "$(dirname "$0")/.."
-grep -hEv '^[[:space:]]*(#|-|$)' requirements/server.txt requirements/dev.txt requirements/facenet.txt \
+grep -hEv '^[[:space:]]*(#|-|$)' requirements/*.txt \
     | sed -E 's/\[[^]]*\]//; s/[[:space:]]*#.*$//'

@@ -25,6 +25,7 @@ from deepfake_contract import settings as ensemble_settings
 from deepfake_contract.parameters import encode
 from deepfake_contract.settings import EnsembleSettings, SettingsError
 from deepfake_models import CLASSIFIERS, ClassifierSpec, crop_sizes
+from deepfake_serving import cpu_runtime
 from deepfake_serving.combiner import CombinerConfigError, CombinerSettings
 from export import triton_config
 from export.artifacts import BuildArtifacts
@@ -76,6 +77,9 @@ class RepositoryOptions:
     explainer: bool = False
     # cpu flavour: serve a classifier's INT8 file where it passed the gate (export/quantize.py).
     int8: bool = True
+    # cpu flavour: the classifiers' runtime (deepfake_serving.cpu_runtime; OpenVINO falls back to
+    # onnxruntime where openvino is not installed).
+    cpu_runtime: str = "openvino"
     # The public model's admission bounds; None: the flavour's (export/triton_config.py).
     admission: triton_config.Admission | None = None
 
@@ -130,6 +134,7 @@ def _classifier(out: Path, spec: ClassifierSpec, flavour: triton_config.Flavour,
         # Threads per model come from its spec (a ViT may take every core; measured in
         # benchmarks/README.md).
         parameters["intra_op_threads"] = encode(spec.cpu_threads)
+        parameters["runtime"] = encode(options.cpu_runtime)
     config = triton_config.classifier_config(spec, flavour, parameters)
     if runtime == triton_config.ONNXRUNTIME and options.ort_tensorrt:
         triton_config.add_ort_tensorrt_accelerator(config, cache_dir=f"/tmp/ort_trt_cache/{spec.name}")
@@ -178,6 +183,8 @@ def assemble(artifacts_dir: Path, out: Path, options: RepositoryOptions = Reposi
         if flavour.classifier_runtime not in (triton_config.PYTHON_ONNX, triton_config.PYTORCH):
             raise RepositoryError(f"the {flavour.name} flavour's classifiers need a GPU")
         flavour = replace(flavour, gpu=False, warmup=False)
+    if options.cpu_runtime not in cpu_runtime.RUNTIMES:
+        raise RepositoryError(f"unknown cpu runtime {options.cpu_runtime!r}; choose from {', '.join(cpu_runtime.RUNTIMES)}")
     if options.admission is not None:
         flavour = replace(flavour, admission=options.admission)
     artifacts = BuildArtifacts(Path(artifacts_dir))
@@ -229,6 +236,7 @@ def assemble(artifacts_dir: Path, out: Path, options: RepositoryOptions = Reposi
             "image_score": combiner.image_score,
             "settings": options.ensemble.to_dict(),
             "settings_file": None if options.ensemble_source is None else vars(options.ensemble_source),
+            "cpu_runtime": options.cpu_runtime if flavour.classifier_runtime == triton_config.PYTHON_ONNX else None,
             "precision": {c.name: c.parameters["precision"].string_value for c in configs if "precision" in c.parameters},
             # What the public models admit (model_repository/README.md, "Admission").
             "admission": {contract.ENSEMBLE_NAME: vars(flavour.admission),
@@ -270,6 +278,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="deepfake_detector's admission bounds: images in flight, then the queue of "
                              "each priority level (default: the flavour's, e.g. cpu 2,8,8); a request beyond "
                              "them is refused at once as overloaded")
+    parser.add_argument("--cpu-runtime", default="openvino", choices=cpu_runtime.RUNTIMES,
+                        help="cpu flavour: run the classifiers on OpenVINO (default; onnxruntime where openvino "
+                             "is not installed) or on onnxruntime")
     parser.add_argument("--fp32", dest="int8", action="store_false",
                         help="cpu flavour: serve FP32 even where an INT8 file passed the gate (deepfake-export quantize)")
 
@@ -315,6 +326,7 @@ def run(args: argparse.Namespace) -> int:
         plan_filter=args.plan_filter,
         explainer=args.explainer,
         int8=args.int8,
+        cpu_runtime=args.cpu_runtime,
         admission=args.admission,
     )
     out = assemble(args.artifacts, args.out, options)

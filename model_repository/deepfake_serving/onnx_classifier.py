@@ -11,6 +11,8 @@ from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
 
 
 class OnnxClassifier:
+    runtime = "onnxruntime"
+
     def __init__(self, path: Path, intra_op_threads: int = 0) -> None:
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads  # 0 = onnxruntime's default (all cores)

@@ -17,9 +17,9 @@ from deepfake_dev import samples
 from deepfake_models import CLASSIFIERS
 from deepfake_models.servable import load_servable
 from deepfake_serving.combiner import fake_probability
+from deepfake_serving.cpu_runtime import open_classifier
 from deepfake_serving.detection import detect_faces
 from deepfake_serving.faces import FaceDetector
-from deepfake_serving.onnx_classifier import OnnxClassifier
 from export.artifacts import BuildArtifacts
 
 pytestmark = pytest.mark.integration
@@ -60,11 +60,19 @@ def test_face_detector_in_triton_matches_the_local_pipeline(deepfake_server, loc
 
 
 @pytest.mark.parametrize("spec", CLASSIFIERS, ids=lambda s: s.name)
-def test_classifier_in_triton_equals_onnxruntime(deepfake_server, export_artifacts, local_detection, spec):
+def test_classifier_in_triton_equals_its_runtime_run_directly(deepfake_server, export_artifacts, local_detection, spec):
+    """The cpu repository serves the classifiers on OpenVINO (repository.json says so); served
+    and run in this process on the same runtime, the logits agree."""
+    import json
+
+    runtime = json.loads((deepfake_server.repository / "repository.json").read_text())["cpu_runtime"]
+    assert runtime == "openvino"
     crops = local_detection[1].crops[spec.input_size]
     served = infer(deepfake_server.grpc_url, spec.name, contract.CLASSIFIER_INPUT, crops,
                    [contract.CLASSIFIER_OUTPUT])[contract.CLASSIFIER_OUTPUT]
-    direct = OnnxClassifier(BuildArtifacts(export_artifacts).onnx(spec.name))(crops)
+    classifier = open_classifier(BuildArtifacts(export_artifacts).onnx(spec.name), runtime)
+    assert classifier.runtime == "openvino"
+    direct = classifier(crops)
     assert served.shape == (len(crops), 2) and served.dtype == np.float32
     np.testing.assert_allclose(served, direct, rtol=1e-5, atol=1e-5)
 

@@ -185,3 +185,32 @@ def test_assembly_puts_the_int8_file_in_the_cpu_repository(export_artifacts, tmp
     assert (out / "xception" / "1" / "model.onnx").read_bytes() == int8.read_bytes()
     fp32_repo = assemble(artifacts_dir, tmp_path / "cpu-fp32", RepositoryOptions(int8=False))
     assert (fp32_repo / "xception" / "1" / "model.onnx").stat().st_size == artifacts.onnx("xception").stat().st_size
+
+
+def test_calibrating_apart_gives_the_file_that_quantize_static_calibrating_itself_gave(tmp_path, crops):
+    """The calibration runs as its own step (export memory): the INT8 file equals the one
+    onnxruntime writes when it calibrates inside quantize_static, so the gate's figures stand."""
+    import onnx
+    from onnx import numpy_helper
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    from export.quantize import QUANTISED_OPS, _Crops, quantize_onnx
+
+    calibration, _ = crops
+    fp32 = tiny_onnx(tmp_path / "tiny.onnx", outlier=1.0)
+    quantize_static(str(fp32), str(tmp_path / "inside.int8.onnx"), _Crops(calibration), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                    op_types_to_quantize=list(QUANTISED_OPS), calibrate_method=CalibrationMethod.MinMax)
+    quantize_onnx(fp32, tmp_path / "apart.int8.onnx", calibration)
+
+    inside, apart = onnx.load(str(tmp_path / "inside.int8.onnx")), onnx.load(str(tmp_path / "apart.int8.onnx"))
+
+    def initializers(model):
+        return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+
+    expected, got = initializers(inside), initializers(apart)
+    assert sum("scale" in name for name in expected) >= 6 and expected.keys() == got.keys()
+    for name, value in expected.items():
+        np.testing.assert_array_equal(got[name], value, err_msg=name)
+    assert [n.op_type for n in apart.graph.node] == [n.op_type for n in inside.graph.node]
+    assert [n.op_type for n in inside.graph.node].count("QuantizeLinear") >= 3

@@ -64,6 +64,16 @@ def test_model_files_are_linked_not_copied(artifacts, tmp_path):
     assert (out / "effort_clip" / "1" / "model.py").read_text().startswith('"""Triton python model: one exported')
 
 
+@pytest.mark.parametrize("argv, runtime", [([], "openvino"), (["--cpu-runtime", "onnxruntime"], "onnxruntime")])
+def test_the_cpu_classifiers_runtime_reaches_every_classifier_and_is_recorded(artifacts, tmp_path, argv, runtime):
+    out = tmp_path / "cpu"
+    assert export_main(["repository", "--artifacts", str(artifacts.root), "--out", str(out), *argv]) == 0
+    found = configs(out)
+    for name in CLASSIFIER_NAMES:
+        assert json.loads(found[name].parameters["runtime"].string_value) == runtime
+    assert json.loads((out / "repository.json").read_text())["cpu_runtime"] == runtime
+
+
 def test_untrained_flags_and_weights_reach_the_combiner(artifacts, tmp_path):
     weights = {"xception": 2.0, "efficientnet_b4": 0.0, "f3net": 1.0, "effort_clip": 1.0}
     out = assemble(artifacts.root, tmp_path / "cpu", RepositoryOptions(ensemble=EnsembleSettings(weights, threshold=0.7)))
@@ -142,6 +152,7 @@ def test_a_calibration_map_reaches_the_combiner(artifacts, tmp_path):
     (RepositoryOptions(face_detector={"confidence_threshold": "2"}), "confidence_threshold"),
     (RepositoryOptions(flavour="gpu"), "unknown flavour"),
     (RepositoryOptions(flavour="tensorrt", cpu_instances=True), "need a GPU"),
+    (RepositoryOptions(cpu_runtime="tensorflow"), "unknown cpu runtime 'tensorflow'"),
 ])
 def test_refusals_are_clear(artifacts, tmp_path, options, message):
     with pytest.raises(RepositoryError, match=message):
