@@ -174,6 +174,7 @@ def create_app(
     api_keys: Iterable[str] = (),
     key_rate: float = 10.0,
     records: Any = None,
+    jobs: Any = None,
 ) -> FastAPI:
     """The gateway on `client` (a DeepfakeClient, or anything with its methods).
 
@@ -183,6 +184,8 @@ def create_app(
     api_keys: when given, /api/* and /metrics need one in X-API-Key; key_rate: requests a second per key.
     records: a `deepfake_client.records.gateway.GatewayRecords`: every verdict is recorded and
         /api/history is served (closed with the app).
+    jobs: a `deepfake_client.jobs.service.GatewayJobs`: /api/jobs is served, interrupted jobs are
+        resumed at start and the embedded workers run with the app.
     """
     origins = frozenset(o.rstrip("/").lower() for o in allowed_origins)
     api_keys = tuple(api_keys)
@@ -191,7 +194,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if jobs is not None:
+            jobs.start()
         yield
+        if jobs is not None:
+            jobs.close()  # chunks being scored stop at their next item; a restart resumes them
         gateway.executor.shutdown(wait=True)  # requests in flight are finished, never abandoned
         if records is not None:
             records.close()  # writes what is buffered
@@ -208,7 +215,7 @@ def create_app(
     )
     app.state.gateway = gateway
     # Outermost last: headers on everything; metrics; the key; then the body checks.
-    upload_paths = ("/api/detect/image", "/api/detect/batch", "/api/video/detect")
+    upload_paths = ("/api/detect/image", "/api/detect/batch", "/api/video/detect", "/api/jobs")
     app.add_middleware(UploadAdmission, paths=upload_paths, max_uploads=limits.max_uploads,
                        idle_s=limits.body_idle_timeout_s, total_s=limits.body_timeout_s)
     app.add_middleware(BodyLimitMiddleware, limits=limits)
@@ -235,6 +242,12 @@ def create_app(
     if records is not None:  # issue 20: prediction records and history
         records.register_metrics(metrics.registry)
         app.include_router(records.router)
+    if jobs is not None:  # issue 20: jobs for long work
+
+        async def threshold() -> float:
+            return (await gateway.settings()).threshold
+
+        app.include_router(jobs.router(client, threshold))
 
     @app.exception_handler(GatewayError)
     async def gateway_error(_: Request, error: GatewayError) -> JSONResponse:

@@ -57,7 +57,7 @@ def serve(
     limits: Limits = DEFAULT_LIMITS,
     **options: Any,
 ) -> None:
-    """options: create_app's allowed_origins, api_keys, key_rate and records."""
+    """options: create_app's allowed_origins, api_keys, key_rate, records and jobs."""
     import uvicorn
 
     from .app import create_app
