@@ -68,9 +68,9 @@ from .evaluation import (
     score_files,
     video_samples,
 )
+from .jobs import cli as jobs_cli
 from .priority import NAMES as PRIORITY_NAMES
 from .records import cli as records_cli
-from .jobs import cli as jobs_cli
 from .report import write_report
 from .results import DetectionResult, Label, json_number
 from .score_log import SCORES_FILE

@@ -43,6 +43,8 @@ def add_web_options(parser: argparse.ArgumentParser) -> None:
                             "by this gateway) or redis://HOST:PORT/DB (consumed by `deepfake job worker` processes)")
     group.add_argument("--job-workers", type=int, metavar="N",
                        help="worker threads in this gateway (default 2 with SQLite, 0 with Redis)")
+    group.add_argument("--job-chunk-size", type=int, default=16, metavar="N",
+                       help="items per queue task (default %(default)s): the unit a worker claims and a restart resumes")
     group.add_argument("--jobs-dir", metavar="DIR",
                        help="the jobs' files (default: jobs/ in the data folder; shared by every worker)")
     group.add_argument("--jobs-root", metavar="DIR",
@@ -73,7 +75,8 @@ def gateway_jobs(args: argparse.Namespace, records: Any) -> Any:
     workers = args.job_workers if args.job_workers is not None else (0 if queue.startswith("redis") else 2)
     settings = JobSettings(folder=Path(args.jobs_dir) if args.jobs_dir else data_dir() / "jobs",
                            paths_root=Path(args.jobs_root).resolve() if args.jobs_root else None,
-                           webhook=webhook_config(args.job_webhook_host, args.job_webhook_secret_file))
+                           webhook=webhook_config(args.job_webhook_host, args.job_webhook_secret_file),
+                           chunk_size=max(1, args.job_chunk_size))
     return GatewayJobs(store, queue, settings, workers=workers)
 
 

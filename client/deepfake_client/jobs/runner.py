@@ -47,11 +47,11 @@ def _read_capped(path: Path) -> bytes:
 class JobRunner:
     """What a queue task calls. client: a DeepfakeClient (or anything with detect_many)."""
 
-    def __init__(self, store: JobStore, client: Any, webhook: WebhookConfig = WebhookConfig(), *,
+    def __init__(self, store: JobStore, client: Any, webhook: WebhookConfig | None = None, *,
                  concurrency: int | None = None) -> None:
         self.store = store
         self.client = client
-        self.webhook = webhook
+        self.webhook = webhook or WebhookConfig()
         self.concurrency = concurrency
         self.owner = worker_id()
         self.stopping = threading.Event()  # set when the process shuts down
