@@ -299,6 +299,8 @@ def create_app(
             "untrained_models": list(state.untrained_models or ()),
             "threshold": settings.threshold if settings else None,
             "weights": dict(settings.weights) if settings else None,
+            # When the page sends a video or a batch as a job instead (null: no jobs on this gateway).
+            "jobs": {"video_bytes": limits.job_video_bytes, "batch_files": limits.max_batch_files} if jobs else None,
             "limits": {
                 "max_image_bytes": limits.max_image_bytes,
                 "max_batch_files": limits.max_batch_files,

@@ -41,6 +41,7 @@ class Limits:
     max_video_frames: int = 64  # frames sampled (max_frames); each is one detection
     default_video_frames: int = 30  # the seed's default
     max_job_bytes: int = 1024 * MIB  # POST /api/jobs: a video or a zip of images
+    job_video_bytes: int = 20 * MIB  # the page sends a larger video as a job (and more than max_batch_files images)
     max_ws_sessions: int = 4
     max_ws_fps: float = 2.0
     max_ws_frame_bytes: int = 2 * MIB
