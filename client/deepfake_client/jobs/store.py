@@ -166,10 +166,13 @@ class JobStore:
             free = (JobChunk.owner.is_(None) | (JobChunk.lease_until < stamp) | (JobChunk.owner == owner))
             if chunk.owner is not None and _owner_is_dead_here(chunk.owner):
                 free = free | (JobChunk.owner == chunk.owner)
+            # synchronize_session=False: the condition is the database's to evaluate (SQLite hands back
+            # naive datetimes, which Python cannot compare with aware ones).
             claimed = session.execute(
                 update(JobChunk).where(JobChunk.job_id == job_id, JobChunk.number == number,
                                        JobChunk.state == "pending", free)
-                .values(owner=owner, lease_until=stamp + LEASE)).rowcount
+                .values(owner=owner, lease_until=stamp + LEASE)
+                .execution_options(synchronize_session=False)).rowcount
             return "claimed" if claimed == 1 else "busy"
         return self._run(run)
 
