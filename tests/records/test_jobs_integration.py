@@ -148,7 +148,8 @@ def test_a_video_job_survives_a_killed_gateway_without_scoring_frames_again(deep
     assert {p: scored_after[p] for p in scored_before} == scored_before  # kept, not scored again
     assert set(scored_after.values()) - set(scored_before.values()), "the restarted gateway scored the rest"
     assert [i["frame_index"] for i in done["items"]] == list(range(0, FRAMES, STRIDE))
-    assert done["result"]["frames_scored"] == SCORED and done["result"]["verdict"] in ("REAL", "FAKE")
+    assert done["result"]["frames_scored"] == SCORED and done["result"]["verdict"] in ("REAL", "FAKE", "NO_FACE")
+    assert done["progress"]["failed"] == 0, [i for i in done["items"] if i.get("error")]
     # Triton: every frame once, plus at most what was in flight when the gateway died (2 chunks x 8).
     assert SCORED <= successes(deepfake_server) - before <= SCORED + 2 * 8
     from deepfake_client.jobs.webhook import verify
@@ -202,6 +203,7 @@ def test_a_video_job_on_redis_with_two_worker_processes_scores_each_frame_once(d
         redis.terminate()
         redis.wait(30)
     assert done["state"] == "done", (done, [w.tail() for w in workers])
+    assert done["progress"]["failed"] == 0, [i for i in done["items"] if i.get("error")]
     scorers = job_store(tmp_path).scorers(job_id)
     assert sorted(scorers) == list(range(SCORED))
     assert len({owner.split(":")[1] for owner in scorers.values()}) == 2, "both worker processes took chunks"
