@@ -19,7 +19,7 @@ REQUIREMENTS := requirements/server.txt requirements/facenet.txt requirements/de
 	pyproject.toml client/pyproject.toml
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser postgresql redis export repository serve demo test test-busy test-fast clean
+.PHONY: setup browser postgresql redis prometheus export repository serve demo test test-busy test-fast clean
 
 setup: $(STAMP)
 
@@ -89,7 +89,20 @@ redis:
 		fi; \
 	fi
 
-test: setup browser postgresql redis
+# The drift dashboard's test (tests/deploy/test_deploy_drift.py) scrapes the gateway with Debian's
+# prometheus, started in a temporary folder: installed with apt when missing.
+prometheus:
+	@if ! command -v prometheus >/dev/null 2>&1; then \
+		if [ "$$(id -u)" -eq 0 ]; then \
+			apt-get update -qq >/dev/null && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+		else \
+			echo "make: the drift dashboard test needs Debian's prometheus;" \
+				"install it (apt-get install prometheus) or it is skipped"; \
+		fi; \
+	fi
+
+test: setup browser postgresql redis prometheus
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The serving-under-load tests again, with two busy loops taking the machine's cores (CI runs

@@ -4,8 +4,6 @@ stride, and both show the job's progress and results."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from web_fakes import NO_FACE_WIDTH, FakeClient, image_bytes
 
@@ -64,7 +62,8 @@ def test_a_large_video_runs_as_a_job_with_its_timeline(browser, jobs_gateway, tm
     stride.send_keys("4")
     browser.find_element(By.ID, "video-file").send_keys(str(video))
     wait = WebDriverWait(browser, 120)
-    wait.until(lambda b: b.find_element(By.ID, "video-verdict-line").is_displayed() or b.find_element(By.ID, "video-error").is_displayed())
+    wait.until(lambda b: b.find_element(By.ID, "video-verdict-line").is_displayed()
+               or b.find_element(By.ID, "video-error").is_displayed())
     assert not browser.find_element(By.ID, "video-error").is_displayed(), browser.find_element(By.ID, "video-error").text
     assert browser.find_element(By.ID, "video-verdict").text == "FAKE"
     assert "5 of 20 frames (every 4th)" in browser.find_element(By.ID, "video-summary").text

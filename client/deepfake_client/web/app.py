@@ -331,7 +331,7 @@ def create_app(
             result, elapsed, heatmap = await gateway.explain(data)
         else:
             result, elapsed = await gateway.detect(data)
-        metrics.count_prediction(result.label.value)
+        metrics.observe(result)
         if records is not None:
             records.image(result, kind=kind, data=data, filename=upload.filename, size=size, elapsed=elapsed,
                           identity=records.identity(client, settings), group_id=group)
@@ -381,7 +381,7 @@ def create_app(
         def judged(upload: UploadFile, outcome: Any, size: tuple[int, int], data: bytes) -> dict[str, Any]:
             if isinstance(outcome, DeepfakeError):
                 return item_error(upload, from_sdk_error(outcome))
-            metrics.count_prediction(outcome.label.value)
+            metrics.observe(outcome)
             # In a batch, an item's processing_time is from the batch's start to its answer.
             elapsed = time.perf_counter() - started
             if records is not None:
@@ -466,7 +466,7 @@ def create_app(
                 path,
                 num_frames=frames_wanted,
                 threshold=settings.threshold,
-                on_frame=lambda frame: loop.call_soon_threadsafe(frames.put_nowait, frame),
+                on_frame=lambda frame: (metrics.observe(frame.result), loop.call_soon_threadsafe(frames.put_nowait, frame)),
             ),
         )
         future.add_done_callback(lambda _: os.unlink(path))  # removed once OpenCV is done with it
@@ -567,7 +567,7 @@ def create_app(
         size = check_image(data, limits, "the frame")
         settings = await gateway.settings()
         result, elapsed = await gateway.detect(data)
-        metrics.count_prediction(result.label.value)
+        metrics.observe(result)
         if records is not None:
             records.image(result, kind="webcam", data=data, filename=None, size=size, elapsed=elapsed,
                           identity=records.identity(client, settings), group_id=session)
