@@ -14,6 +14,8 @@ from jobs_helpers import WebhookReceiver, wait_for, zip_of
 sys.path.insert(0, str(Path(__file__).parents[1] / "web"))
 from web_fakes import NO_FACE_WIDTH, FakeClient, image_bytes  # noqa: E402
 
+from deepfake_client.errors import OverloadedError  # noqa: E402
+
 from deepfake_client.jobs.api import JobSettings  # noqa: E402
 from deepfake_client.jobs.inputs import ArchiveLimits  # noqa: E402
 from deepfake_client.jobs.service import GatewayJobs  # noqa: E402
@@ -148,3 +150,29 @@ def test_cancel_stops_a_job_and_a_finished_job_cannot_be_cancelled(database_url,
     with web:
         assert wait_for(lambda: web.get(f"/api/jobs/{job['id']}").json(), lambda j: j["state"] == "cancelled")
     assert client.calls == []
+
+
+class RefusingClient(FakeClient):
+    """The server refuses the first `refusals` images as overloaded (after the SDK's own retries)."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+
+    def _judge(self, data):
+        with self.lock:
+            refuse = self.refusals > 0
+            self.refusals -= 1
+        if refuse:
+            raise OverloadedError("queue full: retry later")
+        return super()._judge(data)
+
+
+def test_an_overloaded_server_slows_a_job_down_and_never_fails_its_items(tmp_path):
+    client = RefusingClient(refusals=5)
+    web, _ = gateway(f"sqlite:///{tmp_path / 'r.sqlite'}", tmp_path, client=client, chunk_size=4, retry_s=1)
+    with web:
+        job = submit(web, zip_of({f"{i}.png": image_bytes(50, 30) for i in range(8)}))
+        done = finished(web, job["id"])
+    assert done["state"] == "done" and done["progress"] == {"done": 8, "failed": 0, "total": 8, "fraction": 1.0}
+    assert len(client.calls) == 8  # refused calls raise before they are counted: each image judged once

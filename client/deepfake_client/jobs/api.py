@@ -39,6 +39,7 @@ class JobSettings:
     max_items: int = 100_000
     max_stride: int = 1000
     chunk_size: int = 16
+    retry_s: int = 15  # a chunk the server could not take (busy, unavailable) is tried again after this
     archive: ArchiveLimits = field(default_factory=ArchiveLimits)
     video: VideoLimits = field(default_factory=lambda: VideoLimits(max_bytes=1 << 30, max_seconds=4 * 3600.0))
 

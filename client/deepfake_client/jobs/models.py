@@ -51,6 +51,7 @@ class JobChunk(Base):
     state: Mapped[str] = mapped_column(String(8))  # pending, done
     owner: Mapped[str | None] = mapped_column(String(128))
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    retries: Mapped[int] = mapped_column(Integer, default=0)  # tries given up for a busy or unavailable server
 
 
 class JobItem(Base):

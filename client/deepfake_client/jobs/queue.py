@@ -48,7 +48,7 @@ class _EmbeddedConsumer(Consumer):
 class JobQueue:
     """The queue and its tasks. runner: made on first use (a worker process connects lazily)."""
 
-    def __init__(self, url: str, runner: Callable[[], JobRunner]) -> None:
+    def __init__(self, url: str, runner: Callable[[], JobRunner], *, retry_s: int = RETRY_S) -> None:
         self.url = url
         self.huey = make_huey(url)
         self._runner_factory = runner
@@ -60,7 +60,7 @@ class JobQueue:
         def run_chunk(job_id: str, number: int) -> str:
             outcome = self.runner().run_chunk(job_id, number)
             if outcome in ("busy", "retry"):
-                self._task.schedule((job_id, number), delay=RETRY_S)
+                self._task.schedule((job_id, number), delay=retry_s)
             return outcome
 
         @self.huey.periodic_task(crontab(minute="*"), name="deepfake.recover_abandoned")

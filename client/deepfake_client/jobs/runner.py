@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..aggregation import verdict
-from ..errors import DeepfakeError, ModelNotReadyError, OverloadedError, ServerUnavailableError
+from ..errors import DeepfakeError, ModelNotReadyError, OverloadedError, RequestTimeoutError, ServerUnavailableError
 from ..records.capture import detection_record
 from ..video import VideoFrame, probe_video, read_frames
 from .inputs import inside
@@ -22,8 +22,10 @@ from .webhook import WebhookConfig, send
 log = logging.getLogger("deepfake_client.jobs")
 
 MAX_IMAGE_BYTES = 20 << 20
-# Outcomes that say nothing about the item: it is left unscored and the chunk tried again later.
-TRANSIENT = (OverloadedError, ServerUnavailableError, ModelNotReadyError)
+# Outcomes that say nothing about the item (a busy or unavailable server, a timeout on a busy one): the
+# item is left unscored and its chunk tried again later, MAX_RETRIES times; after that it is an item error.
+TRANSIENT = (OverloadedError, ServerUnavailableError, ModelNotReadyError, RequestTimeoutError)
+MAX_RETRIES = 20
 ITEM_FIELDS = ("verdict", "fake_probability", "num_faces", "faces", "model_probabilities", "disagreement", "untrained")
 
 
@@ -68,11 +70,13 @@ class JobRunner:
                 self.finish_if_complete(job_id)
             return claim
         self.store.mark_running(job_id)
-        start, end = self.store.chunk_range(job_id, number)
+        start, end, retries = self.store.chunk_range(job_id, number)
         todo = sorted(set(range(start, end)) - self.store.done_positions(job_id, start, end))
         try:
-            outcome = self._score(job, number, todo) if todo else "done"
+            outcome = self._score(job, number, todo, last_try=retries >= MAX_RETRIES) if todo else "done"
             if outcome != "done":
+                if outcome == "retry":
+                    self.store.count_retry(job_id, number)
                 self.store.release(job_id, number, self.owner)
                 return outcome
         except JobStoreError:
@@ -87,7 +91,7 @@ class JobRunner:
         self.finish_if_complete(job_id)
         return "done"
 
-    def _score(self, job: Any, number: int, todo: list[int]) -> str:
+    def _score(self, job: Any, number: int, todo: list[int], last_try: bool = False) -> str:
         """Scores `todo` (positions): 'done', 'cancelled', 'stopped' or 'retry'."""
         sent: list[tuple[int, int | None, str | None]] = []  # (position, frame index, name) in sending order
         outcome = "done"
@@ -107,7 +111,7 @@ class JobRunner:
         def on_result(i: int, result: Any) -> None:
             nonlocal outcome
             position, frame_index, name = sent[i]
-            if isinstance(result, TRANSIENT):  # not the item's fault: left for the retry
+            if isinstance(result, TRANSIENT) and not last_try:  # not the item's fault: left for the retry
                 outcome = "retry" if outcome == "done" else outcome
                 return
             self.store.save_item(job.id, position, self.owner, item_result(result), frame_index=frame_index, name=name)

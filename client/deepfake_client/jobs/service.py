@@ -23,7 +23,7 @@ class GatewayJobs:
         self.workers = workers
         self.queue_url = queue_url
         self.client: Any = None
-        self.queue = JobQueue(queue_url, self._runner)
+        self.queue = JobQueue(queue_url, self._runner, retry_s=settings.retry_s)
 
     def _runner(self) -> JobRunner:
         return JobRunner(self.store, self.client, self.settings.webhook)

@@ -103,7 +103,7 @@ class JobStore:
             session.flush()
             for number, start in enumerate(range(0, row.total, row.chunk_size)):
                 session.add(JobChunk(job_id=row.id, number=number, start=start,
-                                     end=min(start + row.chunk_size, row.total), state="pending"))
+                                     end=min(start + row.chunk_size, row.total), state="pending", retries=0))
         self._run(run)
 
     def job_row(self, job_id: str) -> Job | None:
@@ -176,9 +176,14 @@ class JobStore:
             return "claimed" if claimed == 1 else "busy"
         return self._run(run)
 
-    def chunk_range(self, job_id: str, number: int) -> tuple[int, int]:
+    def chunk_range(self, job_id: str, number: int) -> tuple[int, int, int]:
+        """(start, end, retries so far)."""
         chunk = self._run(lambda s: s.get(JobChunk, (job_id, number)), write=False)
-        return chunk.start, chunk.end
+        return chunk.start, chunk.end, chunk.retries or 0
+
+    def count_retry(self, job_id: str, number: int) -> None:
+        self._run(lambda s: s.execute(update(JobChunk).where(JobChunk.job_id == job_id, JobChunk.number == number)
+                                      .values(retries=JobChunk.retries + 1)))
 
     def renew(self, job_id: str, number: int, owner: str) -> None:
         self._run(lambda s: s.execute(update(JobChunk).where(

@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("state", sa.String(8), nullable=False),
         sa.Column("owner", sa.String(128), nullable=True),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("retries", sa.Integer(), nullable=False, server_default="0"),
     )
     op.create_table(
         "job_items",
