@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 from deploy_files import DOCKER, promql_labels, promql_metrics
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "web"))
@@ -129,3 +130,28 @@ def test_the_drift_panels_return_data_from_a_real_prometheus_scrape(tmp_path):
         finally:
             prometheus.terminate()
             prometheus.wait(30)
+
+
+def test_the_shift_alert_fires_on_a_shift_and_stays_quiet_without(tmp_path):
+    """promtool's rule tests (Prometheus's own evaluator) on a week of synthetic histogram sums."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("Debian's prometheus (promtool) is not installed (apt-get install prometheus; `make test` does)")
+    rules = DOCKER / "prometheus" / "drift-rules.yml"
+    week = 168  # hours
+    count = {"series": 'deepfake_gateway_fake_probability_count{model="ensemble"}', "values": "0+200x240"}
+    steady = {"series": 'deepfake_gateway_fake_probability_sum{model="ensemble"}', "values": "0+60x240"}  # mean 0.3
+    shifted = {"series": steady["series"], "values": f"0+60x{week} {60 * week + 140}+140x71"}  # then mean 0.7
+    alert = {"exp_labels": {"severity": "warning"},
+             "exp_annotations": yaml.safe_load(rules.read_text())["groups"][0]["rules"][0]["annotations"]}
+    tests = {"rule_files": [str(rules)], "evaluation_interval": "1m", "tests": [
+        {"interval": "1h", "input_series": [count, shifted], "alert_rule_test": [
+            {"eval_time": "100h", "alertname": "DeepfakeScoreShift", "exp_alerts": []},  # no week-old data yet
+            {"eval_time": "190h", "alertname": "DeepfakeScoreShift", "exp_alerts": [alert]}]},
+        {"interval": "1h", "input_series": [count, steady], "alert_rule_test": [
+            {"eval_time": "190h", "alertname": "DeepfakeScoreShift", "exp_alerts": []}]},
+    ]}
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(tests))
+    result = subprocess.run([promtool, "test", "rules", str(tmp_path / "test.yml")], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr

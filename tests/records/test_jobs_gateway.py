@@ -15,7 +15,6 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "web"))
 from web_fakes import NO_FACE_WIDTH, FakeClient, image_bytes  # noqa: E402
 
 from deepfake_client.errors import OverloadedError  # noqa: E402
-
 from deepfake_client.jobs.api import JobSettings  # noqa: E402
 from deepfake_client.jobs.inputs import ArchiveLimits  # noqa: E402
 from deepfake_client.jobs.service import GatewayJobs  # noqa: E402
