@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
+import socket
+import subprocess
 import threading
 import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
 
 
 def zip_of(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
@@ -62,3 +68,31 @@ def wait_for(get, predicate, timeout_s: float = 300.0, poll_s: float = 0.2):
             return value
         assert time.monotonic() < deadline, f"gave up waiting; last: {str(value)[:2000]}"
         time.sleep(poll_s)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_server(folder: Path) -> tuple[subprocess.Popen, str]:
+    """Debian's redis-server on a free loopback port, its files in `folder`; (process, redis:// URL)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("Debian's redis-server is not installed (apt-get install redis-server; `make test` does)")
+    port = free_port()
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
+                                "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def up() -> bool:
+        assert process.poll() is None, "redis-server exited"
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    wait_for(up, bool, timeout_s=30)
+    return process, f"redis://127.0.0.1:{port}/0"

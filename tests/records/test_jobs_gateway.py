@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from jobs_helpers import WebhookReceiver, wait_for, zip_of
+from jobs_helpers import WebhookReceiver, redis_server, wait_for, zip_of
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "web"))
 from web_fakes import NO_FACE_WIDTH, FakeClient, image_bytes  # noqa: E402
@@ -27,9 +27,11 @@ pytest.importorskip("huey", reason="the jobs extra (huey) is not installed")
 SECRET = b"test-secret-not-for-production"
 
 
-def gateway(url: str, tmp_path: Path, *, workers: int = 2, client=None, **settings) -> tuple[TestClient, GatewayJobs]:
+def gateway(url: str, tmp_path: Path, *, workers: int = 2, client=None, queue: str | None = None,
+            **settings) -> tuple[TestClient, GatewayJobs]:
     options = {"folder": tmp_path / "jobs", **settings}
-    jobs = GatewayJobs(RecordStore(url), f"sqlite:///{tmp_path / 'queue.sqlite'}", JobSettings(**options), workers=workers)
+    jobs = GatewayJobs(RecordStore(url), queue or f"sqlite:///{tmp_path / 'queue.sqlite'}", JobSettings(**options),
+                       workers=workers)
     return TestClient(create_app(client or FakeClient(), jobs=jobs)), jobs
 
 
@@ -175,3 +177,19 @@ def test_an_overloaded_server_slows_a_job_down_and_never_fails_its_items(tmp_pat
         done = finished(web, job["id"])
     assert done["state"] == "done" and done["progress"] == {"done": 8, "failed": 0, "total": 8, "fraction": 1.0}
     assert len(client.calls) == 8  # refused calls raise before they are counted: each image judged once
+
+
+def test_the_same_job_on_a_redis_queue(tmp_path):
+    """RedisHuey (a real redis-server): the same job, consumed from Redis by the gateway's threads."""
+    redis, url = redis_server(tmp_path)
+    client = FakeClient()
+    try:
+        web, jobs = gateway(f"sqlite:///{tmp_path / 'r.sqlite'}", tmp_path, client=client, queue=url, chunk_size=3)
+        assert jobs.queue.distributed
+        with web:
+            job = submit(web, zip_of({f"{i}.png": image_bytes(50, 30) for i in range(10)}))
+            done = finished(web, job["id"])
+    finally:
+        redis.terminate()
+        redis.wait(30)
+    assert done["state"] == "done" and done["progress"]["done"] == 10 and len(client.calls) == 10

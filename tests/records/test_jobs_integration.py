@@ -13,9 +13,7 @@ Run with `flock /tmp/triton.lock` beside the other Triton tests.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,19 +21,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from jobs_helpers import WebhookReceiver, wait_for
+from jobs_helpers import WebhookReceiver, free_port, redis_server, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 FRAMES, STRIDE, CHUNK = 300, 10, 4
 SCORED = FRAMES // STRIDE
 SECRET = "integration-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -160,29 +152,9 @@ def test_a_video_job_survives_a_killed_gateway_without_scoring_frames_again(deep
     assert receiver.payloads()[0]["result"] == done["result"]
 
 
-def redis_server(folder: Path, port: int) -> subprocess.Popen:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("Debian's redis-server is not installed (apt-get install redis-server; `make test` does)")
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
-                                "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def up() -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    wait_for(up, bool, timeout_s=30)
-    return process
-
-
 def test_a_video_job_on_redis_with_two_worker_processes_scores_each_frame_once(deepfake_server, video, tmp_path):
-    port, redis_port = free_port(), free_port()
-    redis = redis_server(tmp_path, redis_port)
-    queue = f"redis://127.0.0.1:{redis_port}/0"
+    port = free_port()
+    redis, queue = redis_server(tmp_path)
     workers = []
     gateway = None
     try:
