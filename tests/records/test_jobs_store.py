@@ -70,3 +70,28 @@ def test_items_once_job_finished_once_webhook_claimed_once(database_url):
     assert not store.cancel(job_id)  # done: nothing to cancel
     assert store.claim_webhook(job_id) and not store.claim_webhook(job_id)
     assert store.unfinished_without_chunks() == []
+
+
+def test_a_database_of_the_previous_revision_is_migrated_with_its_records_kept(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, inspect, text
+
+    from deepfake_client.records.store import MIGRATIONS
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")  # as the gateway before jobs left it
+        connection.execute(text("INSERT INTO predictions (created_at, kind, source, verdict, num_faces, faces, "
+                                "model_probabilities, untrained) VALUES ('2026-12-01 10:00:00', 'image', 'gateway', "
+                                "'REAL', 1, '[]', '{}', 0)"))
+    assert "jobs" not in inspect(engine).get_table_names()
+    engine.dispose()
+    store = RecordStore(url)
+    assert {"jobs", "job_chunks", "job_items"} <= set(inspect(store.engine).get_table_names())
+    assert store.count() == 1
+    assert JobStore(store.engine).pending_chunks() == []
