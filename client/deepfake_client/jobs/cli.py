@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ..client import DEFAULT_CONCURRENCY
 from ..errors import DeepfakeError, InvalidInputError, RequestTimeoutError, ServerUnavailableError
 
 SECRET_ENV = "DEEPFAKE_JOB_WEBHOOK_SECRET"
@@ -126,6 +127,8 @@ def add_job_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--queue", required=True, help="the gateway's --jobs-queue (redis://HOST:PORT/DB)")
     p.add_argument("--db", help="the gateway's record database (default: as `deepfake web`)")
     p.add_argument("--workers", type=int, default=2, help="worker threads (default %(default)s)")
+    p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                   help="requests in flight per worker thread, at most (the SDK's adaptive limit; default %(default)s)")
     p.add_argument("--job-webhook-host", action="append", default=[], metavar="HOST[:PORT]")
     p.add_argument("--job-webhook-secret-file", metavar="FILE")
     p.set_defaults(job_run=None, handler=run_worker)
