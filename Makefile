@@ -19,7 +19,7 @@ REQUIREMENTS := $(wildcard requirements/*.txt) \
 	pyproject.toml client/pyproject.toml
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser postgresql export repository serve demo test test-busy test-fast clean
+.PHONY: setup browser postgresql redis prometheus export repository serve demo test test-busy test-fast clean
 
 setup: $(STAMP)
 
@@ -76,7 +76,33 @@ postgresql:
 		fi; \
 	fi
 
-test: setup browser postgresql
+# The distributed job tests (tests/records/test_jobs_integration.py) start Debian's redis-server in
+# a temporary folder: installed with apt when missing.
+redis:
+	@if ! command -v redis-server >/dev/null 2>&1; then \
+		if [ "$$(id -u)" -eq 0 ]; then \
+			apt-get update -qq >/dev/null && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+		else \
+			echo "make: the distributed job test needs Debian's redis-server;" \
+				"install it (apt-get install redis-server) or it is skipped"; \
+		fi; \
+	fi
+
+# The drift dashboard's test (tests/deploy/test_deploy_drift.py) scrapes the gateway with Debian's
+# prometheus, started in a temporary folder: installed with apt when missing.
+prometheus:
+	@if ! command -v prometheus >/dev/null 2>&1; then \
+		if [ "$$(id -u)" -eq 0 ]; then \
+			apt-get update -qq >/dev/null && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+		else \
+			echo "make: the drift dashboard test needs Debian's prometheus;" \
+				"install it (apt-get install prometheus) or it is skipped"; \
+		fi; \
+	fi
+
+test: setup browser postgresql redis prometheus
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The serving-under-load tests again, with two busy loops taking the machine's cores (CI runs

@@ -69,6 +69,7 @@ from .evaluation import (
     score_files,
     video_samples,
 )
+from .jobs import cli as jobs_cli
 from .priority import NAMES as PRIORITY_NAMES
 from .provenance import ProvenanceReader, ProvenanceState
 from .records import cli as records_cli
@@ -376,8 +377,14 @@ def run_web(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
         print(f"error: recording needs the records extra (pip install 'deepfake-client[records]'), "
               f"or run with --no-record: {error}", file=sys.stderr)
         return ExitCode.USAGE
+    try:
+        jobs = jobs_cli.gateway_jobs(args, records)
+    except ImportError as error:
+        print(f"error: jobs need the records and jobs extras (huey; redis for --jobs-queue redis://), "
+              f"or run with --no-jobs: {error}", file=sys.stderr)
+        return ExitCode.USAGE
     serve(client, host=args.host, port=args.port, allowed_origins=args.allow_origin, api_keys=keys, key_rate=args.key_rate,
-          records=records, provenance=provenance_reader(args))
+          records=records, provenance=provenance_reader(args), jobs=jobs)
     return ExitCode.REAL
 
 
@@ -591,6 +598,7 @@ EXAMPLES = {
     "web": "deepfake web --url localhost:8001 --port 8080   (then open http://127.0.0.1:8080)",
     "evaluate": "deepfake evaluate labelled/ --out deepfake-report   (labelled/real/..., labelled/fake/...)",
     "calibrate": "deepfake calibrate deepfake-report/report.json --settings ensemble-settings.json",
+    "job": "deepfake job submit long-clip.mp4 --stride 5 && deepfake job wait ID",
     "history": "deepfake history list --verdict FAKE --since 2026-12-01 --json",
 }
 
@@ -744,8 +752,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-rate", type=float, default=10.0, help="requests a second per API key (default %(default)s)")
     p.add_argument("--insecure-no-auth", action="store_true", help="serve beyond loopback without API keys")
     records_cli.add_web_options(p)
+    jobs_cli.add_web_options(p)
     p.set_defaults(handler=run_web)
     records_cli.add_history_parser(commands)
+    jobs_cli.add_job_parser(commands, common)
 
     p = commands.add_parser(
         "evaluate", parents=[common, concurrency, priority, scores, frames, aggregation, provenance],
@@ -830,6 +840,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.simplefilter("ignore", UntrainedModelsWarning)  # the CLI shows its own banner
     if getattr(args, "offline", False):  # `deepfake history`: the record database, no server
         return records_cli.run_history(args)
+    if getattr(args, "job_run", None) is not None:  # `deepfake job submit ...`: the gateway, over HTTP
+        return jobs_cli.run_job(args)
     try:
         with records_cli.recording(open_client(args), args) as client:
             return int(args.handler(client, args))

@@ -16,7 +16,8 @@ from deepfake_client.client import DEFAULT_TIMEOUT_S
 
 SUBCOMMANDS = sorted(EXAMPLES)
 ARGUMENTS = {"image": ["a.jpg"], "folder": ["d"], "video": ["v.mp4"], "stream": ["0"], "explain": ["a.jpg"],
-             "evaluate": ["d"], "calibrate": ["d"], "health": [], "web": [], "history": ["list"]}
+             "evaluate": ["d"], "calibrate": ["d"], "health": [], "web": [], "history": ["list"],
+             "job": ["worker", "--queue", "redis://127.0.0.1:6379/0"]}
 
 
 @pytest.fixture

@@ -38,9 +38,9 @@ def test_the_migration_makes_the_table_and_is_idempotent(database_url):
     store = RecordStore(database_url)
     RecordStore(database_url).close()  # a second open (a second replica) finds the schema there
     tables = inspect(store.engine).get_table_names()
-    assert "predictions" in tables and "alembic_version" in tables
+    assert {"predictions", "jobs", "job_chunks", "job_items", "alembic_version"} <= set(tables)
     with store.engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
     store.close()
 
 

@@ -65,8 +65,11 @@ class FakeClient:
             self.calls.append("detect")
         if self.error is not None:
             raise self.error
-        with Image.open(io.BytesIO(data)) as image:
-            width = image.size[0]
+        if hasattr(data, "shape"):  # a video frame (RGB array), as a job sends it
+            width = data.shape[1]
+        else:
+            with Image.open(io.BytesIO(data)) as image:
+                width = image.size[0]
         return no_face_result() if width == NO_FACE_WIDTH else face_result(untrained=self.untrained)
 
     def detect(self, image: bytes) -> DetectionResult:

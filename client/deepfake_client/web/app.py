@@ -183,6 +183,7 @@ def create_app(
     key_rate: float = 10.0,
     records: Any = None,
     provenance: ProvenanceReader | bool | None = True,
+    jobs: Any = None,
 ) -> FastAPI:
     """The gateway on `client` (a DeepfakeClient, or anything with its methods).
 
@@ -194,6 +195,8 @@ def create_app(
         /api/history is served (closed with the app).
     provenance: reads each uploaded image's C2PA Content Credentials into the answer's `provenance`
         (True: a reader that trusts no signer; None: not read). Never changes the verdict.
+    jobs: a `deepfake_client.jobs.service.GatewayJobs`: /api/jobs is served, interrupted jobs are
+        resumed at start and the embedded workers run with the app.
     """
     origins = frozenset(o.rstrip("/").lower() for o in allowed_origins)
     api_keys = tuple(api_keys)
@@ -202,7 +205,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if jobs is not None:
+            jobs.start()
         yield
+        if jobs is not None:
+            jobs.close()  # chunks being scored stop at their next item; a restart resumes them
         gateway.executor.shutdown(wait=True)  # requests in flight are finished, never abandoned
         if records is not None:
             records.close()  # writes what is buffered
@@ -219,7 +226,7 @@ def create_app(
     )
     app.state.gateway = gateway
     # Outermost last: headers on everything; metrics; the key; then the body checks.
-    upload_paths = ("/api/detect/image", "/api/detect/batch", "/api/video/detect")
+    upload_paths = ("/api/detect/image", "/api/detect/batch", "/api/video/detect", "/api/jobs")
     app.add_middleware(UploadAdmission, paths=upload_paths, max_uploads=limits.max_uploads,
                        idle_s=limits.body_idle_timeout_s, total_s=limits.body_timeout_s)
     app.add_middleware(BodyLimitMiddleware, limits=limits)
@@ -246,6 +253,12 @@ def create_app(
     if records is not None:  # issue 20: prediction records and history
         records.register_metrics(metrics.registry)
         app.include_router(records.router)
+    if jobs is not None:  # issue 20: jobs for long work
+
+        async def threshold() -> float:
+            return (await gateway.settings()).threshold
+
+        app.include_router(jobs.router(client, threshold))
 
     @app.exception_handler(GatewayError)
     async def gateway_error(_: Request, error: GatewayError) -> JSONResponse:
@@ -297,6 +310,8 @@ def create_app(
             "untrained_models": list(state.untrained_models or ()),
             "threshold": settings.threshold if settings else None,
             "weights": dict(settings.weights) if settings else None,
+            # When the page sends a video or a batch as a job instead (null: no jobs on this gateway).
+            "jobs": {"video_bytes": limits.job_video_bytes, "batch_files": limits.max_batch_files} if jobs else None,
             "limits": {
                 "max_image_bytes": limits.max_image_bytes,
                 "max_batch_files": limits.max_batch_files,
@@ -328,7 +343,7 @@ def create_app(
         else:
             result, elapsed = await gateway.detect(data)
         result = await asyncio.get_running_loop().run_in_executor(gateway.executor, gateway.with_provenance, result, data)
-        metrics.count_prediction(result.label.value)
+        metrics.observe(result)
         if records is not None:
             records.image(result, kind=kind, data=data, filename=upload.filename, size=size, elapsed=elapsed,
                           identity=records.identity(client, settings), group_id=group)
@@ -379,7 +394,7 @@ def create_app(
             if isinstance(outcome, DeepfakeError):
                 return item_error(upload, from_sdk_error(outcome))
             outcome = gateway.with_provenance(outcome, data)  # on the SDK's thread, off the loop
-            metrics.count_prediction(outcome.label.value)
+            metrics.observe(outcome)
             # In a batch, an item's processing_time is from the batch's start to its answer.
             elapsed = time.perf_counter() - started
             if records is not None:
@@ -464,7 +479,7 @@ def create_app(
                 path,
                 num_frames=frames_wanted,
                 threshold=settings.threshold,
-                on_frame=lambda frame: loop.call_soon_threadsafe(frames.put_nowait, frame),
+                on_frame=lambda frame: (metrics.observe(frame.result), loop.call_soon_threadsafe(frames.put_nowait, frame)),
             ),
         )
         future.add_done_callback(lambda _: os.unlink(path))  # removed once OpenCV is done with it
@@ -565,7 +580,7 @@ def create_app(
         size = check_image(data, limits, "the frame")
         settings = await gateway.settings()
         result, elapsed = await gateway.detect(data)
-        metrics.count_prediction(result.label.value)
+        metrics.observe(result)
         if records is not None:
             records.image(result, kind="webcam", data=data, filename=None, size=size, elapsed=elapsed,
                           identity=records.identity(client, settings), group_id=session)

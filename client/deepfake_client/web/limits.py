@@ -40,6 +40,8 @@ class Limits:
     max_video_seconds: float = 600.0
     max_video_frames: int = 64  # frames sampled (max_frames); each is one detection
     default_video_frames: int = 30  # the seed's default
+    max_job_bytes: int = 1024 * MIB  # POST /api/jobs: a video or a zip of images
+    job_video_bytes: int = 20 * MIB  # the page sends a larger video as a job (and more than max_batch_files images)
     max_ws_sessions: int = 4
     max_ws_fps: float = 2.0
     max_ws_frame_bytes: int = 2 * MIB
@@ -58,7 +60,7 @@ class Limits:
     def upload_limit(self, path: str) -> int | None:
         """The documented limit of a route's upload (what a refusal states), or None."""
         return {"/api/detect/image": self.max_image_bytes, "/api/detect/batch": self.max_batch_bytes,
-                "/api/video/detect": self.max_video_bytes}.get(path)
+                "/api/video/detect": self.max_video_bytes, "/api/jobs": self.max_job_bytes}.get(path)
 
     def body_limit(self, path: str) -> int | None:
         """The largest request body a route takes (its upload plus 1 MiB of multipart overhead), or None."""

@@ -57,7 +57,7 @@ def serve(
     limits: Limits = DEFAULT_LIMITS,
     **options: Any,
 ) -> None:
-    """options: create_app's allowed_origins, api_keys, key_rate, records and provenance."""
+    """options: create_app's allowed_origins, api_keys, key_rate, records, provenance and jobs."""
     import uvicorn
 
     from .app import create_app

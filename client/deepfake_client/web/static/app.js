@@ -61,7 +61,7 @@ function post(url, form, { onUpload, onLine } = {}) {
     if (onLine) xhr.onprogress = () => xhr.status === 200 && drain();
     xhr.onload = () => {
       if (xhr.status === 401) keyRefused();
-      if (xhr.status !== 200) return reject(new Error(errorText(xhr.status, xhr.responseText)));
+      if (xhr.status < 200 || xhr.status > 299) return reject(new Error(errorText(xhr.status, xhr.responseText)));
       if (onLine) { drain(); resolve(); } else resolve(JSON.parse(xhr.responseText));
     };
     xhr.onerror = () => reject(new Error("Network error: is the gateway running?"));
@@ -88,6 +88,7 @@ document.querySelectorAll(".drop").forEach((zone) => {
 });
 
 // Health
+let jobLimits = null;  // from /health: above these a video or a batch is sent as a job (null: no jobs)
 async function checkHealth() {
   const pill = $("health");
   try {
@@ -97,6 +98,8 @@ async function checkHealth() {
     pill.textContent = response.ok ? `ready · ${health.models_loaded.length} models` : "detector not ready";
     pill.className = `pill ${response.ok ? "ok" : "bad"}`;
     $("untrained").hidden = !health.untrained;
+    jobLimits = health.jobs || null;
+    $("video-stride-label").hidden = !jobLimits;
   } catch (_) {
     pill.textContent = "gateway unreachable"; pill.className = "pill bad";
   }
@@ -246,6 +249,118 @@ $("image-canvas").addEventListener("click", () => {
 });
 $("image-file").addEventListener("change", (e) => e.target.files[0] && judgeImage(e.target.files[0]));
 
+
+// Jobs: a large video or batch goes to /api/jobs (202 with an id) and is polled for progress and
+// the results so far (the first 1000 items are shown).
+const JOB_ENDED = ["done", "failed", "cancelled"];
+async function followJob(id, onStatus) {
+  for (;;) {
+    const response = await fetch(`/api/jobs/${encodeURIComponent(id)}?limit=1000`, { headers: keyHeaders() });
+    const body = await response.text();
+    if (response.status === 401) keyRefused();
+    if (!response.ok) throw new Error(errorText(response.status, body));
+    const job = JSON.parse(body);
+    onStatus(job);
+    if (JOB_ENDED.includes(job.state)) return job;
+    await new Promise((done) => setTimeout(done, 1000));
+  }
+}
+
+// A zip archive (stored, not compressed: photos are compressed already) of the files, for a batch job.
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+function crc32(bytes) {
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+async function zipFiles(files) {
+  const parts = [], central = [];
+  let offset = 0;
+  const used = new Set();
+  for (const file of files) {
+    let name = file.name.replace(/[\\/]/g, "_") || "image";
+    while (used.has(name)) name = `_${name}`;
+    used.add(name);
+    const nameBytes = new TextEncoder().encode(name);
+    const data = new Uint8Array(await file.arrayBuffer());
+    const crc = crc32(data);
+    const header = (signature, extra) => {
+      const view = new DataView(new ArrayBuffer(extra ? 46 : 30));
+      let at = 0;
+      const u32 = (v) => { view.setUint32(at, v, true); at += 4; };
+      const u16 = (v) => { view.setUint16(at, v, true); at += 2; };
+      u32(signature); if (extra) u16(20);
+      u16(20); u16(0x0800); u16(0); u16(0); u16(0x21);  // version, UTF-8 names, stored, time, date
+      u32(crc); u32(data.length); u32(data.length); u16(nameBytes.length); u16(0);
+      if (extra) { u16(0); u16(0); u16(0); u32(0); u32(offset); }
+      return new Uint8Array(view.buffer);
+    };
+    const local = header(0x04034b50, false);
+    central.push(header(0x02014b50, true), nameBytes);
+    parts.push(local, nameBytes, data);
+    offset += local.length + nameBytes.length + data.length;
+  }
+  const size = central.reduce((n, p) => n + p.length, 0);
+  const end = new DataView(new ArrayBuffer(22));
+  end.setUint32(0, 0x06054b50, true);
+  end.setUint16(8, files.length, true); end.setUint16(10, files.length, true);
+  end.setUint32(12, size, true); end.setUint32(16, offset, true);
+  return new Blob([...parts, ...central, new Uint8Array(end.buffer)], { type: "application/zip" });
+}
+
+async function runBatchJob(files) {
+  const progress = $("batch-progress");
+  $("batch-count").textContent = `packing ${files.length} images…`;
+  const form = new FormData();
+  form.append("file", await zipFiles(files), "batch.zip");
+  const job = await post("/api/jobs", form, {
+    onUpload: (share) => { $("batch-count").textContent = `uploading ${Math.round(share * 100)}%`; },
+  });
+  const rows = (items) => items.map((i) => ({ filename: i.name, prediction: i.verdict, fake_probability: i.fake_probability,
+    num_faces: i.num_faces, error: i.error, detail: i.detail }));
+  const ended = await followJob(job.id, (status) => {
+    progress.value = status.progress.fraction;
+    $("batch-count").textContent = `job: ${status.progress.done} / ${status.progress.total} (${status.state})`;
+    batchTable(rows(status.items));
+  });
+  if (ended.state !== "done") throw new Error(`the job ${ended.state}${ended.error ? `: ${ended.error}` : ""}`);
+  const c = ended.result.counts;
+  batchStats({ total: ended.result.items, fake_count: c.FAKE || 0, real_count: c.REAL || 0, no_face_count: c.NO_FACE || 0,
+    error_count: c.ERROR || 0, average_confidence: null });
+}
+
+async function runVideoJob(file) {
+  const progress = $("video-progress");
+  const svg = $("timeline");
+  const stride = Math.max(1, Number($("video-stride").value) || 1);
+  const form = new FormData();
+  form.append("file", file);
+  form.append("stride", stride);
+  const job = await post("/api/jobs", form, {
+    onUpload: (share) => { $("video-count").textContent = `uploading ${Math.round(share * 100)}%`; },
+  });
+  const span = Math.max(job.total * stride - 1, 1);
+  const draw = (items, threshold) => drawTimeline(svg, items.map((i) => ({ t: i.frame_index, p: i.fake_probability,
+    label: i.verdict, title: `frame ${i.frame_index}: ${i.verdict || i.error} ${fmt(i.fake_probability)}` })), threshold,
+  { span, axis: `frame ${span}` });
+  const ended = await followJob(job.id, (status) => {
+    progress.value = status.progress.fraction;
+    $("video-count").textContent = `job: ${status.progress.done} / ${status.progress.total} frames (${status.state})`;
+    draw(status.items, 0.5);
+  });
+  if (ended.state !== "done") throw new Error(`the job ${ended.state}${ended.error ? `: ${ended.error}` : ""}`);
+  const r = ended.result;
+  draw(ended.items, r.threshold ?? 0.5);
+  verdict("video-verdict", r.verdict);
+  $("video-verdict-line").hidden = false;
+  $("video-summary").textContent = `p(fake) ${fmt(r.fake_probability)} (${r.aggregation}) · ` +
+    `${r.frames_scored} of ${r.frame_count} frames (every ${r.stride}th), ${r.frames_with_face} with a face`;
+}
+
 // Batch
 
 function batchStats(s) {
@@ -274,6 +389,10 @@ async function runBatch(files) {
   $("batch-count").textContent = `uploading ${files.length}…`;
   $("batch-results").innerHTML = "";
   $("batch-stats").innerHTML = "";
+  if (jobLimits && files.length > jobLimits.batch_files) {
+    try { await runBatchJob(files); } catch (error) { showError("batch-error", error.message); }
+    return;
+  }
   const form = new FormData();
   for (const f of files) form.append("files", f);
   try {
@@ -336,6 +455,10 @@ async function runVideo(file) {
   progress.value = 0;
   svg.innerHTML = "";
   $("video-verdict-line").hidden = true;
+  if (jobLimits && file.size > jobLimits.video_bytes) {
+    try { await runVideoJob(file); } catch (error) { $("video-count").textContent = ""; showError("video-error", error.message); }
+    return;
+  }
   const form = new FormData();
   form.append("file", file);
   form.append("max_frames", $("video-frames").value);
