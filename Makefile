@@ -111,7 +111,7 @@ test-busy: setup
 	.ci/with-busy-loops 2 $(BIN)/python -m pytest -m integration tests/reliability $(PYTEST_ARGS)
 
 # Unit tests only (no full-size models, no server).
-test-fast: setup
+test-fast: setup browser postgresql redis prometheus
 	$(BIN)/python -m pytest -m "not slow and not integration" $(PYTEST_ARGS)
 
 clean:
