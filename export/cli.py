@@ -277,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    # The dynamo exporter's optimiser logs every pass and folded constant at INFO.
+    for chatty in ("onnxscript", "onnx_ir"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         return args.run(args)
     except (ExportError, ModelFileError) as error:

@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import gc
 import logging
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import onnx
 import torch
-from onnx import numpy_helper
+from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
 from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
 from deepfake_models import spec_by_name
+from deepfake_models.registry import ClassifierSpec
 from deepfake_models.servable import ServableClassifier, load_servable
 from export.artifacts import BuildArtifacts
+from export.child_process import run_in_child
+from export.errors import ExportError
 from export.parity import (
     PARITY_BATCHES,
     measure,
@@ -34,68 +35,74 @@ from export.provenance import atomic_output, code_fingerprint, read_json, sha256
 
 log = logging.getLogger(__name__)
 
-OPSET = 17
+# The dynamo exporter's lowest opset (it translates from 18 up); TensorRT 10 and onnxruntime take it.
+OPSET = 18
+# Bounds the symbolic batch so that torch.export does not specialise it; the repository's largest is far below.
+MAX_TRACED_BATCH = 4096
 
 
 def export_onnx(servable: ServableClassifier, path: Path, metadata: dict[str, str]) -> None:
-    """Trace `servable` to ONNX at `path` (one file) with `metadata` as metadata_props."""
+    """Export `servable` to ONNX at `path` (one file) with `metadata` as metadata_props, through
+    torch's supported dynamo exporter (torch.export, then onnxscript's translation)."""
     size = servable.spec.input_size
-    example = torch.zeros(2, size, size, 3, dtype=torch.uint8)
-    weights: dict[str, torch.Tensor] = {}
-    with torch.inference_mode(), warnings.catch_warnings(), _weights_set_aside(weights):
-        # The crop size is fixed by the contract, so shape checks traced as constants are right.
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        # dynamo=False: the TorchScript exporter handles HF CLIP and the static
-        # ZeroPad2d paddings, and gives plain opset-17 graphs.
-        torch.onnx.export(
+    example = torch.zeros(2, size, size, 3, dtype=torch.uint8)  # batch 2: torch.export specialises 0 and 1
+    batch = torch.export.Dim("batch", min=1, max=MAX_TRACED_BATCH)
+    with torch.no_grad():
+        program = torch.onnx.export(
             servable,
             (example,),
-            str(path),
-            dynamo=False,
+            dynamo=True,
             opset_version=OPSET,
             input_names=[CLASSIFIER_INPUT],
             output_names=[CLASSIFIER_OUTPUT],
-            dynamic_axes={CLASSIFIER_INPUT: {0: "batch"}, CLASSIFIER_OUTPUT: {0: "batch"}},
-            do_constant_folding=True,
+            dynamic_shapes=({0: batch},),
+            optimize=True,
+            verbose=False,
         )
-    _add_weights(path, weights, metadata)
+    program.model.metadata_props.update(metadata)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".onnx-split-") as scratch:
+        split = Path(scratch) / "model.onnx"
+        # External data: the exporter writes each weight from the model's own tensor, instead of
+        # building a whole in-memory ModelProto beside them (ViT-L: 1.2 GB more).
+        program.save(str(split), external_data=True)
+        del program
+        _join_external_data(split, path)
 
 
-@contextmanager
-def _weights_set_aside(weights: dict[str, torch.Tensor]) -> Iterator[None]:
-    """Inside, torch's TorchScript exporter encodes the graph without its weights (initializers,
-    constant-folded) and leaves them in `weights`: it would encode them into a ModelProto,
-    serialise it and parse it again, three copies of ViT-L's 1.2 GB beside the model's. There is
-    no public option for this: it wraps the private `Graph._export_onnx(params, ...)`."""
-    encode = torch._C.Graph._export_onnx
-
-    def encode_without_weights(graph, params, *args):
-        weights.update(params)
-        return encode(graph, {}, *args)
-
-    torch._C.Graph._export_onnx = encode_without_weights
-    try:
-        yield
-    finally:
-        torch._C.Graph._export_onnx = encode
-
-
-def _add_weights(path: Path, weights: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """Rewrite the weightless graph at `path` with `weights` as its initializers (no longer graph
-    inputs) and `metadata`. Each initializer is appended as its own serialised ModelProto, which
-    protobuf merges into the graph, so only one tensor at a time is copied."""
-    model = onnx.load(str(path))
-    inputs = [value for value in model.graph.input if value.name not in weights]
-    del model.graph.input[:]
-    model.graph.input.extend(inputs)
-    for key, value in metadata.items():
-        model.metadata_props.add(key=key, value=value)
+def _join_external_data(split: Path, path: Path) -> None:
+    """Write the model at `split`, whose large initializers live in an external data file, as one
+    ONNX file at `path`: its graph first, then each external initializer appended as its own
+    serialised ModelProto, which protobuf merges into the graph, so one tensor at a time is in memory."""
+    model = onnx.load(str(split), load_external_data=False)
+    external = [tensor for tensor in model.graph.initializer if uses_external_data(tensor)]
+    inline = [tensor for tensor in model.graph.initializer if not uses_external_data(tensor)]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(inline)
     with open(path, "wb") as handle:
         handle.write(model.SerializeToString())
-        for name, tensor in weights.items():
-            chunk = onnx.ModelProto()
-            chunk.graph.initializer.append(numpy_helper.from_array(tensor.detach().numpy(), name))
-            handle.write(chunk.SerializeToString())
+        del model
+        for tensor in external:
+            handle.write(_inline_chunk(tensor, split.parent).SerializeToString())
+
+
+def _inline_chunk(tensor: onnx.TensorProto, folder: Path) -> onnx.ModelProto:
+    """A ModelProto holding only `tensor`, its bytes read from its external data file into raw_data."""
+    info = ExternalDataInfo(tensor)
+    location = (folder / info.location).resolve()
+    if location.parent != folder.resolve() or info.length is None:
+        raise ExportError(f"ONNX exporter wrote {tensor.name} to an unexpected place: {info.location!r}")
+    with open(location, "rb") as data:
+        data.seek(info.offset or 0)
+        raw = data.read(info.length)
+    chunk = onnx.ModelProto()
+    copy = chunk.graph.initializer.add()
+    copy.name, copy.data_type, copy.raw_data = tensor.name, tensor.data_type, raw
+    copy.dims.extend(tensor.dims)
+    return chunk
+
+
+def _load_and_export(spec: ClassifierSpec, checkpoint: Path, path: Path, metadata: dict[str, str]) -> None:
+    export_onnx(load_servable(spec, checkpoint), path, metadata)
 
 
 def onnx_metadata(manifest: dict[str, Any]) -> dict[str, str]:
@@ -136,11 +143,13 @@ def export_classifier(name: str, artifacts: BuildArtifacts) -> dict[str, Any]:
     faces = sample_face_crops(spec.input_size)
     inputs = [parity_faces(spec.input_size, batch) for batch in PARITY_BATCHES] + [faces]
     reference = recorded(torch_runner(servable), inputs)
+    del servable
+    gc.collect()
     log.info("%s: exporting ONNX (opset %d) -> %s", name, OPSET, onnx_path)
     with atomic_output(onnx_path) as partial:
-        export_onnx(servable, partial, onnx_metadata(manifest))
-        del servable
-        gc.collect()
+        # torch's exporter keeps references to the model's weights after it returns (ViT-L:
+        # 1.2 GB beside the checker's graph and the parity session), so it runs in a child.
+        run_in_child(_load_and_export, spec, artifacts.fixed_checkpoint(name), partial, onnx_metadata(manifest))
         onnx.checker.check_model(str(partial))  # it loads the whole graph: after the model is freed
     log.info("%s: checking parity with PyTorch on onnxruntime CPU (noise batches %s, %d aligned sample faces)",
              name, PARITY_BATCHES, len(faces))

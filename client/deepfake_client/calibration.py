@@ -8,10 +8,13 @@ summing to 1, at least two models enabled as the server requires).
 Nothing is judged on the data that chose it:
 
 1. k-fold cross-validation, grouped by source file (a video's frames stay in one fold):
-   each fold is scored with the weights searched on the other folds. The pooled
-   out-of-fold AUC of the search is compared with equal weights (which fit nothing) by a
-   paired, grouped bootstrap; the searched weights are adopted only when the 95% interval
-   of the AUC gain lies above 0. Otherwise equal weights are kept, and the result says why.
+   each fold is scored with the weights searched on the other folds. Each fold's weights
+   put its scores on their own scale, so the search is compared with equal weights (which
+   fit nothing) within each fold: the AUC inside every fold, averaged over the folds
+   (weighted by their sizes), never the AUC of the pooled out-of-fold scores, which ranks
+   one fold's scale against another's. A paired, grouped bootstrap gives the intervals; the
+   searched weights are adopted only when the 95% interval of the mean per-fold AUC gain
+   lies above 0. Otherwise equal weights are kept, and the result says why.
 2. The calibration (probability.py) is fitted to the adopted score's out-of-fold values;
    its quality is measured by nested cross-validation (each fold calibrated by a map
    fitted on the other folds): ECE and AUC before and after, with intervals.
@@ -34,7 +37,7 @@ from . import probability, stacking
 from .aggregation import Aggregation, aggregate_columns
 from .ensemble import MIN_ENABLED_MODELS, score_frames
 from .errors import InvalidInputError
-from .metrics import counts_at, roc_auc, threshold_candidates
+from .metrics import counts_at, roc_auc, threshold_candidates, within_fold_auc
 from .resampling import Interval, bootstrap, bootstrap_resamples, grouped_folds, interval
 
 OBJECTIVES = ("auc", "f1")
@@ -120,6 +123,19 @@ def best_threshold(labels: np.ndarray, scores: np.ndarray, objective: str, prior
 
 
 
+def compare_with_equal(labels: np.ndarray, fold_of: np.ndarray, equal_scores: np.ndarray,
+                       searched_scores: np.ndarray, draws: Sequence[np.ndarray]) -> tuple[Interval, Interval, Interval]:
+    """(equal, searched, gain): within-fold AUCs with their paired bootstrap intervals."""
+
+    def auc(scores: np.ndarray) -> Callable[[np.ndarray], float]:
+        return lambda i: within_fold_auc(labels[i], scores[i], fold_of[i])
+
+    auc_equal = bootstrap(auc(equal_scores), draws, labels.size)
+    auc_searched = bootstrap(auc(searched_scores), draws, labels.size)
+    gain = bootstrap(lambda i: auc(searched_scores)(i) - auc(equal_scores)(i), draws, labels.size)
+    return auc_equal, auc_searched, gain
+
+
 def _objective_per_column(labels: np.ndarray, scores: np.ndarray, objective: str) -> np.ndarray:
     if objective == "auc":
         return np.array([roc_auc(labels, column) for column in scores.T])
@@ -145,7 +161,7 @@ class CalibrationResult:
     equal_scores: np.ndarray  # equal weights (nothing fitted, so no fold needed)
     searched_scores: np.ndarray  # out of fold: each fold scored with the weights searched on the others
     fold_weights: np.ndarray  # (folds, models): the weights searched without each fold
-    auc_equal: Interval  # cross-validated AUCs with their bootstrap 95% intervals
+    auc_equal: Interval  # cross-validated AUCs (within each fold, averaged) with their bootstrap 95% intervals
     auc_searched: Interval
     auc_gain: Interval  # searched - equal, paired over the same resamples
     adopted: bool  # the searched weights beat equal weights beyond the interval
@@ -276,11 +292,7 @@ def calibrate(
         tick(f"searched fold {fold + 1}/{k}")
 
     draws = bootstrap_resamples(labels, groups, resamples, seed)
-    auc_equal = bootstrap(lambda i: roc_auc(labels[i], equal_scores[i]), draws, labels.size)
-    auc_searched = bootstrap(lambda i: roc_auc(labels[i], searched_scores[i]), draws, labels.size)
-    auc_gain = bootstrap(
-        lambda i: roc_auc(labels[i], searched_scores[i]) - roc_auc(labels[i], equal_scores[i]), draws, labels.size
-    )
+    auc_equal, auc_searched, auc_gain = compare_with_equal(labels, fold_of, equal_scores, searched_scores, draws)
     tick("bootstrapped the AUCs")
     adopted = auc_gain.low > 0
     warnings, notes = [], []

@@ -108,6 +108,20 @@ def roc_auc(labels: Any, scores: Any) -> float:
     return float((rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives))
 
 
+def within_fold_auc(labels: Any, scores: Any, fold_of: Any) -> float:
+    """The AUC inside each fold, averaged over the folds weighted by their sizes. Folds
+    (of a bootstrap resample) holding one class only have no AUC and are left out."""
+    labels, scores, fold_of = np.asarray(labels), np.asarray(scores), np.asarray(fold_of)
+    aucs, sizes = [], []
+    for fold in np.unique(fold_of):
+        inside = fold_of == fold
+        auc = roc_auc(labels[inside], scores[inside])
+        if not math.isnan(auc):
+            aucs.append(auc)
+            sizes.append(int(inside.sum()))
+    return float(np.average(aucs, weights=sizes)) if aucs else math.nan
+
+
 def roc_curve(labels: Any, scores: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(false positive rates, true positive rates, thresholds), from (0, 0) to (1, 1).
 

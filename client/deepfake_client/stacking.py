@@ -2,8 +2,9 @@
 
 Each sample's features are the logits of each model's own score (its most-fake face per
 frame, aggregated as the ensemble is). The meta-learner is fitted per fold on the other
-folds, exactly as the weight search, and its pooled out-of-fold AUC is compared with the
-adopted weighted average by the same paired, grouped bootstrap. It is reported, not
+folds, exactly as the weight search, and its AUC within each fold (averaged over the folds:
+each fold's fit has its own scale) is compared with the adopted weighted average's by the
+same paired, grouped bootstrap. It is reported, not
 served: the settings file and the combiner know weighted averages only, and the report
 says whether stacking would have earned a place.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import roc_auc
+from .metrics import within_fold_auc
 from .probability import logit, sigmoid
 from .resampling import Interval, bootstrap
 
@@ -65,9 +66,11 @@ def compare(model_scores: np.ndarray, labels: np.ndarray, fold_of: np.ndarray, w
     for fold in range(int(fold_of.max()) + 1):
         test = fold_of == fold
         stacked[test] = predict(fit_logistic(features[~test], labels[~test]), features[test])
-    auc = bootstrap(lambda i: roc_auc(labels[i], stacked[i]), resamples, labels.size)
-    gain = bootstrap(lambda i: roc_auc(labels[i], stacked[i]) - roc_auc(labels[i], weighted[i]), resamples,
-                     labels.size)
+    def auc(scores: np.ndarray, i: np.ndarray) -> float:
+        return within_fold_auc(labels[i], scores[i], fold_of[i])
+
+    auc_stacked = bootstrap(lambda i: auc(stacked, i), resamples, labels.size)
+    gain = bootstrap(lambda i: auc(stacked, i) - auc(weighted, i), resamples, labels.size)
     theta = fit_logistic(features, labels)
     coefficients = {name: float(c) for name, c in zip(model_names, theta[:-1], strict=True)}
-    return StackingComparison(auc, gain, coefficients | {"intercept": float(theta[-1])})
+    return StackingComparison(auc_stacked, gain, coefficients | {"intercept": float(theta[-1])})

@@ -22,7 +22,7 @@ from export.demo_weights import demo_state_dict, sidecar_path
 from export.fixing import fix_checkpoint
 from export.licences import DEMO_WEIGHTS
 from export.mixed_precision import convert_to_mixed_precision, export_mixed_precision, write_mixed_precision_onnx
-from export.onnx_export import OPSET, export_classifier, export_onnx
+from export.onnx_export import MAX_TRACED_BATCH, OPSET, export_classifier, export_onnx
 from export.parity import (
     fake_probability,
     measure,
@@ -62,15 +62,18 @@ def test_onnx_contract_uint8_nhwc_in_fp32_logits_out(small_effort_onnx):
     assert {p.key: p.value for p in model.metadata_props} == {"model_name": "effort_clip", "untrained": "true"}
 
 
-def test_onnx_equals_a_plain_torch_export_with_its_weights_appended_one_by_one(small_effort_onnx, tmp_path):
-    """export_onnx keeps the weights out of torch's in-memory serialisation (export memory) and
-    appends them itself: the graph and every initializer equal torch.onnx.export's own."""
+def test_onnx_is_the_dynamo_exporters_own_model_in_one_file(small_effort_onnx, tmp_path):
+    """export_onnx has torch's exporter save with external data (export memory), then joins the
+    weights into one file: the graph and every initializer equal the exporter's own save."""
     servable, path = small_effort_onnx
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no external data left beside it
     plain = tmp_path / "plain.onnx"
-    with torch.inference_mode():
-        torch.onnx.export(servable, (torch.zeros(2, 28, 28, 3, dtype=torch.uint8),), str(plain), dynamo=False,
-                          opset_version=OPSET, input_names=[CLASSIFIER_INPUT], output_names=[CLASSIFIER_OUTPUT],
-                          dynamic_axes={CLASSIFIER_INPUT: {0: "batch"}, CLASSIFIER_OUTPUT: {0: "batch"}})
+    with torch.no_grad():
+        program = torch.onnx.export(servable, (torch.zeros(2, 28, 28, 3, dtype=torch.uint8),), dynamo=True,
+                                    opset_version=OPSET, input_names=[CLASSIFIER_INPUT], output_names=[CLASSIFIER_OUTPUT],
+                                    dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=MAX_TRACED_BATCH)},),
+                                    verbose=False)
+    program.save(str(plain))
     ours, theirs = onnx.load(str(path)), onnx.load(str(plain))
 
     def initializers(model):

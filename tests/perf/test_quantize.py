@@ -13,6 +13,7 @@ import torch
 
 from deepfake_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
 from export.cli import main
+from export.onnx_export import OPSET
 from export.quantize import Gate, augmented_crops, calibration_and_holdout, gate_check, quantize_file
 
 SIZE = 32
@@ -45,9 +46,12 @@ class TinyClassifier(torch.nn.Module):
 
 
 def tiny_onnx(path: Path, outlier: float) -> Path:
-    torch.onnx.export(TinyClassifier(outlier).eval(), (torch.zeros(2, SIZE, SIZE, 3, dtype=torch.uint8),), str(path),
-                      dynamo=False, opset_version=17, input_names=[CLASSIFIER_INPUT], output_names=[CLASSIFIER_OUTPUT],
-                      dynamic_axes={CLASSIFIER_INPUT: {0: "batch"}, CLASSIFIER_OUTPUT: {0: "batch"}})
+    with torch.no_grad():
+        program = torch.onnx.export(TinyClassifier(outlier).eval(), (torch.zeros(2, SIZE, SIZE, 3, dtype=torch.uint8),),
+                                    dynamo=True, opset_version=OPSET, input_names=[CLASSIFIER_INPUT],
+                                    output_names=[CLASSIFIER_OUTPUT], dynamic_shapes=({0: torch.export.Dim("batch")},),
+                                    verbose=False)
+    program.save(str(path))
     return path
 
 
