@@ -7,11 +7,13 @@ Exit codes (also in client/README.md):
   3  server unavailable (a failed TLS handshake included), or the model is not ready
   4  invalid input (missing file, undecodable image, unreadable video)
   5  no input was FAKE, but some had no face (not judged, so not called real)
+  9  no input was FAKE, but some were UNCERTAIN (inside the served uncertain band)
   6  timeout
   7  server error (failed request, or an answer outside the contract)
   8  server overloaded: it refused a request (queue full or queue timeout); retry later
 130 interrupted (a second Ctrl-C; the first one stops `stream` cleanly)
-A FAKE verdict wins over errors on other inputs (1); otherwise the first of 3, 8, 6, 7, 4 that occurred.
+A FAKE verdict wins over errors on other inputs (1); otherwise the first of 3, 8, 6, 7, 4 that
+occurred; then 9, then 5.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ class ExitCode(IntEnum):
     TIMEOUT = 6
     SERVER_ERROR = 7
     OVERLOADED = 8
+    UNCERTAIN = 9
 
 
 INTERRUPTED = 128 + signal.SIGINT  # the shell's convention
@@ -112,6 +115,7 @@ def exit_code_for_error(error: DeepfakeError) -> ExitCode:
 
 
 def verdict_exit_code(labels: Iterable[Label], errors: Iterable[DeepfakeError] = ()) -> ExitCode:
+    """`labels`: the verdicts (UNCERTAIN where the served band holds the score)."""
     labels = set(labels)
     if Label.FAKE in labels:
         return ExitCode.FAKE
@@ -119,6 +123,8 @@ def verdict_exit_code(labels: Iterable[Label], errors: Iterable[DeepfakeError] =
     for code in _ERROR_PRECEDENCE:
         if code in codes:
             return code
+    if Label.UNCERTAIN in labels:
+        return ExitCode.UNCERTAIN
     return ExitCode.NO_FACE if Label.NO_FACE in labels or not labels else ExitCode.REAL
 
 
@@ -166,7 +172,7 @@ def _result_row(name: str, outcome: Any, model_names: Sequence[str]) -> list[Any
         return [name, "ERROR", None, None] + [None] * len(model_names) + [outcome.message]
     per_model = outcome.model_probabilities
     return (
-        [name, outcome.label.value, outcome.fake_probability, len(outcome.faces)]
+        [name, outcome.verdict.value, outcome.fake_probability, len(outcome.faces)]
         + [per_model.get(m) for m in model_names]
         + [""]
     )
@@ -184,13 +190,23 @@ def _report_results(names: Sequence[str], outcomes: Sequence[Any], args: argpars
         _print_json(items[0] if args.command == "image" else items)
     else:
         model_names = results[0].model_names if results else ()
-        headers = ["input", "label", "p(fake)", "faces", *model_names, "error"]
+        headers = ["input", "verdict", "p(fake)", "faces", *model_names, "error"]
         print(format_table(headers, [_result_row(n, o, model_names) for n, o in zip(names, outcomes, strict=True)]))
         for name, outcome in zip(names, outcomes, strict=True):
             if isinstance(outcome, DetectionResult) and outcome.faces_left_out:
                 print(f"{name}: {outcome.faces_found} faces found, only the {len(outcome.faces)} most confident "
                       "were judged (the server's max_faces)")
-    return verdict_exit_code((r.label for r in results), errors)
+            if isinstance(outcome, DetectionResult):
+                _print_flags(name, outcome)
+    return verdict_exit_code((r.verdict for r in results), errors)
+
+
+def _print_flags(name: str, result: DetectionResult) -> None:
+    """Out-of-scope flags, one line per input that has any (deepfake_client.scope)."""
+    parts = list(result.flags) + [f"face {i + 1}: {', '.join(face.flags)}"
+                                  for i, face in enumerate(result.faces) if face.flags]
+    if parts:
+        print(f"{name}: outside what the models were trained on: {'; '.join(parts)}")
 
 
 def local_path(text: str) -> Path:
@@ -234,11 +250,12 @@ def run_explain(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
         _print_json({"input": args.path, **explanation.to_dict(heatmaps=args.heatmaps), "overlay": args.out})
     else:
         model_names = explanation.detection.model_names
-        headers = ["input", "label", "p(fake)", "faces", *model_names, "error"]
+        headers = ["input", "verdict", "p(fake)", "faces", *model_names, "error"]
         print(format_table(headers, [_result_row(args.path, explanation.detection, model_names)]))
+        _print_flags(args.path, explanation.detection)
         if args.out:
             print(f"overlay: {args.out} ({len(explanation.faces)} face(s) explained)")
-    return verdict_exit_code([explanation.detection.label], [])
+    return verdict_exit_code([explanation.detection.verdict], [])
 
 
 def find_images(folder: Path, recursive: bool, extensions: Sequence[str]) -> list[Path]:
