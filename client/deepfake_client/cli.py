@@ -38,6 +38,7 @@ from deepfake_contract import settings as contract_settings
 
 from . import probability
 from .aggregation import Aggregation
+from .abstention import band_for_coverage, band_from_interval
 from .calibration import DEFAULT_BOOTSTRAP, DEFAULT_FOLDS, MIN_PER_CLASS, OBJECTIVES, calibrate
 from .calibration_report import JSON_FILE, MARKDOWN_FILE, build_report, data_digests, model_aucs, write_calibration_report
 from .client import (
@@ -436,8 +437,19 @@ def run_evaluate(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
         rows = _metrics_rows("frame", evaluation.frame) + _metrics_rows("video", evaluation.video)
         headers = ["level", "model", "n", "accuracy", "precision", "recall", "f1", "roc_auc", "eer", "ece"]
         print(format_table(headers, rows))
+        for level_name, level in (("frame", evaluation.frame), ("video", evaluation.video)):
+            if level.abstention is not None:
+                print(_abstention_line(level_name, level.abstention))
         print(f"\nreport: {', '.join(str(p) for p in written)}")
     return ExitCode.REAL
+
+
+def _abstention_line(level_name: str, a: Any) -> str:
+    line = f"{level_name}: without abstention coverage 1.000, error rate {_fmt(a.error_rate)}"
+    if a.band is None:
+        return line + "; no uncertain band served (risk-coverage curve in the report)"
+    return (line + f"; with the served band [{a.band[0]:.3f}, {a.band[1]:.3f}] coverage {_fmt(a.coverage)}, "
+            f"error rate {_fmt(a.covered_error_rate)} ({a.samples - a.covered} UNCERTAIN)")
 
 
 def run_calibrate(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
@@ -492,11 +504,13 @@ def run_calibrate(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
         reason = "enough samples"
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     digests = data_digests(data_files)
+    band = uncertain_band(result, args.uncertain, args.coverage)
     settings = contract_settings.EnsembleSettings(
         weights=result.weights,
         threshold=result.threshold,
         image_score=args.image_score,
         calibration=result.calibration,
+        uncertain_band=band,
         provenance={
             "data": str(data),
             "data_sha256": hashlib.sha256(json.dumps(digests).encode()).hexdigest(),
@@ -530,6 +544,8 @@ def run_calibrate(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
         print(f"\nadopted: {'searched' if result.adopted else 'equal'} weights; "
               f"calibration: {result.method or 'none'}, ECE {result.ece_before} -> {result.ece_after}; "
               f"threshold {result.threshold_interval}")
+        print("uncertain band: " + ("none (every face FAKE or REAL)" if band is None else
+                                    f"[{band['low']:.3f}, {band['high']:.3f}] ({band['source']})"))
         print(f"report: {Path(args.out) / MARKDOWN_FILE}")
         if write:
             print(f"wrote {args.settings}: reassemble the repository from it and restart the server to serve it "
@@ -540,6 +556,18 @@ def run_calibrate(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
 
 
 # Arguments
+
+
+def uncertain_band(result: Any, how: str, coverage: float | None) -> dict[str, Any] | None:
+    """The band to serve: the threshold's bootstrap interval, or the band that leaves `coverage` of
+    the out-of-fold calibrated scores decided, or none."""
+    if how == "none":
+        return None
+    if how == "coverage":
+        return band_for_coverage(result.calibrated_scores, result.threshold, coverage,
+                                 f"coverage {coverage:g} of the out-of-fold calibrated scores")
+    interval = result.threshold_interval
+    return band_from_interval(result.threshold, interval.low, interval.high, "95% bootstrap interval of the threshold")
 
 
 def _positive_int(text: str) -> int:
@@ -768,6 +796,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="folds and resamples (default %(default)s)")
     p.add_argument("--force", action="store_true",
                    help=f"write the settings below the minimum of {MIN_PER_CLASS} independent samples per class")
+    p.add_argument("--uncertain", choices=("interval", "coverage", "none"), default="interval",
+                   help="uncertain band to serve: the threshold's 95%% interval (default), the band that keeps "
+                        "--coverage of the samples decided, or none (every face FAKE or REAL)")
+    p.add_argument("--coverage", type=_probability, default=0.9,
+                   help="share of samples decided with --uncertain coverage (default %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="write the report only, not the settings")
     p.set_defaults(handler=run_calibrate)
     return parser
