@@ -404,3 +404,26 @@ def test_out_of_scope_flags_are_printed_beside_the_table(server, tmp_path, capsy
     assert "greyscale" in line and "too_many_faces" in line and "face 1: small_face" in line
     data = json.loads(run(["image", grey, "--json"], capsys)[1])
     assert "greyscale" in data["flags"] and data["faces"][0]["flags"] == ["small_face"]
+
+
+def test_evaluate_reports_abstention_with_the_served_band_and_a_risk_coverage_plot(server, tmp_path, capsys):
+    from deepfake_contract.parameters import encode
+
+    server.respond = xception_knows
+    server.parameters["uncertain_band"] = encode({"low": 0.4, "high": 0.5, "source": "test"})  # ensemble scores 0.375-0.494
+    out_dir = tmp_path / "report"
+    code, out, _ = run(["evaluate", labelled_folder(tmp_path), "--out", out_dir, "--frames", "4", "--json"], capsys)
+    assert code == ExitCode.REAL
+    summary = json.loads(out)
+    assert summary["server_settings"]["uncertain_band"] == {"low": 0.4, "high": 0.5}
+    frame = summary["frame_level"]["abstention"]
+    curve = np.array(json.loads((out_dir / "report.json").read_text())["frame_level"]["abstention"]
+                      ["risk_coverage"]["coverage"])
+    assert curve[-1] == 1.0 and frame["without_abstention"]["coverage"] == 1.0
+    with_band = frame["with_abstention"]
+    assert 0 < with_band["coverage"] < 1 and with_band["abstained"] > 0
+    assert with_band["error_rate"] <= frame["without_abstention"]["error_rate"]
+    for png in ("risk_coverage_frame.png", "risk_coverage_video.png"):
+        assert (out_dir / png).read_bytes().startswith(b"\x89PNG")
+    code, out, _ = run(["evaluate", labelled_folder(tmp_path), "--out", out_dir, "--frames", "4"], capsys)
+    assert "with the served band [0.400, 0.500] coverage" in out
