@@ -37,8 +37,8 @@ from tqdm import tqdm
 from deepfake_contract import settings as contract_settings
 
 from . import probability
-from .aggregation import Aggregation
 from .abstention import band_for_coverage, band_from_interval
+from .aggregation import Aggregation
 from .calibration import DEFAULT_BOOTSTRAP, DEFAULT_FOLDS, MIN_PER_CLASS, OBJECTIVES, calibrate
 from .calibration_report import JSON_FILE, MARKDOWN_FILE, build_report, data_digests, model_aucs, write_calibration_report
 from .client import (

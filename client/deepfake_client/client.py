@@ -38,8 +38,8 @@ from .explain import EXPLAINER_MODEL, ExplanationResult, parse_explanation
 from .images import ImageInput, encode_image, encode_rgb_array
 from .priority import BULK, INTERACTIVE, Priority, choose, parse_priority
 from .results import DetectionResult, FrameResult, VideoResult, parse_outputs
-from .scope import with_flags
 from .retry import DEFAULT_RETRY, RetryPolicy, call_with_retry
+from .scope import with_flags
 from .stream import LiveStream
 from .tls import TlsConfig
 from .transport import TRANSPORTS, Transport, parse_url
