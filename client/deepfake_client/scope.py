@@ -80,9 +80,9 @@ def jpeg_quality(image: Image.Image) -> float | None:
 def is_greyscale(image: Image.Image) -> bool:
     if image.mode in ("1", "L", "LA", "I", "I;16", "F"):
         return True
-    thumbnail = image.convert("RGB")
-    thumbnail.thumbnail((GREY_THUMBNAIL, GREY_THUMBNAIL))
-    rgb = np.asarray(thumbnail, dtype=np.float32)
+    # Box-averaged to about GREY_THUMBNAIL px first (fast), then converted: colour survives averaging.
+    factor = max(1, max(image.size) // GREY_THUMBNAIL)
+    rgb = np.asarray(image.reduce(factor).convert("RGB"), dtype=np.float32)
     chroma = np.abs(rgb - rgb.mean(axis=2, keepdims=True)).max(axis=2)
     return float(np.percentile(chroma, 99)) <= GREY_CHROMA_LEVELS
 
@@ -123,9 +123,16 @@ def image_flags(data: bytes) -> tuple[str, ...]:
         flags.append(STRONG_JPEG_COMPRESSION)
     if is_greyscale(image):
         flags.append(GREYSCALE)
-    if high_frequency_share(np.asarray(image.convert("L"))) < UPSCALED_ENERGY_SHARE:
+    if high_frequency_share(np.asarray(_centre(image).convert("L"))) < UPSCALED_ENERGY_SHARE:
         flags.append(UPSCALED)
     return tuple(flags)
+
+
+def _centre(image: Image.Image) -> Image.Image:
+    """The centre SPECTRUM_WINDOW square (or less): only it is converted, not the whole image."""
+    size = min(image.width, image.height, SPECTRUM_WINDOW)
+    left, top = (image.width - size) // 2, (image.height - size) // 2
+    return image.crop((left, top, left + size, top + size))
 
 
 def face_magnification(face: Face) -> float:
