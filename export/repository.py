@@ -333,7 +333,9 @@ def run(args: argparse.Namespace) -> int:
     summary = json.loads((out / MARKER).read_text())
     print(f"assembled the {summary['flavour']} repository in {out}")
     origin = f"the settings file {source.path}" if source else "the defaults and options"
-    print(f"ensemble settings from {origin}: weights {summary['weights']}, threshold {summary['threshold']}")
+    band = summary["settings"].get("uncertain_band")
+    print(f"ensemble settings from {origin}: weights {summary['weights']}, threshold {summary['threshold']}, "
+          f"uncertain band {'none' if band is None else [band['low'], band['high']]}")
     bounds = summary["admission"][contract.ENSEMBLE_NAME]
     print(f"admission: {bounds['in_flight']} images in flight, queues of {bounds['bulk_queue']} (bulk) and "
           f"{bounds['interactive_queue']} (interactive); beyond that, refused at once as overloaded")

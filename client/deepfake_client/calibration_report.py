@@ -113,6 +113,8 @@ def _markdown(report: dict[str, Any], plots: Sequence[Path]) -> str:
         "",
         f"Threshold ({r['objective']} objective, on the calibrated probability): {iv(r['threshold_interval'])}.",
         "",
+        _band_line(report["settings"]["content"].get("uncertain_band")),
+        "",
         "## Stacking (measured, not served)",
         "",
         _stacking_line(r["stacking"]),
@@ -126,6 +128,13 @@ def _markdown(report: dict[str, Any], plots: Sequence[Path]) -> str:
     lines += [f"![{p.stem}]({p.name})" for p in plots]
     lines += ["", f"Data files and their sha256: see `{JSON_FILE}` (`data.files`).", ""]
     return "\n".join(lines)
+
+
+def _band_line(band: dict[str, Any] | None) -> str:
+    if band is None:
+        return "Uncertain band: none (every face is FAKE or REAL)."
+    return (f"Uncertain band: [{band['low']:.3f}, {band['high']:.3f}] ({band['source']}): "
+            "scores inside it are served as UNCERTAIN.")
 
 
 def _stacking_line(stacked: dict[str, Any] | None) -> str:

@@ -7,11 +7,13 @@ Exit codes (also in client/README.md):
   3  server unavailable (a failed TLS handshake included), or the model is not ready
   4  invalid input (missing file, undecodable image, unreadable video)
   5  no input was FAKE, but some had no face (not judged, so not called real)
+  9  no input was FAKE, but some were UNCERTAIN (inside the served uncertain band)
   6  timeout
   7  server error (failed request, or an answer outside the contract)
   8  server overloaded: it refused a request (queue full or queue timeout); retry later
 130 interrupted (a second Ctrl-C; the first one stops `stream` cleanly)
-A FAKE verdict wins over errors on other inputs (1); otherwise the first of 3, 8, 6, 7, 4 that occurred.
+A FAKE verdict wins over errors on other inputs (1); otherwise the first of 3, 8, 6, 7, 4 that
+occurred; then 9, then 5.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from tqdm import tqdm
 from deepfake_contract import settings as contract_settings
 
 from . import probability
+from .abstention import band_for_coverage, band_from_interval
 from .aggregation import Aggregation
 from .calibration import DEFAULT_BOOTSTRAP, DEFAULT_FOLDS, MIN_PER_CLASS, OBJECTIVES, calibrate
 from .calibration_report import JSON_FILE, MARKDOWN_FILE, build_report, data_digests, model_aucs, write_calibration_report
@@ -92,6 +95,7 @@ class ExitCode(IntEnum):
     TIMEOUT = 6
     SERVER_ERROR = 7
     OVERLOADED = 8
+    UNCERTAIN = 9
 
 
 INTERRUPTED = 128 + signal.SIGINT  # the shell's convention
@@ -115,6 +119,7 @@ def exit_code_for_error(error: DeepfakeError) -> ExitCode:
 
 
 def verdict_exit_code(labels: Iterable[Label], errors: Iterable[DeepfakeError] = ()) -> ExitCode:
+    """`labels`: the verdicts (UNCERTAIN where the served band holds the score)."""
     labels = set(labels)
     if Label.FAKE in labels:
         return ExitCode.FAKE
@@ -122,6 +127,8 @@ def verdict_exit_code(labels: Iterable[Label], errors: Iterable[DeepfakeError] =
     for code in _ERROR_PRECEDENCE:
         if code in codes:
             return code
+    if Label.UNCERTAIN in labels:
+        return ExitCode.UNCERTAIN
     return ExitCode.NO_FACE if Label.NO_FACE in labels or not labels else ExitCode.REAL
 
 
@@ -177,7 +184,7 @@ def _result_row(name: str, outcome: Any, model_names: Sequence[str]) -> list[Any
         return [name, "ERROR", None, None] + [None] * len(model_names) + [None, outcome.message]
     per_model = outcome.model_probabilities
     return (
-        [name, outcome.label.value, outcome.fake_probability, len(outcome.faces)]
+        [name, outcome.verdict.value, outcome.fake_probability, len(outcome.faces)]
         + [per_model.get(m) for m in model_names]
         + [provenance_cell(outcome), ""]
     )
@@ -206,7 +213,7 @@ def _report_results(names: Sequence[str], outcomes: Sequence[Any], args: argpars
         _print_json(items[0] if args.command == "image" else items)
     else:
         model_names = results[0].model_names if results else ()
-        headers = ["input", "label", "p(fake)", "faces", *model_names, "provenance", "error"]
+        headers = ["input", "verdict", "p(fake)", "faces", *model_names, "provenance", "error"]
         print(format_table(headers, [_result_row(n, o, model_names) for n, o in zip(names, outcomes, strict=True)]))
         for name, outcome in zip(names, outcomes, strict=True):
             line = provenance_line(name, outcome) if isinstance(outcome, DetectionResult) else None
@@ -215,7 +222,17 @@ def _report_results(names: Sequence[str], outcomes: Sequence[Any], args: argpars
             if isinstance(outcome, DetectionResult) and outcome.faces_left_out:
                 print(f"{name}: {outcome.faces_found} faces found, only the {len(outcome.faces)} most confident "
                       "were judged (the server's max_faces)")
-    return verdict_exit_code((r.label for r in results), errors)
+            if isinstance(outcome, DetectionResult):
+                _print_flags(name, outcome)
+    return verdict_exit_code((r.verdict for r in results), errors)
+
+
+def _print_flags(name: str, result: DetectionResult) -> None:
+    """Out-of-scope flags, one line per input that has any (deepfake_client.scope)."""
+    parts = list(result.flags) + [f"face {i + 1}: {', '.join(face.flags)}"
+                                  for i, face in enumerate(result.faces) if face.flags]
+    if parts:
+        print(f"{name}: outside what the models were trained on: {'; '.join(parts)}")
 
 
 def local_path(text: str) -> Path:
@@ -259,11 +276,12 @@ def run_explain(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
         _print_json({"input": args.path, **explanation.to_dict(heatmaps=args.heatmaps), "overlay": args.out})
     else:
         model_names = explanation.detection.model_names
-        headers = ["input", "label", "p(fake)", "faces", *model_names, "provenance", "error"]
+        headers = ["input", "verdict", "p(fake)", "faces", *model_names, "provenance", "error"]
         print(format_table(headers, [_result_row(args.path, explanation.detection, model_names)]))
+        _print_flags(args.path, explanation.detection)
         if args.out:
             print(f"overlay: {args.out} ({len(explanation.faces)} face(s) explained)")
-    return verdict_exit_code([explanation.detection.label], [])
+    return verdict_exit_code([explanation.detection.verdict], [])
 
 
 def find_images(folder: Path, recursive: bool, extensions: Sequence[str]) -> list[Path]:
@@ -454,8 +472,19 @@ def run_evaluate(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
             states = ", ".join(f"{k} {v}" for k, v in sorted(counts["states"].items()))
             ai = ", ".join(f"AI-{k} {v}" for k, v in sorted(counts["ai"].items())) or "no AI declared"
             print(f"provenance of the {side} files ({counts['files']}): {states}; {ai}")
+        for level_name, level in (("frame", evaluation.frame), ("video", evaluation.video)):
+            if level.abstention is not None:
+                print(_abstention_line(level_name, level.abstention))
         print(f"\nreport: {', '.join(str(p) for p in written)}")
     return ExitCode.REAL
+
+
+def _abstention_line(level_name: str, a: Any) -> str:
+    line = f"{level_name}: without abstention coverage 1.000, error rate {_fmt(a.error_rate)}"
+    if a.band is None:
+        return line + "; no uncertain band served (risk-coverage curve in the report)"
+    return (line + f"; with the served band [{a.band[0]:.3f}, {a.band[1]:.3f}] coverage {_fmt(a.coverage)}, "
+            f"error rate {_fmt(a.covered_error_rate)} ({a.samples - a.covered} UNCERTAIN)")
 
 
 def run_calibrate(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
@@ -510,11 +539,13 @@ def run_calibrate(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
         reason = "enough samples"
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     digests = data_digests(data_files)
+    band = uncertain_band(result, args.uncertain, args.coverage)
     settings = contract_settings.EnsembleSettings(
         weights=result.weights,
         threshold=result.threshold,
         image_score=args.image_score,
         calibration=result.calibration,
+        uncertain_band=band,
         provenance={
             "data": str(data),
             "data_sha256": hashlib.sha256(json.dumps(digests).encode()).hexdigest(),
@@ -548,6 +579,8 @@ def run_calibrate(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
         print(f"\nadopted: {'searched' if result.adopted else 'equal'} weights; "
               f"calibration: {result.method or 'none'}, ECE {result.ece_before} -> {result.ece_after}; "
               f"threshold {result.threshold_interval}")
+        print("uncertain band: " + ("none (every face FAKE or REAL)" if band is None else
+                                    f"[{band['low']:.3f}, {band['high']:.3f}] ({band['source']})"))
         print(f"report: {Path(args.out) / MARKDOWN_FILE}")
         if write:
             print(f"wrote {args.settings}: reassemble the repository from it and restart the server to serve it "
@@ -558,6 +591,18 @@ def run_calibrate(client: DeepfakeClient, args: argparse.Namespace) -> ExitCode:
 
 
 # Arguments
+
+
+def uncertain_band(result: Any, how: str, coverage: float | None) -> dict[str, Any] | None:
+    """The band to serve: the threshold's bootstrap interval, or the band that leaves `coverage` of
+    the out-of-fold calibrated scores decided, or none."""
+    if how == "none":
+        return None
+    if how == "coverage":
+        return band_for_coverage(result.calibrated_scores, result.threshold, coverage,
+                                 f"coverage {coverage:g} of the out-of-fold calibrated scores")
+    interval = result.threshold_interval
+    return band_from_interval(result.threshold, interval.low, interval.high, "95% bootstrap interval of the threshold")
 
 
 def _positive_int(text: str) -> int:
@@ -796,6 +841,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="folds and resamples (default %(default)s)")
     p.add_argument("--force", action="store_true",
                    help=f"write the settings below the minimum of {MIN_PER_CLASS} independent samples per class")
+    p.add_argument("--uncertain", choices=("interval", "coverage", "none"), default="interval",
+                   help="uncertain band to serve: the threshold's 95%% interval (default), the band that keeps "
+                        "--coverage of the samples decided, or none (every face FAKE or REAL)")
+    p.add_argument("--coverage", type=_probability, default=0.9,
+                   help="share of samples decided with --uncertain coverage (default %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="write the report only, not the settings")
     p.set_defaults(handler=run_calibrate)
     return parser

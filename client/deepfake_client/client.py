@@ -40,6 +40,7 @@ from .priority import BULK, INTERACTIVE, Priority, choose, parse_priority
 from .provenance import ProvenanceReader, reader_for
 from .results import DetectionResult, FrameResult, VideoResult, parse_outputs
 from .retry import DEFAULT_RETRY, RetryPolicy, call_with_retry
+from .scope import with_flags
 from .stream import LiveStream
 from .tls import TlsConfig
 from .transport import TRANSPORTS, Transport, parse_url
@@ -223,7 +224,7 @@ class DeepfakeClient:
         attempt = lambda: self._transport.infer(self.model, data, priority=priority)  # noqa: E731
         if limit is not None:  # each attempt takes a slot; the backoff between attempts does not
             attempt = lambda infer=attempt: limit.call(infer)  # noqa: E731
-        return self._checked(parse_outputs(call_with_retry(attempt, retry or self.retry)))
+        return self._checked(with_flags(parse_outputs(call_with_retry(attempt, retry or self.retry)), data))
 
     def _fanout_retry(self) -> RetryPolicy:
         """The retry policy of the SDK's own fan-out (batches, videos): that load is the SDK's
@@ -242,6 +243,7 @@ class DeepfakeClient:
         level = choose(priority, self.priority, INTERACTIVE)
         outputs = call_with_retry(lambda: self._transport.infer(EXPLAINER_MODEL, data, priority=level), self.retry)
         result = parse_explanation(outputs)
+        result = replace(result, detection=with_flags(result.detection, data))
         self._checked(result.detection)
         return result
 

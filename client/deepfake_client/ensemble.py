@@ -33,6 +33,8 @@ class EnsembleSettings:
     image_score: str = DEFAULT_IMAGE_SCORE
     untrained_models: tuple[str, ...] = ()
     calibrated: bool = False  # the combiner maps scores to a calibrated probability (a `calibration` is served)
+    # (low, high): scores in it come back UNCERTAIN (VERDICT); None when no band is served
+    uncertain_band: tuple[float, float] | None = None
 
     @classmethod
     def from_parameters(cls, parameters: Mapping[str, str]) -> EnsembleSettings:
@@ -45,9 +47,13 @@ class EnsembleSettings:
                 image_score=decode(parameters, "image_score", DEFAULT_IMAGE_SCORE, kind=str),
                 untrained_models=tuple(decode(parameters, "untrained_models", [], kind=list)),
                 calibrated=decode(parameters, "calibration", None, kind=(dict, type(None))) is not None,
+                uncertain_band=_band(decode(parameters, "uncertain_band", None, kind=(dict, type(None)))),
             )
         except (ParameterError, ValueError, TypeError) as exc:
             raise ServerError(f"unexpected {COMBINER_MODEL} parameters {dict(parameters)}: {exc!r}") from exc
+
+    def to_band_dict(self) -> dict[str, float] | None:
+        return None if self.uncertain_band is None else {"low": self.uncertain_band[0], "high": self.uncertain_band[1]}
 
     def weight_vector(self, model_names: Sequence[str]) -> np.ndarray:
         return np.array([self.weights[name] for name in model_names], dtype=np.float64)
@@ -73,3 +79,7 @@ def score_frames(frames: Sequence[np.ndarray], weights: np.ndarray, image_score:
         return np.maximum.reduceat(face_scores, starts, axis=0)
     counts = np.array([len(f) for f in frames], dtype=np.float64)[:, None]
     return np.add.reduceat(face_scores, starts, axis=0) / counts
+
+
+def _band(band: Mapping[str, object] | None) -> tuple[float, float] | None:
+    return None if band is None else (float(band["low"]), float(band["high"]))

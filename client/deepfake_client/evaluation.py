@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .abstention import Abstention, measure
 from .aggregation import Aggregation, aggregate, aggregate_columns
 from .calibration import Sample
 from .client import DeepfakeClient
@@ -270,6 +271,7 @@ class LevelReport:
     model_scores: dict[str, np.ndarray]
     ensemble: BinaryMetrics | None  # None when no sample had a face
     models: dict[str, BinaryMetrics]
+    abstention: Abstention | None = None  # the served uncertain band on these scores; None without samples
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -277,6 +279,7 @@ class LevelReport:
             "without_face": self.without_face,
             "ensemble": None if self.ensemble is None else self.ensemble.to_dict(),
             "models": {name: m.to_dict() for name, m in self.models.items()},
+            "abstention": None if self.abstention is None else self.abstention.to_dict(),
         }
 
 
@@ -287,6 +290,7 @@ def _level_report(
     without_face: int,
     model_names: Sequence[str],
     threshold: float,
+    band: tuple[float, float] | None = None,
 ) -> LevelReport:
     y = np.array(labels, dtype=int)
     ensemble_scores = np.array(ensemble, dtype=np.float64)
@@ -300,10 +304,11 @@ def _level_report(
         model_scores=model_scores,
         ensemble=binary_metrics(y, ensemble_scores, threshold) if measured else None,
         models={n: binary_metrics(y, s, MODEL_THRESHOLD) for n, s in model_scores.items()} if measured else {},
+        abstention=measure(y, ensemble_scores, threshold, band) if measured else None,
     )
 
 
-def frame_level(run: ScoringRun, threshold: float) -> LevelReport:
+def frame_level(run: ScoringRun, threshold: float, band: tuple[float, float] | None = None) -> LevelReport:
     frames = [(s.file.label, f) for s in run.files for f in s.frames]
     judged = [(label, f) for label, f in frames if f.has_face]
     return _level_report(
@@ -313,10 +318,12 @@ def frame_level(run: ScoringRun, threshold: float) -> LevelReport:
         len(frames) - len(judged),
         run.model_names,
         threshold,
+        band,
     )
 
 
-def video_level(run: ScoringRun, threshold: float, aggregation: Aggregation | str, top_k: int = 5) -> LevelReport:
+def video_level(run: ScoringRun, threshold: float, aggregation: Aggregation | str, top_k: int = 5,
+                band: tuple[float, float] | None = None) -> LevelReport:
     judged = [s for s in run.files if s.face_frames]
     return _level_report(
         [s.file.label for s in judged],
@@ -328,6 +335,7 @@ def video_level(run: ScoringRun, threshold: float, aggregation: Aggregation | st
         len(run.files) - len(judged),
         run.model_names,
         threshold,
+        band,
     )
 
 
@@ -347,6 +355,7 @@ class Evaluation:
                 "weights": self.settings.weights,
                 "threshold": self.settings.threshold,
                 "image_score": self.settings.image_score,
+                "uncertain_band": self.settings.to_band_dict(),
             },
             "aggregation": self.aggregation,
             "frame_level": self.frame.to_dict(),
@@ -385,8 +394,9 @@ def evaluate(
         settings=settings,
         aggregation=aggregation.value,
         run=run,
-        frame=frame_level(run, settings.threshold),
-        video=video_level(run, settings.threshold, aggregation, top_k),
+        # The served band, applied to the recorded scores (the video score is aggregated here).
+        frame=frame_level(run, settings.threshold, settings.uncertain_band),
+        video=video_level(run, settings.threshold, aggregation, top_k, settings.uncertain_band),
     )
 
 

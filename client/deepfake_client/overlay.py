@@ -35,6 +35,7 @@ INK = (20, 20, 20)
 BOX = (255, 215, 0)
 FAKE_INK = (200, 30, 30)
 REAL_INK = (20, 120, 40)
+UNCERTAIN_INK = (230, 119, 0)
 READING = ("Colour (fading out towards 0): where a model found evidence for FAKE, relative to that map's "
            "strongest point. Not a score, not a mask of manipulated pixels.")
 
@@ -113,9 +114,10 @@ def _font(size: int) -> ImageFont.ImageFont:
 
 def _header(draw: ImageDraw.ImageDraw, explanation: ExplanationResult, font, small) -> None:
     detection = explanation.detection
-    verdict = detection.label.value
+    verdict = detection.verdict.value  # UNCERTAIN inside the served band, as the page and CLI say
     score = "" if math.isnan(detection.fake_probability) else f"   image score {detection.fake_probability:.2f}"
-    ink = FAKE_INK if detection.is_fake else REAL_INK if detection.has_face else INK
+    ink = (UNCERTAIN_INK if detection.is_uncertain else FAKE_INK if detection.is_fake
+           else REAL_INK if detection.has_face else INK)
     draw.text((GAP, 8), verdict + score, fill=ink, font=font)
     detail = f"{len(detection.faces)} face(s), {len(explanation.faces)} explained (most confident first)"
     if detection.untrained:

@@ -1,4 +1,4 @@
-"""Write an evaluation report: report.json, plus ROC and confusion-matrix PNGs.
+"""Write an evaluation report: report.json, plus ROC, confusion-matrix and risk-coverage PNGs.
 
 Plots need matplotlib (`pip install "deepfake-client[plots]"`); without it only
 the JSON is written and `write_report` says which plots were left out.
@@ -34,7 +34,29 @@ def write_report(evaluation: Evaluation, out_dir: Path) -> tuple[list[Path], str
         if level.ensemble.positives and level.ensemble.negatives:
             written.append(_plot_roc(plt, level, level_name, out_dir / f"roc_{level_name}.png"))
         written.append(_plot_confusion(plt, level, level_name, out_dir / f"confusion_{level_name}.png"))
+        written.append(_plot_risk_coverage(plt, level, level_name, out_dir / f"risk_coverage_{level_name}.png"))
     return written, ""
+
+
+def _plot_risk_coverage(plt, level: LevelReport, level_name: str, path: Path) -> Path:
+    """Error rate over the decided samples as the band around the threshold widens; the served
+    band (when there is one) and no abstention marked."""
+    a = level.abstention
+    figure, axes = plt.subplots(figsize=(5, 4))
+    axes.plot(a.curve_coverage, a.curve_error_rate, linewidth=2, label="ensemble, nearest to the threshold abstain")
+    axes.plot([1.0], [a.error_rate], "ko", label=f"no abstention: error {a.error_rate:.3f}")
+    if a.band is not None and a.covered:
+        axes.plot([a.coverage], [a.covered_error_rate], "s", color="#e67700", markersize=8,
+                  label=f"served band [{a.band[0]:.2f}, {a.band[1]:.2f}]: coverage {a.coverage:.2f}, "
+                        f"error {a.covered_error_rate:.3f}")
+    axes.set(xlabel="coverage (share decided)", ylabel="error rate of the decided", xlim=(0, 1.02),
+             title=f"risk-coverage, {level_name} level (t={a.threshold:.3g})")
+    axes.set_ylim(bottom=0)
+    axes.legend(loc="upper left", fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
 
 
 def _plot_roc(plt, level: LevelReport, level_name: str, path: Path) -> Path:

@@ -1,7 +1,8 @@
 """Typed results, and the parsing of the ensemble's output tensors into them.
 
 The tensor layout is the fixed `deepfake_detector` contract (docs/design.md §3)
-plus the optional extras FACE_LANDMARKS, MODEL_UNTRAINED and NUM_FACES_FOUND.
+plus the optional extras FACE_LANDMARKS, MODEL_UNTRAINED, NUM_FACES_FOUND, VERDICT and
+FACE_VERDICT (a server without the last two serves no uncertain band: the verdict is the label).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ class Label(str, Enum):
     FAKE = "FAKE"
     REAL = "REAL"
     NO_FACE = "NO_FACE"  # nothing was judged: never to be read as REAL
+    # Only in `verdict`: the calibrated score lies in the served uncertain band around the
+    # threshold (`label` still says which side of the threshold it fell on).
+    UNCERTAIN = "UNCERTAIN"
 
     def __str__(self) -> str:
         return self.value
@@ -39,14 +43,18 @@ class Face:
     fake_probability: float  # ensemble score of this face
     model_probabilities: dict[str, float]  # per classifier, keyed by model name
     landmarks: tuple[Point, ...] | None = None  # eyes, nose, mouth corners (when served)
+    verdict: Label | None = None  # FAKE, REAL or UNCERTAIN, as the server decided (None: an older server)
+    flags: tuple[str, ...] = ()  # out-of-scope flags of this face (deepfake_client.scope)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "box": list(self.box),
             "detector_score": self.detector_score,
             "fake_probability": self.fake_probability,
+            "verdict": None if self.verdict is None else self.verdict.value,
             "model_probabilities": dict(self.model_probabilities),
             "landmarks": None if self.landmarks is None else [list(p) for p in self.landmarks],
+            "flags": list(self.flags),
         }
 
 
@@ -64,6 +72,18 @@ class DetectionResult:
     # The file's C2PA Content Credentials, read by the SDK or gateway (None: not read). A separate
     # signal: it never changes label or fake_probability, which are the face models' alone.
     provenance: Provenance | None = None
+    # The label, or UNCERTAIN when the server's uncertain band holds the image score (VERDICT).
+    verdict: Label | None = None
+    # Out-of-scope flags of the whole image (deepfake_client.scope); reported, never acted on.
+    flags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.verdict is None:
+            object.__setattr__(self, "verdict", self.label)
+
+    @property
+    def is_uncertain(self) -> bool:
+        return self.verdict is Label.UNCERTAIN
 
     @property
     def faces_left_out(self) -> int:
@@ -95,7 +115,9 @@ class DetectionResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "label": self.label.value,
+            "verdict": self.verdict.value,
             "fake_probability": json_number(self.fake_probability),
+            "flags": list(self.flags),
             "num_faces": len(self.faces),
             "num_faces_found": self.faces_found,
             "faces": [face.to_dict() for face in self.faces],
@@ -131,6 +153,8 @@ def _text(value: Any) -> str:
 
 def _parse(outputs: Mapping[str, np.ndarray | None]) -> DetectionResult:
     label = Label(_text(_required(outputs, "LABEL").reshape(-1)[0]))
+    if label is Label.UNCERTAIN:
+        raise ValueError("LABEL is FAKE, REAL or NO_FACE; UNCERTAIN comes in VERDICT")
     probability = float(_required(outputs, "FAKE_PROBABILITY").reshape(-1)[0])
     num_faces = int(_required(outputs, "NUM_FACES").reshape(-1)[0])
     model_names = tuple(_text(n) for n in _required(outputs, "MODEL_NAMES").reshape(-1))
@@ -163,6 +187,16 @@ def _parse(outputs: Mapping[str, np.ndarray | None]) -> DetectionResult:
             name for name, flag in zip(model_names, np.asarray(untrained_flags).reshape(-1), strict=True) if flag
         )
     )
+    verdict = outputs.get("VERDICT")
+    verdict = label if verdict is None else Label(_text(np.asarray(verdict).reshape(-1)[0]))
+    if (verdict is Label.NO_FACE) != (label is Label.NO_FACE) or (
+            verdict not in (label, Label.UNCERTAIN)):
+        raise ValueError(f"VERDICT {verdict.value} with LABEL {label.value}")
+    face_verdicts = outputs.get("FACE_VERDICT")
+    if face_verdicts is not None:
+        face_verdicts = [Label(_text(v)) for v in np.asarray(face_verdicts).reshape(-1)]
+        if len(face_verdicts) != num_faces or not set(face_verdicts) <= {Label.FAKE, Label.REAL, Label.UNCERTAIN}:
+            raise ValueError(f"FACE_VERDICT {[v.value for v in face_verdicts]} for {num_faces} faces")
     faces = tuple(
         Face(
             box=tuple(float(v) for v in boxes[i]),
@@ -170,6 +204,7 @@ def _parse(outputs: Mapping[str, np.ndarray | None]) -> DetectionResult:
             fake_probability=float(face_probabilities[i]),
             model_probabilities={name: float(p) for name, p in zip(model_names, model_probabilities[i], strict=True)},
             landmarks=None if landmarks is None else tuple((float(x), float(y)) for x, y in landmarks[i]),
+            verdict=None if face_verdicts is None else face_verdicts[i],
         )
         for i in range(num_faces)
     )
@@ -180,6 +215,7 @@ def _parse(outputs: Mapping[str, np.ndarray | None]) -> DetectionResult:
         model_names=model_names,
         untrained_models=untrained,
         faces_found=faces_found,
+        verdict=verdict,
     )
 
 

@@ -63,6 +63,10 @@ def combiner_outputs(num_models: int) -> tuple[TensorSpec, ...]:
         TensorSpec("MODEL_FAKE_PROBABILITY", "FP32", (-1, num_models)),
         TensorSpec("MODEL_NAMES", "BYTES", (num_models,)),
         TensorSpec("MODEL_UNTRAINED", "BOOL", (num_models,)),
+        # Added outputs: LABEL with UNCERTAIN where the score lies in the served uncertain band
+        # (equal to LABEL when no band is served), per image and per face.
+        TensorSpec("VERDICT", "BYTES", (1,)),
+        TensorSpec("FACE_VERDICT", "BYTES", (-1,)),
     )
 
 

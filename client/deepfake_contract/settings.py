@@ -9,6 +9,7 @@ One small JSON document, so a calibration survives every rebuild of the reposito
       "threshold": 0.5,
       "image_score": "max",
       "calibration": null,
+      "uncertain_band": null,
       "provenance": {"data": "...", "objective": "...", "created": "2026-11-30T04:30:00+00:00"}
     }
 
@@ -17,6 +18,12 @@ probabilities) or a monotone map from that score to a calibrated probability:
 {"method": "platt", "a": float, "b": float} (p = sigmoid(a * logit(score) + b)) or
 {"method": "isotonic", "x": [...], "y": [...]} (piecewise linear through the points,
 x strictly increasing in [0, 1], y non-decreasing in [0, 1]).
+
+`uncertain_band` is null (off: every face is FAKE or REAL) or {"low": float, "high": float,
+"source": str} with low <= threshold <= high and low < high, on the same scale as the threshold
+(the calibrated probability when a calibration is served): a score in [low, high] is UNCERTAIN.
+`deepfake calibrate` writes it from the threshold's bootstrap interval or a chosen coverage;
+`source` says which. A file without the key has no band.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ class EnsembleSettings:
     threshold: float = DEFAULT_THRESHOLD
     image_score: str = DEFAULT_IMAGE_SCORE
     calibration: Mapping[str, Any] | None = None
+    uncertain_band: Mapping[str, Any] | None = None
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -64,6 +72,8 @@ class EnsembleSettings:
             raise SettingsError(f"image_score must be one of {IMAGE_SCORES}, got {self.image_score!r}")
         if self.calibration is not None:
             check_calibration(self.calibration)
+        if self.uncertain_band is not None:
+            check_band(self.uncertain_band, self.threshold)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +82,7 @@ class EnsembleSettings:
             "threshold": float(self.threshold),
             "image_score": self.image_score,
             "calibration": None if self.calibration is None else dict(self.calibration),
+            "uncertain_band": None if self.uncertain_band is None else dict(self.uncertain_band),
             "provenance": dict(self.provenance),
         }
 
@@ -81,7 +92,7 @@ class EnsembleSettings:
             raise SettingsError(f"expected a JSON object, got {type(data).__name__}")
         if data.get("format") != FORMAT:
             raise SettingsError(f"unknown settings format {data.get('format')!r}; expected {FORMAT!r}")
-        unknown = set(data) - {"format", "weights", "threshold", "image_score", "calibration", "provenance"}
+        unknown = set(data) - {"format", "weights", "threshold", "image_score", "calibration", "uncertain_band", "provenance"}
         if unknown:
             raise SettingsError(f"unknown settings keys {sorted(unknown)}")
         weights = data.get("weights")
@@ -92,6 +103,7 @@ class EnsembleSettings:
             threshold=data.get("threshold", DEFAULT_THRESHOLD),
             image_score=data.get("image_score", DEFAULT_IMAGE_SCORE),
             calibration=data.get("calibration"),
+            uncertain_band=data.get("uncertain_band"),
             provenance=data.get("provenance") or {},
         )
 
@@ -117,6 +129,24 @@ def check_calibration(calibration: Mapping[str, Any]) -> None:
         raise SettingsError("isotonic calibration x must be strictly increasing")
     if any(b < a for a, b in zip(y, y[1:])):
         raise SettingsError("isotonic calibration y must be non-decreasing")
+
+
+def check_band(band: Mapping[str, Any], threshold: float) -> None:
+    """Raise SettingsError unless `band` is an uncertain band around `threshold` (see the module doc)."""
+    if not isinstance(band, Mapping):
+        raise SettingsError(f"uncertain_band must be null or an object, got {type(band).__name__}")
+    unknown = set(band) - {"low", "high", "source"}
+    if unknown:
+        raise SettingsError(f"unknown uncertain_band keys {sorted(unknown)}")
+    low, high = band.get("low"), band.get("high")
+    if not all(_is_number(v) and math.isfinite(v) for v in (low, high)):
+        raise SettingsError(f"uncertain_band needs finite numbers low and high, got low={low!r}, high={high!r}")
+    if not 0.0 <= low <= threshold <= high <= 1.0 or low >= high:
+        raise SettingsError(
+            f"uncertain_band must satisfy 0 <= low <= threshold <= high <= 1 and low < high, "
+            f"got low={low}, threshold={threshold}, high={high}")
+    if not isinstance(band.get("source", ""), str):
+        raise SettingsError("uncertain_band.source must be text")
 
 
 def load(path: str | Path) -> EnsembleSettings:

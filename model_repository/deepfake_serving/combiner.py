@@ -19,6 +19,7 @@ from deepfake_contract.settings import (
     IMAGE_SCORES,
     EnsembleSettings,
     SettingsError,
+    check_band,
     check_calibration,
 )
 from deepfake_serving.calibration import calibrated_probability
@@ -26,6 +27,8 @@ from deepfake_serving.calibration import calibrated_probability
 LABEL_FAKE = "FAKE"
 LABEL_REAL = "REAL"
 LABEL_NO_FACE = "NO_FACE"
+# VERDICT/FACE_VERDICT only (LABEL stays FAKE/REAL/NO_FACE): the score lies in the uncertain band.
+LABEL_UNCERTAIN = "UNCERTAIN"
 # The most faces one image may carry: the detector's max_faces is at most the classifiers'
 # max batch size, 64 in every flavour (export.repository checks it), so no served request has
 # more; a direct caller claiming more is refused before any row is read.
@@ -49,6 +52,8 @@ class CombinerSettings:
     untrained_models: frozenset[str] = field(default_factory=frozenset)
     # None, or a monotone map of the score to a calibrated probability (deepfake_contract.settings)
     calibration: Mapping[str, Any] | None = None
+    # None (off), or {"low", "high", "source"} around the threshold (deepfake_contract.settings)
+    uncertain_band: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - set(self.model_names)
@@ -76,6 +81,11 @@ class CombinerSettings:
                 check_calibration(self.calibration)
             except SettingsError as exc:
                 raise CombinerConfigError(str(exc)) from None
+        if self.uncertain_band is not None:
+            try:
+                check_band(self.uncertain_band, self.threshold)
+            except SettingsError as exc:
+                raise CombinerConfigError(str(exc)) from None
 
     @property
     def enabled_models(self) -> tuple[str, ...]:
@@ -92,7 +102,7 @@ class CombinerSettings:
         """The combiner of `model_names` configured by a settings file (deepfake_contract.settings)."""
         return cls(model_names=tuple(model_names), weights=dict(settings.weights), threshold=settings.threshold,
                    image_score=settings.image_score, untrained_models=frozenset(untrained_models),
-                   calibration=settings.calibration)
+                   calibration=settings.calibration, uncertain_band=settings.uncertain_band)
 
     @classmethod
     def from_parameters(cls, params: Mapping[str, str]) -> CombinerSettings:
@@ -106,6 +116,7 @@ class CombinerSettings:
                 image_score=decode(params, "image_score", DEFAULT_IMAGE_SCORE, kind=str),
                 untrained_models=frozenset(decode(params, "untrained_models", [], kind=list)),
                 calibration=decode(params, "calibration", None, kind=(dict, type(None))),
+                uncertain_band=decode(params, "uncertain_band", None, kind=(dict, type(None))),
             )
         except ParameterError as exc:
             raise CombinerConfigError(str(exc)) from None
@@ -118,6 +129,7 @@ class CombinerSettings:
             "image_score": encode(self.image_score),
             "untrained_models": encode(self.untrained_models),
             "calibration": encode(None if self.calibration is None else dict(self.calibration)),
+            "uncertain_band": encode(None if self.uncertain_band is None else dict(self.uncertain_band)),
         }
 
 
@@ -127,6 +139,22 @@ class Verdict:
     fake_probability: float  # NaN when no face
     face_fake_probability: np.ndarray  # (N,) float32
     model_fake_probability: np.ndarray  # (N, M) float32, columns in model_names order
+    verdict: str = ""  # LABEL, or UNCERTAIN where the image score lies in the uncertain band
+    face_verdicts: tuple[str, ...] = ()  # per face: FAKE, REAL or UNCERTAIN
+
+
+def in_band(score: float, settings: CombinerSettings) -> bool:
+    """The score lies in the served uncertain band (both ends included); never when none is
+    served. The band sits on the scale of the threshold (the calibrated probability)."""
+    band = settings.uncertain_band
+    return band is not None and band["low"] <= score <= band["high"]
+
+
+def decide(score: float, settings: CombinerSettings) -> str:
+    """UNCERTAIN inside the band, else FAKE above the threshold, else REAL."""
+    if in_band(score, settings):
+        return LABEL_UNCERTAIN
+    return LABEL_FAKE if score > settings.threshold else LABEL_REAL
 
 
 def fake_probability(logits: np.ndarray) -> np.ndarray:
@@ -186,9 +214,15 @@ def combine(num_faces: int, logits: Sequence[np.ndarray], settings: CombinerSett
             per_face = calibrated_probability(settings.calibration, per_face)
             image_score = float(calibrated_probability(settings.calibration, np.array(image_score)))
         label = LABEL_FAKE if image_score > settings.threshold else LABEL_REAL
+    # Decided on the float32 values that are sent, so a client re-checking a score against the
+    # band reads the same verdict.
+    per_face = per_face.astype(np.float32)
+    image_score32 = float(np.float32(image_score))
     return Verdict(
         label=label,
         fake_probability=image_score,
-        face_fake_probability=per_face.astype(np.float32),
+        face_fake_probability=per_face,
         model_fake_probability=per_model.astype(np.float32).reshape(num_faces, len(logits)),
+        verdict=LABEL_UNCERTAIN if num_faces and in_band(image_score32, settings) else label,
+        face_verdicts=tuple(decide(float(p), settings) for p in per_face),
     )

@@ -104,3 +104,26 @@ def test_usage_errors(tmp_path, capsys, extra):
     except SystemExit as exit_info:
         code = exit_info.code
     assert code == ExitCode.USAGE
+
+
+def test_the_uncertain_band_comes_from_the_threshold_interval_or_a_coverage(tmp_path, capsys):
+    report = write_scores(tmp_path, [0, 1] * 60, 1, seed=3, strengths=(0.6, 0.4, 0.0, 0.5))
+    out = tmp_path / "calibration"
+    by_interval, by_coverage, none = (tmp_path / f"{n}.json" for n in ("interval", "coverage", "none"))
+    common = ["--out", out, "--bootstrap", "100"]
+    assert run(["calibrate", report, "--settings", by_interval, *common], capsys)[0] == ExitCode.REAL
+    data = json.loads((out / "calibration.json").read_text())
+    interval = data["result"]["threshold_interval"]
+    band = ensemble_settings.load(by_interval).uncertain_band
+    assert band["low"] == pytest.approx(min(interval["low"], data["result"]["threshold"]))
+    assert band["high"] == pytest.approx(max(interval["high"], data["result"]["threshold"]))
+    assert "Uncertain band: [" in (out / "calibration.md").read_text()
+
+    argv = ["calibrate", report, "--settings", by_coverage, "--uncertain", "coverage", "--coverage", "0.8", *common]
+    assert run(argv, capsys)[0] == ExitCode.REAL
+    written = ensemble_settings.load(by_coverage)
+    low, high = written.uncertain_band["low"], written.uncertain_band["high"]
+    assert low < written.threshold < high and high - low == pytest.approx(2 * (written.threshold - low))
+
+    assert run(["calibrate", report, "--settings", none, "--uncertain", "none", *common], capsys)[0] == ExitCode.REAL
+    assert ensemble_settings.load(none).uncertain_band is None

@@ -29,6 +29,7 @@ def ensemble_outputs(
     untrained: Sequence[bool] = (False, False, False, False),
     with_landmarks: bool = True,
     faces_found: int | None = None,
+    band: tuple[float, float] | None = None,
 ) -> dict[str, np.ndarray]:
     """The deepfake_detector outputs for faces with these per-model probabilities,
     with tritonclient's dtypes: BYTES as object arrays of bytes, BOOL as bool."""
@@ -50,6 +51,11 @@ def ensemble_outputs(
         "MODEL_NAMES": np.array([m.encode() for m in MODEL_NAMES], dtype=np.object_),
         "MODEL_UNTRAINED": np.array(untrained, dtype=bool),
     }
+    if band is not None:  # a server that serves an uncertain band (low, high)
+        def verdict(p: float) -> bytes:
+            return b"UNCERTAIN" if band[0] <= p <= band[1] else (b"FAKE" if p > threshold else b"REAL")
+        outputs["VERDICT"] = np.array([label if n == 0 else verdict(score)], dtype=np.object_)
+        outputs["FACE_VERDICT"] = np.array([verdict(float(p)) for p in per_face], dtype=np.object_)
     if faces_found is not None:
         outputs["NUM_FACES_FOUND"] = np.array([faces_found], dtype=np.int32)
     if with_landmarks:

@@ -375,3 +375,55 @@ def test_each_command_gets_its_own_default_timeout(monkeypatch, argv, expected):
     monkeypatch.setattr(cli, "run_explain", lambda client, args: ExitCode.REAL)
     assert main(argv) == ExitCode.REAL
     assert opened[0]["timeout_s"] == expected
+
+
+def test_an_uncertain_image_says_so_in_the_table_and_json_with_its_own_exit_code(server, tmp_path, capsys):
+    server.respond = lambda _: ensemble_outputs([[0.55] * 4], band=(0.4, 0.6))
+    code, out, _ = run(["image", image_file(tmp_path)], capsys)
+    assert code == ExitCode.UNCERTAIN
+    header, row = out.splitlines()[:2]
+    assert header.split()[1] == "verdict" and row.split()[1] == "UNCERTAIN"
+    code, out, _ = run(["image", image_file(tmp_path), "--json"], capsys)
+    data = json.loads(out)
+    assert code == ExitCode.UNCERTAIN and data["verdict"] == "UNCERTAIN" and data["label"] == "FAKE"
+
+
+def test_uncertain_ranks_below_fake_and_errors_and_above_no_face():
+    assert verdict_exit_code([Label.UNCERTAIN, Label.FAKE]) == ExitCode.FAKE
+    assert verdict_exit_code([Label.UNCERTAIN], [RequestTimeoutError("slow")]) == ExitCode.TIMEOUT
+    assert verdict_exit_code([Label.UNCERTAIN, Label.NO_FACE, Label.REAL]) == ExitCode.UNCERTAIN
+
+
+def test_out_of_scope_flags_are_printed_beside_the_table(server, tmp_path, capsys):
+    server.respond = lambda _: ensemble_outputs([[0.2] * 4], faces_found=3)
+    grey = tmp_path / "grey.png"
+    cv2.imwrite(str(grey), np.tile(np.arange(0, 256, 4, dtype=np.uint8), (64, 1)))  # one channel
+    code, out, _ = run(["image", grey], capsys)
+    assert code == ExitCode.REAL
+    line = next(line for line in out.splitlines() if "outside what the models were trained on" in line)
+    assert "greyscale" in line and "too_many_faces" in line and "face 1: small_face" in line
+    data = json.loads(run(["image", grey, "--json"], capsys)[1])
+    assert "greyscale" in data["flags"] and data["faces"][0]["flags"] == ["small_face"]
+
+
+def test_evaluate_reports_abstention_with_the_served_band_and_a_risk_coverage_plot(server, tmp_path, capsys):
+    from deepfake_contract.parameters import encode
+
+    server.respond = xception_knows
+    server.parameters["uncertain_band"] = encode({"low": 0.4, "high": 0.5, "source": "test"})  # ensemble scores 0.375-0.494
+    out_dir = tmp_path / "report"
+    code, out, _ = run(["evaluate", labelled_folder(tmp_path), "--out", out_dir, "--frames", "4", "--json"], capsys)
+    assert code == ExitCode.REAL
+    summary = json.loads(out)
+    assert summary["server_settings"]["uncertain_band"] == {"low": 0.4, "high": 0.5}
+    frame = summary["frame_level"]["abstention"]
+    curve = np.array(json.loads((out_dir / "report.json").read_text())["frame_level"]["abstention"]
+                      ["risk_coverage"]["coverage"])
+    assert curve[-1] == 1.0 and frame["without_abstention"]["coverage"] == 1.0
+    with_band = frame["with_abstention"]
+    assert 0 < with_band["coverage"] < 1 and with_band["abstained"] > 0
+    assert with_band["error_rate"] <= frame["without_abstention"]["error_rate"]
+    for png in ("risk_coverage_frame.png", "risk_coverage_video.png"):
+        assert (out_dir / png).read_bytes().startswith(b"\x89PNG")
+    code, out, _ = run(["evaluate", labelled_folder(tmp_path), "--out", out_dir, "--frames", "4"], capsys)
+    assert "with the served band [0.400, 0.500] coverage" in out

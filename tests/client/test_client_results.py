@@ -84,3 +84,30 @@ def test_answers_outside_the_contract_are_server_errors(corrupt, message):
     with pytest.raises(ServerError, match="does not follow the deepfake_detector contract") as error:
         parse_outputs(outputs)
     assert message in str(error.value)
+
+
+def test_the_verdict_is_uncertain_where_the_server_says_so_and_the_label_keeps_its_side():
+    result = parse_outputs(ensemble_outputs([[0.2] * 4, [0.55] * 4], band=(0.4, 0.6)))
+    assert result.label is Label.FAKE and result.verdict is Label.UNCERTAIN and result.is_uncertain
+    assert [face.verdict for face in result.faces] == [Label.REAL, Label.UNCERTAIN]
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["label"] == "FAKE" and data["verdict"] == "UNCERTAIN"
+    assert [face["verdict"] for face in data["faces"]] == ["REAL", "UNCERTAIN"]
+
+
+def test_an_older_server_without_verdicts_gives_the_label_as_verdict():
+    result = parse_outputs(ensemble_outputs([[0.55] * 4]))
+    assert result.verdict is Label.FAKE and not result.is_uncertain and result.faces[0].verdict is None
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda o: o.update(LABEL=np.array([b"UNCERTAIN"], dtype=np.object_)), "VERDICT"),
+    (lambda o: o.update(VERDICT=np.array([b"REAL"], dtype=np.object_)), "VERDICT REAL with LABEL FAKE"),
+    (lambda o: o.update(FACE_VERDICT=np.array([b"FAKE", b"NO_FACE"], dtype=np.object_)), "FACE_VERDICT"),
+    (lambda o: o.update(FACE_VERDICT=np.array([b"FAKE"], dtype=np.object_)), "FACE_VERDICT"),
+])
+def test_verdicts_that_contradict_the_answer_are_refused(change, message):
+    outputs = ensemble_outputs([[0.2] * 4, [0.7] * 4], band=(0.4, 0.6))
+    change(outputs)
+    with pytest.raises(ServerError, match=message):
+        parse_outputs(outputs)

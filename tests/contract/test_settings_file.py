@@ -40,6 +40,12 @@ def test_round_trip_keeps_every_field(tmp_path):
     ({"calibration": {"method": "isotonic", "x": [0.0, 0.0], "y": [0.1, 0.2]}}, "strictly increasing"),
     ({"calibration": {"method": "isotonic", "x": [0.0, 1.0], "y": [0.5, 0.2]}}, "non-decreasing"),
     ({"calibration": {"method": "isotonic", "x": [0.0], "y": [0.5]}}, "length"),
+    ({"uncertain_band": {"low": 0.6, "high": 0.7}}, "low <= threshold"),  # the default 0.5 lies outside
+    ({"uncertain_band": {"low": 0.5, "high": 0.5}}, "low < high"),
+    ({"uncertain_band": {"low": 0.4, "high": 1.2}}, "high <= 1"),
+    ({"uncertain_band": {"low": True, "high": 0.6}}, "finite numbers"),
+    ({"uncertain_band": {"low": 0.4, "high": 0.6, "width": 1}}, "unknown uncertain_band keys"),
+    ({"uncertain_band": [0.4, 0.6]}, "uncertain_band must be null or an object"),
 ])
 def test_bad_values_are_refused_with_their_name(tmp_path, change, message):
     data = {**EnsembleSettings(WEIGHTS).to_dict(), **change}
@@ -47,6 +53,16 @@ def test_bad_values_are_refused_with_their_name(tmp_path, change, message):
     path.write_text(json.dumps(data))
     with pytest.raises(SettingsError, match=message):
         settings.load(path)
+
+
+def test_the_band_round_trips_and_an_old_file_has_none(tmp_path):
+    band = {"low": 0.31, "high": 0.55, "source": "threshold interval"}
+    original = EnsembleSettings(WEIGHTS, threshold=0.42, uncertain_band=band)
+    assert settings.load(settings.dump(original, tmp_path / "band.json")).uncertain_band == band
+    old = EnsembleSettings(WEIGHTS).to_dict()
+    del old["uncertain_band"]  # a file written before the band existed
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert settings.load(tmp_path / "old.json").uncertain_band is None
 
 
 def test_unreadable_files_name_the_path(tmp_path):

@@ -105,3 +105,16 @@ def test_overlay_is_a_png_with_the_heatmap_on_the_face():
     coloured = ~grey & (image.std(axis=2) > 20)
     assert coloured.any()
     assert result.to_dict()["explained_faces"][0]["peak"]["ensemble"] == pytest.approx([144.0, 114.0], abs=4)
+
+
+def test_the_overlay_header_says_uncertain_in_its_colour():
+    from deepfake_client.overlay import FAKE_INK, UNCERTAIN_INK
+
+    def header_inks(extra: dict) -> set[tuple[int, ...]]:
+        result = parse_explanation({**outputs(), **extra})
+        image = np.asarray(Image.open(io.BytesIO(render_overlay(photo_bytes(), result))).convert("RGB"))
+        return {tuple(int(v) for v in pixel) for pixel in image[8:30, :200].reshape(-1, 3)}
+
+    uncertain = {"VERDICT": np.array([b"UNCERTAIN"], dtype=object), "FACE_VERDICT": np.array([b"UNCERTAIN"], dtype=object)}
+    assert UNCERTAIN_INK in header_inks(uncertain) and FAKE_INK not in header_inks(uncertain)
+    assert FAKE_INK in header_inks({}) and UNCERTAIN_INK not in header_inks({})

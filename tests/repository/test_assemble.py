@@ -89,14 +89,18 @@ def test_a_settings_file_is_served_and_recorded(artifacts, tmp_path, capsys):
     """What `make repository SETTINGS=...` runs: the file's weights, threshold and image score reach the
     combiner's config, and repository.json names the file by path and sha256."""
     weights = {"xception": 3.0, "efficientnet_b4": 0.0, "f3net": 1.0, "effort_clip": 0.5}
-    written = EnsembleSettings(weights, threshold=0.35, image_score="mean", provenance={"objective": "auc"})
+    band = {"low": 0.3, "high": 0.42, "source": "test"}
+    written = EnsembleSettings(weights, threshold=0.35, image_score="mean", provenance={"objective": "auc"},
+                               uncertain_band=band)
     path = settings_file.dump(written, tmp_path / "ensemble-settings.json")
     out = tmp_path / "cpu"
     code = export_main(["repository", "--artifacts", str(artifacts.root), "--out", str(out), "--settings", str(path)])
-    assert code == 0 and "ensemble settings from the settings file" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert code == 0 and "ensemble settings from the settings file" in printed and "uncertain band [0.3, 0.42]" in printed
     params = {k: v.string_value for k, v in configs(out)["weighted_average"].parameters.items()}
     served = CombinerSettings.from_parameters(params)
     assert (dict(served.weights), served.threshold, served.image_score) == (weights, 0.35, "mean")
+    assert served.uncertain_band == band  # the band reaches the combiner's config
     summary = json.loads((out / "repository.json").read_text())
     assert summary["settings"] == written.to_dict()
     assert summary["settings_file"] == {"path": str(path.resolve()), "sha256": sha256_file(path)}

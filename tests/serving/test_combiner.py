@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from deepfake_serving.combiner import (
+    LABEL_UNCERTAIN,
     CombinerConfigError,
     CombinerInputError,
     CombinerSettings,
@@ -149,3 +150,44 @@ def test_face_count_refuses_anything_but_one_non_negative_integer(tensor):
     with pytest.raises(CombinerInputError, match="NUM_FACES"):
         face_count(tensor)
     assert face_count(np.array([3], np.int32)) == 3
+
+
+BAND = {"low": 0.4, "high": 0.6, "source": "test"}
+
+
+def test_scores_inside_the_band_are_uncertain_and_the_label_keeps_its_side():
+    # Equal weights over a, b, c (d off): each face's score is its row's value.
+    rows = [0.39, 0.41, 0.55, 0.59, 0.61]  # away from the ends: scores travel as float32
+    logits = [logits_for(rows) for _ in NAMES]
+    verdict = combine(5, logits, settings(weights={"a": 1.0, "b": 1.0, "c": 1.0, "d": 0.0}, uncertain_band=BAND))
+    assert verdict.face_verdicts == ("REAL", LABEL_UNCERTAIN, LABEL_UNCERTAIN, LABEL_UNCERTAIN, "FAKE")
+    assert verdict.label == "FAKE" and verdict.verdict == "FAKE"  # the image score is the max, 0.61
+    inside = combine(2, [logits_for([0.45, 0.55]) for _ in NAMES], settings(uncertain_band=BAND))
+    assert inside.label == "FAKE" and inside.verdict == LABEL_UNCERTAIN
+
+
+def test_without_a_band_the_verdict_is_the_label():
+    verdict = combine(2, [logits_for([0.45, 0.55]) for _ in NAMES], settings())
+    assert verdict.verdict == verdict.label == "FAKE"
+    assert verdict.face_verdicts == ("REAL", "FAKE")
+    no_face = combine(0, [np.zeros((1, 2), np.float32) for _ in NAMES], settings(uncertain_band=BAND))
+    assert no_face.verdict == "NO_FACE" and no_face.face_verdicts == ()
+
+
+def test_the_band_applies_to_the_calibrated_probability():
+    calibration = {"method": "platt", "a": 1.0, "b": 2.0}  # lifts 0.3 to about 0.76
+    raw = combine(1, [logits_for([0.3]) for _ in NAMES], settings(uncertain_band=BAND))
+    calibrated = combine(1, [logits_for([0.3]) for _ in NAMES], settings(uncertain_band=BAND, calibration=calibration))
+    assert raw.verdict == "REAL" and calibrated.verdict == "FAKE"
+
+
+@pytest.mark.parametrize("band", [{"low": 0.6, "high": 0.7}, {"low": 0.5, "high": 0.5}, {"low": "0.4", "high": 0.6}])
+def test_a_band_that_does_not_hold_the_threshold_is_refused(band):
+    with pytest.raises(CombinerConfigError, match="uncertain_band"):
+        settings(uncertain_band=band)
+
+
+def test_the_band_round_trips_through_the_parameters():
+    configured = settings(uncertain_band=BAND)
+    assert CombinerSettings.from_parameters(configured.to_parameters()) == configured
+    assert CombinerSettings.from_parameters(settings().to_parameters()).uncertain_band is None

@@ -98,6 +98,27 @@ def test_image_answer_has_the_seed_fields_and_meanings():
     assert body["untrained"] is False
 
 
+def test_an_uncertain_image_keeps_the_seed_prediction_and_says_uncertain_beside_it():
+    with gateway(FakeClient(band=(0.4, 0.85))) as web:
+        body = web.post("/api/detect/image", files=upload()).json()
+        batch = web.post("/api/detect/batch", files=[("files", ("a.png", image_bytes(), "image/png"))]).json()
+        health = web.get("/health").json()
+    assert body["prediction"] == "FAKE" and body["confidence"] == pytest.approx(0.8)  # the seed's, unchanged
+    assert body["verdict"] == "UNCERTAIN" and body["faces"][0]["verdict"] == "UNCERTAIN"
+    assert body["faces"][0]["prediction"] == "FAKE"
+    assert body["flags"] == ["upscaled"] and body["faces"][0]["flags"] == ["small_face"]
+    assert body["ensemble"]["uncertain_band"] == {"low": 0.4, "high": 0.85}
+    assert health["uncertain_band"] == {"low": 0.4, "high": 0.85}
+    assert batch["uncertain_count"] == 1 and batch["fake_count"] == 1  # the seed's count keeps the prediction
+
+
+def test_without_a_band_the_verdict_is_the_prediction():
+    with gateway() as web:
+        body = web.post("/api/detect/image", files=upload()).json()
+    assert body["verdict"] == body["prediction"] == "FAKE" and body["ensemble"]["uncertain_band"] is None
+    assert body["flags"] == [] and body["faces"][0]["flags"] == []
+
+
 def test_no_face_is_its_own_prediction_with_null_scores():
     with gateway() as web:
         body = web.post("/api/detect/image", files=upload(data=image_bytes(width=NO_FACE_WIDTH))).json()

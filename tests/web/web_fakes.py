@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from PIL import Image
 
@@ -52,7 +52,9 @@ class FakeExplanation:
 class FakeClient:
     """Plays DeepfakeClient: detect, detect_video, ensemble_settings, health (and explain when given)."""
 
-    def __init__(self, *, error: Exception | None = None, ready: bool = True, untrained: tuple[str, ...] = ()) -> None:
+    def __init__(self, *, error: Exception | None = None, ready: bool = True, untrained: tuple[str, ...] = (),
+                 band: tuple[float, float] | None = None) -> None:
+        self.band = band  # a served uncertain band: the fake face (0.8) inside it is UNCERTAIN, and flagged
         self.error = error
         self.ready = ready
         self.untrained = untrained
@@ -70,7 +72,13 @@ class FakeClient:
         else:
             with Image.open(io.BytesIO(data)) as image:
                 width = image.size[0]
-        return no_face_result() if width == NO_FACE_WIDTH else face_result(untrained=self.untrained)
+        if width == NO_FACE_WIDTH:
+            return no_face_result()
+        result = face_result(untrained=self.untrained)
+        if self.band is not None and self.band[0] <= result.fake_probability <= self.band[1]:
+            face = replace(result.faces[0], verdict=Label.UNCERTAIN, flags=("small_face",))
+            result = replace(result, verdict=Label.UNCERTAIN, faces=(face,), flags=("upscaled",))
+        return result
 
     def detect(self, image: bytes) -> DetectionResult:
         return self._judge(image)
@@ -103,7 +111,8 @@ class FakeClient:
     def ensemble_settings(self) -> EnsembleSettings:
         if self.error is not None:
             raise self.error
-        return EnsembleSettings(weights=dict(WEIGHTS), threshold=THRESHOLD, untrained_models=self.untrained)
+        return EnsembleSettings(weights=dict(WEIGHTS), threshold=THRESHOLD, untrained_models=self.untrained,
+                                uncertain_band=self.band)
 
     def health(self) -> Health:
         return Health(url="fake:8001", model="deepfake_detector", live=True, model_ready=self.ready,

@@ -309,6 +309,7 @@ def create_app(
             "api_key_required": bool(api_keys),  # the page asks for a key when true
             "untrained_models": list(state.untrained_models or ()),
             "threshold": settings.threshold if settings else None,
+            "uncertain_band": settings.to_band_dict() if settings else None,
             "weights": dict(settings.weights) if settings else None,
             # When the page sends a video or a batch as a job instead (null: no jobs on this gateway).
             "jobs": {"video_bytes": limits.job_video_bytes, "batch_files": limits.max_batch_files} if jobs else None,
@@ -590,7 +591,7 @@ def create_app(
             "confidence": fields["confidence"],
             "fake_probability": fields["fake_probability"],
             "processing_time": round(elapsed, 4),
-            **{k: fields[k] for k in ("num_faces", "faces", "untrained")},
+            **{k: fields[k] for k in ("verdict", "flags", "num_faces", "faces", "untrained")},
             "threshold": settings.threshold,
         }
 

@@ -19,6 +19,11 @@ Seed types and names: `/health` `models_loaded` and the image answer's
 seed's names (`effort`, not the served `effort_clip`: `SEED_MODEL_KEYS`); the
 video answer has `filename`; a video samples 30 frames unless told otherwise.
 New fields (`faces`, `ensemble.weights` ...) use the served names.
+
+`verdict` (new, beside `prediction`) is `prediction` or `UNCERTAIN` when the served uncertain
+band holds the score; `prediction` stays FAKE/REAL/NO_FACE as the seed's clients expect.
+`flags` (image and each face) lists what lies outside what the models were trained on
+(deepfake_client.scope).
 """
 
 from __future__ import annotations
@@ -65,7 +70,10 @@ def detection_fields(result: DetectionResult, settings: EnsembleSettings) -> dic
         "confidence": confidence(result.label, fake),
         "fake_probability": _number(fake) if has_face else None,
         "real_probability": _number(1.0 - fake) if has_face else None,
-        # New: every face, with its box (x1, y1, x2, y2 in image pixels) and scores.
+        # New: the verdict with UNCERTAIN, the out-of-scope flags, and every face, with its box
+        # (x1, y1, x2, y2 in image pixels) and scores.
+        "verdict": result.verdict.value,
+        "flags": list(result.flags),
         "num_faces": len(result.faces),
         "faces": [
             {
@@ -73,7 +81,9 @@ def detection_fields(result: DetectionResult, settings: EnsembleSettings) -> dic
                 "detector_score": _number(face.detector_score),
                 "fake_probability": _number(face.fake_probability),
                 "prediction": verdict(face.fake_probability, settings.threshold),
+                "verdict": face.verdict.value if face.verdict else verdict(face.fake_probability, settings.threshold),
                 "model_probabilities": {name: _number(p) for name, p in face.model_probabilities.items()},
+                "flags": list(face.flags),
             }
             for face in result.faces
         ],
@@ -114,13 +124,14 @@ def image_response(
         "total_models": len(result.model_names),
         "device": device,
         # New fields.
-        **{k: fields[k] for k in ("num_faces", "faces", "untrained", "untrained_models")},
+        **{k: fields[k] for k in ("verdict", "flags", "num_faces", "faces", "untrained", "untrained_models")},
         "image_size": None if image_size is None else {"width": image_size[0], "height": image_size[1]},
         "ensemble": {
             "threshold": settings.threshold,
             "image_score": settings.image_score,
             "weights": dict(settings.weights),
             "calibrated": settings.calibrated,  # fake_probability is a calibrated probability, model scores are raw
+            "uncertain_band": settings.to_band_dict(),  # null: no band served, no UNCERTAIN verdict
             "seed_keys": {seed_key(name): name for name in result.model_names},  # model_predictions key -> served name
         },
         # New: the file's C2PA Content Credentials, a separate signal that never changes `prediction`
@@ -143,6 +154,7 @@ def batch_response(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "average_confidence": _number(sum(r["confidence"] for r in judged) / len(judged)) if judged else None,
         # New.
         "no_face_count": sum(r.get("prediction") == Label.NO_FACE.value for r in results),
+        "uncertain_count": sum(r.get("verdict") == Label.UNCERTAIN.value for r in results),
         "error_count": sum("error" in r for r in results),
     }
 

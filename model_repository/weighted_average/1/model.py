@@ -48,6 +48,8 @@ class TritonPythonModel:
             verdict.model_fake_probability,
             self.model_names,
             self.untrained,
+            np.array([verdict.verdict.encode()], dtype=np.object_),
+            np.array([v.encode() for v in verdict.face_verdicts], dtype=np.object_),
         )
         return pb_utils.InferenceResponse(
             output_tensors=[pb_utils.Tensor(spec.name, value) for spec, value in zip(self.outputs, values, strict=True)]

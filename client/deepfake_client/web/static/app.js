@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const COLORS = { FAKE: "#c92a2a", REAL: "#2b8a3e", NO_FACE: "#868e96", RAW: "#5c7cfa" };
+const COLORS = { FAKE: "#c92a2a", REAL: "#2b8a3e", NO_FACE: "#868e96", RAW: "#5c7cfa", UNCERTAIN: "#e67700" };
 const fmt = (x, digits = 3) => (x === null || x === undefined ? "–" : Number(x).toFixed(digits));
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -134,7 +134,7 @@ function drawImage(canvas, img, faces, threshold) {
   ctx.font = `${Math.max(12, width * 7)}px system-ui, sans-serif`;
   faces.forEach((face, i) => {
     const [x1, y1, x2, y2] = face.box;
-    const color = face.fake_probability > threshold ? COLORS.FAKE : COLORS.REAL;
+    const color = COLORS[face.verdict] || (face.fake_probability > threshold ? COLORS.FAKE : COLORS.REAL);
     ctx.lineWidth = width; ctx.strokeStyle = color; ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
     const label = `#${i + 1} ${fmt(face.fake_probability, 2)}`;
     const h = width * 9;
@@ -172,7 +172,7 @@ function drawConsensus(result) {
     return `<tr><td>${esc(name)}</td><td>${bar(m.fake_prob, calibrated ? null : threshold, color)}</td>` +
       `<td class="num">${fmt(m.fake_prob)}</td><td class="num">${fmt((weights[name] || 0) / total, 2)}</td></tr>`;
   });
-  const ensembleColor = COLORS[result.prediction];
+  const ensembleColor = COLORS[result.verdict || result.prediction];
   $("consensus").innerHTML =
     `<tr><th>model</th><th>p(fake)</th><th class="num"></th><th class="num">weight</th></tr>${rows.join("")}` +
     `<tr class="ensemble"><td>${calibrated ? "calibrated probability" : "ensemble"}</td><td>${bar(result.fake_probability, threshold, ensembleColor)}</td>` +
@@ -185,6 +185,22 @@ function drawConsensus(result) {
       "Model rows: raw scores of each model's most-fake face, not comparable with the threshold."
     : `FAKE above the threshold ${fmt(threshold, 2)} (the black tick). Per model: its most-fake face; ` +
       `ensemble: weighted mean per face, then the ${result.ensemble.image_score} over faces.`;
+  const band = result.ensemble.uncertain_band;
+  if (band && result.num_faces) {
+    $("consensus-note").textContent += ` UNCERTAIN from ${fmt(band.low, 2)} to ${fmt(band.high, 2)}: ` +
+      "too close to the threshold for the models to tell (the served uncertain band).";
+  }
+}
+
+// Out-of-scope flags, reported beside the verdict (deepfake_client.scope): never hidden, never merged.
+const FLAG_TEXT = { strong_jpeg_compression: "strong JPEG compression", greyscale: "greyscale", upscaled: "upscaled",
+  too_many_faces: "more faces than were judged", small_face: "small face" };
+function flagsText(result) {
+  const parts = (result.flags || []).map((f) => FLAG_TEXT[f] || f);
+  (result.faces || []).forEach((face, i) => {
+    if (face.flags && face.flags.length) parts.push(`face #${i + 1}: ${face.flags.map((f) => FLAG_TEXT[f] || f).join(", ")}`);
+  });
+  return parts.length ? `Outside what the models were trained on: ${parts.join("; ")}.` : "";
 }
 
 // Provenance: the file's C2PA Content Credentials, shown beside the verdict and never merged into it.
@@ -224,7 +240,9 @@ async function judgeImage(file) {
   const photo = await loadImage(url).catch(() => null);
   const heatmap = result.gradcam ? await loadImage(`data:image/png;base64,${result.gradcam}`) : null;
   $("image-result").hidden = false;
-  verdict("image-verdict", result.prediction);
+  verdict("image-verdict", result.verdict || result.prediction);
+  $("image-flags").textContent = flagsText(result);
+  $("image-flags").hidden = !$("image-flags").textContent;
   $("image-summary").textContent = result.num_faces
     ? `p(fake) ${fmt(result.fake_probability)} · confidence ${fmt(result.confidence)} · ` +
       `${result.num_faces} face${result.num_faces > 1 ? "s" : ""} · ${fmt(result.processing_time, 2)} s`
@@ -365,12 +383,12 @@ async function runVideoJob(file) {
 
 function batchStats(s) {
   const items = [["images", s.total], ["fake", s.fake_count], ["real", s.real_count], ["no face", s.no_face_count],
-    ["errors", s.error_count], ["avg. confidence", fmt(s.average_confidence)]];
+    ["uncertain", s.uncertain_count || 0], ["errors", s.error_count], ["avg. confidence", fmt(s.average_confidence)]];
   $("batch-stats").innerHTML = items.map(([k, v]) => `<div><dt>${k}</dt><dd>${v}</dd></div>`).join("");
 }
 
 function batchRow(r) {
-  const tag = r.error ? "ERROR" : r.prediction;
+  const tag = r.error ? "ERROR" : (r.verdict || r.prediction);
   const detail = r.error ? esc(r.detail) : `${fmt(r.fake_probability)}`;
   return `<tr><td>${esc(r.filename)}</td><td class="tag ${tag}">${tag}</td><td class="num">${detail}</td>` +
     `<td class="num">${r.error ? "" : r.num_faces}</td></tr>`;
@@ -529,7 +547,7 @@ function onWebcamResult(event) {
   if (r.error) return showError("webcam-error", errorText(r.status, JSON.stringify(r)));
   showError("webcam-error", "");
   webcam.count += 1;
-  verdict("webcam-verdict", r.prediction);
+  verdict("webcam-verdict", r.verdict || r.prediction);
   $("webcam-summary").textContent = `p(fake) ${fmt(r.fake_probability)} · ${r.num_faces} face(s) · ` +
     `${fmt(r.processing_time, 2)} s · ${webcam.count} frames`;
   webcam.points.push({ t: webcam.count, p: r.fake_probability, label: r.prediction, title: `frame ${webcam.count}` });
