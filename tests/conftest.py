@@ -7,14 +7,20 @@ command itself skips work that is up to date) and one Triton server.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_ARTIFACTS = REPO_ROOT / "build" / "test-artifacts"
+
+# The record store and job folders default to ~/.local/share/deepfake: tests (and the CLI and
+# gateway processes they start, which inherit the environment) never touch a user's own data.
+os.environ["DEEPFAKE_DATA_DIR"] = tempfile.mkdtemp(prefix="deepfake-test-data-")
 
 
 @pytest.fixture(scope="session")
