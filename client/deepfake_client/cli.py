@@ -890,9 +890,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.simplefilter("ignore", UntrainedModelsWarning)  # the CLI shows its own banner
     if getattr(args, "offline", False):  # `deepfake history`: the record database, no server
         return records_cli.run_history(args)
-    if getattr(args, "job_run", None) is not None:  # `deepfake job submit ...`: the gateway, over HTTP
-        return jobs_cli.run_job(args)
     try:
+        if getattr(args, "job_run", None) is not None:  # `deepfake job submit ...`: the gateway, over HTTP
+            return int(args.job_run(args))
         with records_cli.recording(open_client(args), args) as client:
             return int(args.handler(client, args))
     except DeepfakeError as error:

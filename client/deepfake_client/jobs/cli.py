@@ -134,24 +134,6 @@ def add_job_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(job_run=None, handler=run_worker)
 
 
-def run_job(args: argparse.Namespace) -> int:
-    """The gateway actions; exit codes as the CLI's (3 unavailable, 4 invalid, 6 timeout, 7 error)."""
-    try:
-        return args.job_run(args)
-    except InvalidInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 4
-    except ServerUnavailableError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 3
-    except RequestTimeoutError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 6
-    except DeepfakeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 7
-
-
 def _call(args: argparse.Namespace, method: str, path: str, body: bytes | None = None,
           content_type: str | None = None) -> dict[str, Any]:
     request = urllib.request.Request(args.gateway.rstrip("/") + path, data=body, method=method)
