@@ -47,60 +47,42 @@ serve: repository
 demo: repository
 	$(BIN)/python -m deepfake_dev.demo --repository $(REPOSITORY)
 
+# $(call apt_install,PRESENT,PACKAGES,WHO): when the shell test PRESENT fails, Debian's PACKAGES are
+# installed with apt when root (CI); on a developer's machine (not root) never sudo, only say what
+# to install.
+define apt_install
+@if ! { $(1); } >/dev/null 2>&1; then \
+	if [ "$$(id -u)" -eq 0 ]; then \
+		apt-get update -qq >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
+	else \
+		echo "make: $(3) need Debian's $(2); install with: sudo apt-get install $(2)"; \
+	fi; \
+fi
+endef
+
 # The browser tests (tests/web) drive Debian's headless Chromium through its chromedriver
 # (no browser download). Missing: installed with apt when root (CI); on a developer's machine
 # (not root) never sudo, only say what to install (the browser tests then fail saying so).
 CHROMIUM ?= chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 browser:
-	@if ! command -v $(CHROMIUM) >/dev/null 2>&1 || ! [ -x $(CHROMEDRIVER) ]; then \
-		if [ "$$(id -u)" -eq 0 ]; then \
-			apt-get update -qq >/dev/null && \
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
-		else \
-			echo "make: the browser tests (tests/web) need Debian's chromium and chromium-driver;" \
-				"install them with: sudo apt-get install chromium chromium-driver"; \
-		fi; \
-	fi
+	$(call apt_install,command -v $(CHROMIUM) && [ -x $(CHROMEDRIVER) ],chromium chromium-driver,the browser tests (tests/web))
 
 # The record tests (tests/records) start a real PostgreSQL server (initdb + pg_ctl in a temporary
 # folder): Debian's postgresql, installed with apt when missing.
 postgresql:
-	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-		if [ "$$(id -u)" -eq 0 ]; then \
-			apt-get update -qq >/dev/null && \
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
-		else \
-			echo "make: the record-store tests (tests/records) need Debian's postgresql;" \
-				"install it (apt-get install postgresql) or they run on SQLite only"; \
-		fi; \
-	fi
+	$(call apt_install,command -v initdb || ls /usr/lib/postgresql/*/bin/initdb,postgresql,the record-store tests (tests/records; else SQLite only))
 
 # The distributed job tests (tests/records/test_jobs_integration.py) start Debian's redis-server in
 # a temporary folder: installed with apt when missing.
 redis:
-	@if ! command -v redis-server >/dev/null 2>&1; then \
-		if [ "$$(id -u)" -eq 0 ]; then \
-			apt-get update -qq >/dev/null && \
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
-		else \
-			echo "make: the distributed job test needs Debian's redis-server;" \
-				"install it (apt-get install redis-server) or it is skipped"; \
-		fi; \
-	fi
+	$(call apt_install,command -v redis-server,redis-server,the distributed job test (else skipped))
 
 # The drift dashboard's test (tests/deploy/test_deploy_drift.py) scrapes the gateway with Debian's
 # prometheus, started in a temporary folder: installed with apt when missing.
 prometheus:
-	@if ! command -v prometheus >/dev/null 2>&1; then \
-		if [ "$$(id -u)" -eq 0 ]; then \
-			apt-get update -qq >/dev/null && \
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
-		else \
-			echo "make: the drift dashboard test needs Debian's prometheus;" \
-				"install it (apt-get install prometheus) or it is skipped"; \
-		fi; \
-	fi
+	$(call apt_install,command -v prometheus,prometheus,the drift dashboard test (else skipped))
 
 test: setup browser postgresql redis prometheus
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
